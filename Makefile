@@ -1,0 +1,53 @@
+# kubelab: `make demo` builds the cluster on the local lab, `make test` runs every test.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+INVENTORY ?= inventory.py
+HOST ?= kubemaster
+
+.PHONY: venv lint unit test e2e demo lab-up lab-down lab-ssh lab-status bench clean
+
+$(VENV)/.installed: requirements-ci.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-ci.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+venv: $(VENV)/.installed
+
+lint: venv
+	$(VENV)/bin/ruff check deploys tests group_data inventory.py
+	$(VENV)/bin/ruff format --check deploys tests group_data inventory.py
+
+unit: venv
+	$(PY) -m pytest tests/unit -q
+
+# Unit tests, then the local lab end to end (root only; CI=true makes it mandatory).
+test: lint unit e2e
+
+e2e: venv
+	$(PY) tests/lab/e2e.py
+
+lab-up: venv
+	$(PY) tests/lab/lab.py up -i $(INVENTORY)
+
+lab-down:
+	$(PYTHON) tests/lab/lab.py down
+
+lab-status:
+	$(PYTHON) tests/lab/lab.py status
+
+lab-ssh:
+	$(PYTHON) tests/lab/lab.py ssh $(HOST)
+
+# The main job on the local lab: lab up, deploy, specs, timings; the lab stays up.
+demo: venv
+	$(PY) tests/lab/demo.py -i $(INVENTORY)
+
+bench: venv
+	$(PY) tests/lab/bench.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache

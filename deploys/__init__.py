@@ -1,0 +1,34 @@
+"""kubelab: pyinfra deploys for a Kubernetes cluster of one master and N minions.
+
+Importing the package runs nothing; call the deploys from a pyinfra deploy file::
+
+    from kubelab import deploy_cluster
+    deploy_cluster()
+"""
+
+from .control_plane import deploy_master_services
+from .defaults import SettingError
+from .etcd import deploy_etcd
+from .flannel import deploy_flannel, deploy_flannel_network_config
+from .node import deploy_node
+from .prerequisites import deploy_prerequisites
+from .roles import deploy_cluster, deploy_master, deploy_minion
+from .service_account import deploy_service_account_key
+from .smoke_test import deploy_smoke
+from .validation import validate_inventory
+
+__all__ = [
+    "SettingError",
+    "deploy_cluster",
+    "deploy_etcd",
+    "deploy_flannel",
+    "deploy_flannel_network_config",
+    "deploy_master",
+    "deploy_master_services",
+    "deploy_minion",
+    "deploy_node",
+    "deploy_prerequisites",
+    "deploy_service_account_key",
+    "deploy_smoke",
+    "validate_inventory",
+]

@@ -1,0 +1,59 @@
+"""The master's kube services: kube-apiserver, kube-controller-manager, kube-scheduler."""
+
+from pyinfra.api import deploy
+from pyinfra.operations import files
+
+from . import packages, topology
+from .common import service, template
+from .defaults import DEFAULTS, setting
+from .profiles import profile
+from .service_account import deploy_service_account_key
+
+EL7_CONFIGS = ("config", "apiserver", "controller-manager", "scheduler")
+
+
+def kube_template_data() -> dict:
+    """What the /etc/kubernetes templates of either role need."""
+    return {
+        "cluster_name": setting("cluster_name"),
+        "master_address": topology.master_address(),
+        "etcd_url": topology.etcd_url(),
+        **{
+            name: setting(name)
+            for name in (
+                "kube_log_level",
+                "kube_allow_privileged",
+                "apiserver_insecure_port",
+                "apiserver_insecure_bind_address",
+                "service_cluster_ip_range",
+                "admission_control",
+                "service_account_key_file",
+                "pod_infra_container_image",
+            )
+        },
+    }
+
+
+def el7_config(name: str, **extra):
+    """/etc/kubernetes/<name> from its template."""
+    return files.template(
+        name=f"Configure /etc/kubernetes/{name}",
+        src=template(f"/etc/kubernetes/{name}"),
+        dest=f"/etc/kubernetes/{name}",
+        **kube_template_data(),
+        **extra,
+    )
+
+
+@deploy("Master services", data_defaults=DEFAULTS)
+def deploy_master_services():
+    if profile() == "el7":
+        packages.install(["kubernetes-master"])
+        config = {name: el7_config(name) for name in EL7_CONFIGS}
+        key = deploy_service_account_key()
+        service("kube-apiserver", changed=[config["config"], config["apiserver"], *key])
+        service(
+            "kube-controller-manager",
+            changed=[config["config"], config["controller-manager"], *key],
+        )
+        service("kube-scheduler", changed=[config["config"], config["scheduler"]])

@@ -1,0 +1,144 @@
+"""Every kubelab setting, its default and what it means: the one place defaults live.
+
+Any of them can be overridden like any pyinfra data: in the inventory, in group_data/, or with
+``--data name=value`` on the command line. ``DEFAULTS`` is what each ``@deploy`` passes to pyinfra
+as ``data_defaults``; the README's settings table is generated from ``SETTINGS``.
+"""
+
+from typing import Any, NamedTuple
+
+from pyinfra.api.exceptions import PyinfraError
+
+
+class Setting(NamedTuple):
+    name: str
+    default: Any
+    doc: str
+    profiles: str = "both"  # "both", "el7" or "modern"
+
+
+SETTINGS = [
+    # The cluster
+    Setting("profile", None, "`el7` or `modern`; unset: chosen from each host's OS facts."),
+    Setting("cluster_name", "kubelab", "Name of the cluster (kubeconfigs, local PKI directory)."),
+    Setting(
+        "kube_address",
+        None,
+        "Per host: the IP address the cluster uses for the host. Unset: `ssh_hostname`.",
+    ),
+    Setting(
+        "node_name",
+        None,
+        "Per minion: the name the kubelet registers (`--hostname-override`). Unset: the "
+        "inventory name.",
+    ),
+    Setting(
+        "manage_etc_hosts",
+        False,
+        "No DNS for the cluster's names: write every host's FQDN and short name into "
+        "/etc/hosts on every host.",
+    ),
+    Setting("etcd_client_port", 2379, "etcd client port on the master."),
+    Setting("etcd_peer_port", 2380, "etcd peer port (listens on localhost only: one member)."),
+    Setting(
+        "service_cluster_ip_range",
+        "10.254.0.0/16",
+        "Service cluster IPs (`--service-cluster-ip-range`).",
+    ),
+    # flannel
+    Setting("flannel_network", "10.20.0.0/16", "The pod overlay network flannel leases from."),
+    Setting("flannel_subnet_len", 24, "Prefix length of each host's flannel subnet."),
+    Setting("flannel_backend", "vxlan", "flannel backend type."),
+    Setting("flannel_vni", 1, "VXLAN network identifier of the flannel backend."),
+    Setting(
+        "flannel_etcd_prefix",
+        "/atomic.io/network",
+        "etcd prefix of flannel's config (`<prefix>/config`) and leases.",
+    ),
+    # el7: the CentOS 7 packages
+    Setting("kube_log_level", 0, "`--v` of every kube service (KUBE_LOG_LEVEL).", "el7"),
+    Setting(
+        "kube_allow_privileged",
+        False,
+        "Allow privileged containers (KUBE_ALLOW_PRIV).",
+        "el7",
+    ),
+    Setting("apiserver_insecure_port", 8080, "The apiserver's plain HTTP port.", "el7"),
+    Setting(
+        "apiserver_insecure_bind_address",
+        "0.0.0.0",
+        "Where the apiserver's plain HTTP port listens. Minions reach the API through it, as "
+        "in the reference setup: anyone who reaches this port is cluster admin.",
+        "el7",
+    ),
+    Setting(
+        "admission_control",
+        "NamespaceLifecycle,NamespaceExists,LimitRanger,SecurityContextDeny,ServiceAccount,"
+        "ResourceQuota",
+        "The apiserver's `--admission-control` list (the package's own default).",
+        "el7",
+    ),
+    Setting(
+        "pod_infra_container_image",
+        "registry.access.redhat.com/rhel7/pod-infrastructure:latest",
+        "The kubelet's pod infrastructure image (the package's own default).",
+        "el7",
+    ),
+    Setting(
+        "service_account_key_file",
+        "/etc/kubernetes/serviceaccount.key",
+        "The service-account signing key on the master (RSA 2048, generated once).",
+        "el7",
+    ),
+    # modern: upstream binaries
+    Setting("kube_version", "v1.35.0", "Kubernetes release of the binaries.", "modern"),
+    Setting("flannel_version", "v0.28.9", "flannel release.", "modern"),
+    Setting("cni_plugins_version", "v1.7.1", "containernetworking/plugins release.", "modern"),
+    Setting(
+        "flannel_cni_plugin_version",
+        "v1.9.1-flannel3",
+        "flannel-io/cni-plugin release (the `flannel` CNI plugin).",
+        "modern",
+    ),
+    Setting(
+        "artifact_mirror",
+        None,
+        "Base URL of a mirror holding the artifacts under `<host>/<path>` of their upstream "
+        "URL (what `wget -x` saves). Unset: download from upstream.",
+        "modern",
+    ),
+    Setting(
+        "artifact_sha256",
+        {},
+        "Pinned sha256 per artifact file name (e.g. `{'flanneld-amd64': '...'}`); without a "
+        "pin the checksum is read from `<url>.sha256`.",
+        "modern",
+    ),
+    Setting(
+        "pki_dir",
+        "~/.kubelab/{cluster_name}/pki",
+        "Local directory (mode 0700) holding the cluster's CA, certificates and keys; "
+        "kept across runs, it is the cluster's identity.",
+        "modern",
+    ),
+    Setting("apiserver_port", 6443, "The apiserver's HTTPS port.", "modern"),
+    Setting("cluster_domain", "cluster.local", "DNS domain of the cluster's services.", "modern"),
+]
+
+DEFAULTS = {setting.name: setting.default for setting in SETTINGS}
+
+
+def setting(name: str, target=None):
+    """A setting's value for ``target`` (default: the current host), falling back to its default."""
+    from pyinfra import host
+
+    return (host if target is None else target).data.get(name, DEFAULTS[name])
+
+
+class SettingError(PyinfraError):
+    """A setting or the inventory is wrong; raised before any operation changes a host."""
+
+
+def setting_error(name: str, target, problem: str) -> SettingError:
+    where = f"on {target.name}" if target is not None else "in the inventory"
+    return SettingError(f"kubelab: setting '{name}' {where}: {problem}")

@@ -1,0 +1,89 @@
+"""flannel: the overlay network, its config stored in etcd, flanneld on every host."""
+
+import json
+import shlex
+
+from pyinfra.api import deploy
+from pyinfra.operations import files, server
+
+from . import packages, topology
+from .common import service, template
+from .defaults import DEFAULTS, setting
+from .facts import EtcdValue
+from .profiles import profile
+
+# etcd API version each profile's flanneld reads its config with: 0.7.1 speaks v2 only,
+# current releases v3 only (keys of one API are invisible to the other).
+ETCD_API = {"el7": 2, "modern": 3}
+WRITE_ATTEMPTS = 10
+
+
+def network_config() -> dict:
+    return {
+        "Network": setting("flannel_network"),
+        "SubnetLen": int(setting("flannel_subnet_len")),
+        "Backend": {"Type": setting("flannel_backend"), "VNI": int(setting("flannel_vni"))},
+    }
+
+
+def config_key() -> str:
+    return setting("flannel_etcd_prefix").rstrip("/") + "/config"
+
+
+def stored_config(api: int):
+    """The config in etcd now, read on the master (where etcdctl is)."""
+    value = topology.master().get_fact(
+        EtcdValue, endpoint=topology.etcd_url(), key=config_key(), api=api
+    )
+    try:
+        return json.loads(value) if value else None
+    except ValueError:
+        return None
+
+
+def write_config_command(api: int) -> str:
+    """etcdctl writing the config, retried while etcd (re)starts."""
+    value = shlex.quote(json.dumps(network_config(), sort_keys=True))
+    verb = "set" if api == 2 else "put"
+    etcdctl = f"ETCDCTL_API={api} etcdctl --endpoints={topology.etcd_url()}"
+    write = f"{etcdctl} {verb} {shlex.quote(config_key())} {value} >/dev/null"
+    return (
+        f"for attempt in $(seq {WRITE_ATTEMPTS}); do {write} && exit 0; sleep 2; done; "
+        f"echo 'etcd did not accept the flannel config' >&2; exit 1"
+    )
+
+
+def network_config_changes() -> bool:
+    """Whether this run writes a new network config: every flanneld must then restart."""
+    return stored_config(ETCD_API[profile()]) != network_config()
+
+
+@deploy("flannel network config", data_defaults=DEFAULTS)
+def deploy_flannel_network_config():
+    api = ETCD_API[profile()]
+    if network_config_changes():
+        server.shell(
+            name=f"Store flannel's network config in etcd ({config_key()}, v{api} API)",
+            commands=[write_config_command(api)],
+        )
+
+
+@deploy("flannel", data_defaults=DEFAULTS)
+def deploy_flannel():
+    """
+    flanneld, leasing this host's subnet of the overlay. Returns whether flanneld restarts
+    (its own config changed or the network did), which the container runtime follows.
+    """
+    if profile() == "el7":
+        packages.install(["flannel"])
+        config = files.template(
+            name="Configure flanneld (/etc/sysconfig/flanneld)",
+            src=template("/etc/sysconfig/flanneld"),
+            dest="/etc/sysconfig/flanneld",
+            cluster_name=setting("cluster_name"),
+            etcd_url=topology.etcd_url(),
+            flannel_etcd_prefix=setting("flannel_etcd_prefix"),
+        )
+        network_changes = network_config_changes()
+        service("flanneld", changed=[config], restart=network_changes)
+        return lambda: network_changes or config.did_change()

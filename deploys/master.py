@@ -1,0 +1,9 @@
+"""pyinfra inventory.py deploys/master.py: only the master part (and its prerequisites)."""
+
+from kubelab import deploy_master, deploy_prerequisites, validate_inventory
+from pyinfra import host
+
+validate_inventory()
+if "masters" in host.groups:
+    deploy_prerequisites()
+    deploy_master()

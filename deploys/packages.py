@@ -1,0 +1,12 @@
+"""Installing distribution packages with the host's own package manager."""
+
+from pyinfra.operations import apt, yum
+
+from .profiles import family
+
+
+def install(names: list[str], name: str | None = None):
+    label = name or f"Install {', '.join(names)}"
+    if family() == "debian":
+        return apt.packages(name=label, packages=names, no_recommends=True)
+    return yum.packages(name=label, packages=names)

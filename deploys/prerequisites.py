@@ -1,0 +1,63 @@
+"""Every host: names resolve, firewalld is out of the way, time is in sync, packages install."""
+
+from io import StringIO
+
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.facts.files import FileContents
+from pyinfra.facts.systemd import SystemdStatus
+from pyinfra.operations import apt, files, systemd
+
+from . import packages, topology
+from .defaults import DEFAULTS, setting
+from .profiles import family
+
+HOSTS_FILE = "/etc/hosts"
+APT_CACHE_SECONDS = 24 * 3600
+
+
+def hosts_file_lines() -> list[str]:
+    """One ``address FQDN short-name`` line per cluster host."""
+    lines = []
+    for target in topology.cluster_hosts():
+        names = [target.name]
+        if topology.short_name(target) != target.name:
+            names.append(topology.short_name(target))
+        lines.append(" ".join([topology.address(target), *names]))
+    return lines
+
+
+def merged_hosts_file(current: list[str], wanted: list[str]) -> str:
+    """``current`` with the cluster's lines replacing any line that names a cluster host."""
+    names = {name for line in wanted for name in line.split()[1:]}
+    kept = [
+        line for line in current if line.startswith("#") or not names.intersection(line.split()[1:])
+    ]
+    return "\n".join([*kept, *wanted]) + "\n"
+
+
+@deploy("Prerequisites", data_defaults=DEFAULTS)
+def deploy_prerequisites():
+    if setting("manage_etc_hosts"):
+        current = host.get_fact(FileContents, path=HOSTS_FILE) or []
+        files.put(
+            name="Name every cluster host in /etc/hosts",
+            src=StringIO(merged_hosts_file(current, hosts_file_lines())),
+            dest=HOSTS_FILE,
+        )
+
+    if "firewalld.service" in host.get_fact(SystemdStatus):
+        systemd.service(
+            name="Stop and disable firewalld", service="firewalld", running=False, enabled=False
+        )
+
+    if family() == "debian":
+        apt.update(name="Refresh the package index (daily)", cache_time=APT_CACHE_SECONDS)
+
+    packages.install(["chrony"])
+    systemd.service(
+        name="Keep time in sync with chrony",
+        service="chrony" if family() == "debian" else "chronyd",
+        running=True,
+        enabled=True,
+    )

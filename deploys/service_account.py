@@ -1,0 +1,44 @@
+"""The service-account key: the controller-manager signs tokens with it, the apiserver checks them.
+
+It is the cluster's identity for every token ever issued, so it is generated once and never
+replaced: a re-run keeps the tokens valid.
+"""
+
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.facts.files import File
+from pyinfra.operations import files, server
+
+from .defaults import DEFAULTS, setting
+
+KEY_OWNER = "kube"  # kube-apiserver and kube-controller-manager run as this user
+
+
+def generate_key_command(path: str) -> str:
+    """openssl writing a new RSA key, unreadable to others from the first byte, never over one."""
+    return (
+        f"test -e {path} || (umask 077 && openssl genrsa -out {path}.new 2048 2>/dev/null "
+        f"&& mv {path}.new {path})"
+    )
+
+
+@deploy("Service-account key", data_defaults=DEFAULTS)
+def deploy_service_account_key():
+    """Returns the operations that changed the key (its creation)."""
+    path = setting("service_account_key_file")
+    changed = []
+    if not host.get_fact(File, path=path):
+        changed.append(
+            server.shell(
+                name=f"Generate the service-account key {path} (only once)",
+                commands=[generate_key_command(path)],
+            )
+        )
+    files.file(
+        name="Service-account key readable by kube only",
+        path=path,
+        user=KEY_OWNER,
+        group=KEY_OWNER,
+        mode="600",
+    )
+    return changed

@@ -1,0 +1,57 @@
+"""Who is who in the cluster: the master, the minions and the addresses they use."""
+
+from pyinfra import host
+from pyinfra.api.host import Host
+
+from .defaults import setting
+
+MASTERS_GROUP = "masters"
+MINIONS_GROUP = "minions"
+
+
+def masters() -> list[Host]:
+    return list(host.inventory.get_group(MASTERS_GROUP, []))
+
+
+def minions() -> list[Host]:
+    return list(host.inventory.get_group(MINIONS_GROUP, []))
+
+
+def master() -> Host:
+    return masters()[0]
+
+
+def cluster_hosts() -> list[Host]:
+    return masters() + [h for h in minions() if h not in masters()]
+
+
+def is_master(target: Host | None = None) -> bool:
+    return MASTERS_GROUP in (host if target is None else target).groups
+
+
+def is_minion(target: Host | None = None) -> bool:
+    return MINIONS_GROUP in (host if target is None else target).groups
+
+
+def address(target: Host | None = None) -> str:
+    """The IP address the cluster uses for a host."""
+    target = host if target is None else target
+    return target.data.get("kube_address") or target.data.get("ssh_hostname") or target.name
+
+
+def short_name(target: Host | None = None) -> str:
+    return (host if target is None else target).name.split(".")[0]
+
+
+def node_name(target: Host | None = None) -> str:
+    """The name a minion's kubelet registers under."""
+    target = host if target is None else target
+    return target.data.get("node_name") or target.name
+
+
+def master_address() -> str:
+    return address(master())
+
+
+def etcd_url() -> str:
+    return f"http://{master_address()}:{setting('etcd_client_port', master())}"

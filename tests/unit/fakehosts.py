@@ -1,0 +1,345 @@
+"""Run kubelab's deploys against simulated hosts, with pyinfra's @fake connector.
+
+A ``Machine`` is the state of one host: its OS, files, packages, systemd units and (on the
+master) etcd's keys. pyinfra's facts are answered from it, and every command an operation
+emits is applied to it by a small interpreter that knows exactly the commands kubelab emits;
+any other command fails the test. So a first run shows what a fresh host receives, and a second
+run over the resulting Machines shows whether a converged cluster is left alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shlex
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from kubelab.facts import EtcdValue
+from pyinfra.api import Config, State
+from pyinfra.api.connect import connect_all
+from pyinfra.api.deploy import add_deploy
+from pyinfra.api.host import Host
+from pyinfra.api.operations import run_ops
+from pyinfra.connectors.fake import FakeConnector
+from pyinfra.connectors.util import CommandOutput
+from pyinfra.context import ctx_state
+from pyinfra.facts import deb as deb_facts
+from pyinfra.facts import files as file_facts
+from pyinfra.facts import rpm as rpm_facts
+from pyinfra.facts import server as server_facts
+from pyinfra.facts import systemd as systemd_facts
+from pyinfra_cli.inventory import make_inventory
+
+REPO = Path(__file__).resolve().parents[2]
+NOW = datetime(2026, 11, 26, 12, 0, 0)
+
+# What installing a package puts on a host: its units and the users it creates.
+PACKAGE_UNITS = {
+    "etcd": ["etcd.service"],
+    "etcd-server": ["etcd.service"],
+    "kubernetes-master": [
+        "kube-apiserver.service",
+        "kube-controller-manager.service",
+        "kube-scheduler.service",
+    ],
+    "kubernetes-node": ["kubelet.service", "kube-proxy.service"],
+    "flannel": ["flanneld.service"],
+    "docker": ["docker.service"],
+    "chrony": ["chronyd.service", "chrony.service"],
+    "firewalld": ["firewalld.service"],
+    "containerd": ["containerd.service"],
+}
+PACKAGE_DIRS = {
+    "etcd": ["/etc/etcd", "/var/lib/etcd"],
+    "kubernetes-master": ["/etc/kubernetes"],
+    "kubernetes-node": ["/etc/kubernetes", "/var/lib/kubelet"],
+    "flannel": ["/etc/sysconfig"],
+}
+PACKAGE_USERS = {"kubernetes-master": "kube", "kubernetes-node": "kube", "etcd": "etcd"}
+
+
+@dataclass
+class FileState:
+    content: bytes
+    mode: int = 0o644
+    user: str = "root"
+    group: str = "root"
+
+
+@dataclass
+class Machine:
+    os_id: str
+    major: int
+    minor: int = 0
+    files: dict[str, FileState] = field(default_factory=dict)
+    dirs: set[str] = field(default_factory=lambda: {"/etc", "/tmp", "/var/lib"})
+    packages: set[str] = field(default_factory=set)
+    units: dict[str, dict] = field(default_factory=dict)  # name -> {"active", "enabled"}
+    users: set[str] = field(default_factory=lambda: {"root"})
+    etcd: dict[tuple[int, str], str] = field(default_factory=dict)  # (api, key) -> value
+    restarts: list[str] = field(default_factory=list)
+    applied: list[str] = field(default_factory=list)  # manifests given to kubectl apply
+    waited_for: list[str] = field(default_factory=list)  # checks of bounded wait loops
+
+    def install(self, package: str):
+        self.packages.add(package)
+        for unit in PACKAGE_UNITS.get(package, []):
+            self.units.setdefault(unit, {"active": False, "enabled": False})
+        self.dirs.update(PACKAGE_DIRS.get(package, []))
+        if package in PACKAGE_USERS:
+            self.users.add(PACKAGE_USERS[package])
+
+    def text(self, path: str) -> str:
+        return self.files[path].content.decode()
+
+
+def centos7() -> Machine:
+    machine = Machine("centos", 7, 9)
+    machine.files["/etc/hosts"] = FileState(b"127.0.0.1 localhost\n")
+    machine.install("firewalld")
+    machine.units["firewalld.service"] = {"active": True, "enabled": True}
+    return machine
+
+
+def debian12() -> Machine:
+    machine = Machine("debian", 12, 0)
+    machine.files["/etc/hosts"] = FileState(b"127.0.0.1 localhost\n")
+    return machine
+
+
+RELEASE_FILES = {
+    ("centos", 7): 'NAME="CentOS Linux"\nVERSION="7 (Core)"\nID="centos"\nVERSION_ID="7"\n',
+    ("debian", 12): 'NAME="Debian GNU/Linux"\nID=debian\nVERSION_ID="12"\n',
+    ("debian", 13): 'NAME="Debian GNU/Linux"\nID=debian\nVERSION_ID="13"\n',
+    ("ubuntu", 24): 'NAME="Ubuntu"\nID=ubuntu\nVERSION_ID="24.04"\n',
+    ("ubuntu", 22): 'NAME="Ubuntu"\nID=ubuntu\nVERSION_ID="22.04"\n',
+    ("rocky", 9): 'NAME="Rocky Linux"\nID="rocky"\nVERSION_ID="9.4"\n',
+}
+
+
+def answer_fact(machine: Machine, cls, kwargs: dict):
+    """What pyinfra's fact ``cls`` reads on ``machine``."""
+    path = kwargs.get("path")
+    if cls is server_facts.LinuxDistribution:
+        release = RELEASE_FILES[(machine.os_id, machine.major)]
+        return cls().process(["/etc/os-release", *release.splitlines(), "---"])
+    if cls is server_facts.Date:
+        return NOW
+    if cls is server_facts.Which:
+        return None
+    if cls is server_facts.TmpDir:
+        return "/tmp"
+    if cls is file_facts.File:
+        state = machine.files.get(path)
+        if state is None:
+            return None
+        return {
+            "mode": int(oct(state.mode)[2:]),
+            "user": state.user,
+            "group": state.group,
+            "size": len(state.content),
+            "mtime": NOW,
+        }
+    if cls is file_facts.Directory:
+        return {"mode": 755, "user": "root", "group": "root"} if path in machine.dirs else None
+    if cls is file_facts.Sha1File:
+        state = machine.files.get(path)
+        return hashlib.sha1(state.content).hexdigest() if state else None
+    if cls is file_facts.Sha256File:
+        state = machine.files.get(path)
+        return hashlib.sha256(state.content).hexdigest() if state else None
+    if cls in (file_facts.Md5File,):
+        return None
+    if cls is file_facts.FileContents:
+        return machine.text(path).splitlines() if path in machine.files else None
+    if cls is systemd_facts.SystemdStatus:
+        units = {name: unit["active"] for name, unit in machine.units.items()}
+        return _only(units, kwargs.get("services"))
+    if cls is systemd_facts.SystemdEnabled:
+        units = {name: unit["enabled"] for name, unit in machine.units.items()}
+        return _only(units, kwargs.get("services"))
+    if cls is rpm_facts.RpmPackages:
+        return {name: ["1"] for name in machine.packages} if machine.os_id != "debian" else {}
+    if cls is rpm_facts.RpmPackageProvides:
+        return []
+    if cls is deb_facts.DebPackages:
+        return {name: ["1"] for name in machine.packages}
+    if cls is EtcdValue:
+        return machine.etcd.get((kwargs.get("api", 3), kwargs["key"]))
+    raise AssertionError(f"fakehosts: no answer for fact {cls.__name__}({kwargs})")
+
+
+def _only(units: dict, services) -> dict:
+    if services is None:
+        return units
+    services = [services] if isinstance(services, str) else services
+    return {name: value for name, value in units.items() if name in services}
+
+
+class Interpreter:
+    """Applies the commands kubelab emits to a Machine."""
+
+    def __init__(self, machine: Machine):
+        self.machine = machine
+
+    def run(self, command: str):
+        for pattern, handler in self.HANDLERS:
+            match = re.fullmatch(pattern, command.strip(), re.S)
+            if match:
+                return handler(self, *match.groups())
+        raise AssertionError(f"fakehosts: unexpected command: {command}")
+
+    def yum_install(self, args):
+        for package in shlex.split(args):
+            if not package.startswith("-"):
+                self.machine.install(package)
+
+    def systemctl(self, verb, unit):
+        unit = unit.strip("'\"")
+        if verb == "daemon-reload":
+            return
+        state = self.machine.units.get(unit)
+        assert state is not None, f"systemctl {verb} of a unit not installed: {unit}"
+        if verb in ("start", "restart"):
+            state["active"] = True
+        if verb == "restart":
+            self.machine.restarts.append(unit)
+        if verb == "stop":
+            state["active"] = False
+        if verb in ("enable", "disable"):
+            state["enabled"] = verb == "enable"
+
+    def daemon_reload(self):
+        pass
+
+    def chmod(self, mode, path):
+        self.machine.files[path.strip("'")].mode = int(mode, 8)
+
+    def chown(self, owner, path):
+        user, _, group = owner.partition(":")
+        state = self.machine.files[path.strip("'")]
+        assert user in self.machine.users, f"chown to unknown user {user}"
+        state.user, state.group = user, group or state.group
+
+    def mkdir(self, path):
+        self.machine.dirs.add(path.strip("'"))
+
+    def touch(self, path):
+        self.machine.files.setdefault(path.strip("'"), FileState(b""))
+
+    def generate_key(self, path, _new, _again, _again2):
+        self.machine.files.setdefault(path, FileState(b"RSA PRIVATE KEY", mode=0o600))
+
+    def etcdctl_write(self, api, _endpoint, _verb, key, value):
+        self.machine.etcd[(int(api), shlex.split(key)[0])] = shlex.split(value)[0]
+
+    def apt_update(self):
+        pass
+
+    def wait_loop(self, check):
+        self.machine.waited_for.append(check)
+
+    def kubectl_apply(self, manifest):
+        assert manifest in self.machine.files, f"kubectl apply of a missing file {manifest}"
+        self.machine.applied.append(manifest)
+
+    HANDLERS = [
+        (r"yum install -y (.+)", yum_install),
+        (r"systemctl (start|stop|restart|enable|disable) (\S+)", systemctl),
+        (r"systemctl daemon-reload", daemon_reload),
+        (r"chmod (\d+) (\S+)", chmod),
+        (r"chown (\S+) (\S+)", chown),
+        (r"touch (\S+)", touch),
+        (r"mkdir -p (\S+)", mkdir),
+        (
+            r"test -e (\S+) \|\| \(umask 077 && openssl genrsa -out (\S+) 2048 2>/dev/null "
+            r"&& mv (\S+) (\S+)\)",
+            generate_key,
+        ),
+        (
+            r"for attempt in .*?ETCDCTL_API=(\d) etcdctl --endpoints=(\S+) (set|put) (\S+) "
+            r"('[^']*') >/dev/null.*",
+            etcdctl_write,
+        ),
+        (r"apt-get update", apt_update),
+        (r"for try in \$\(seq \d+\); do if (.+?); then exit 0; fi; sleep \d+; done; .*", wait_loop),
+        (r"kubectl .*apply -f (\S+)", kubectl_apply),
+    ]
+
+
+class SimulatedConnector(FakeConnector):
+    machines: dict[str, Machine] = {}
+
+    def _sleep(self):
+        pass
+
+    def run_shell_command(self, command, print_output=False, print_input=False, **arguments):
+        text = command if isinstance(command, str) else command.get_raw_value()
+        self.executed_commands.append(text)
+        self.host.kubelab_commands.append(text)
+        Interpreter(self.machines[self.host.name]).run(text)
+        return True, CommandOutput([])
+
+    def put_file(self, filename_or_io, remote_filename, remote_temp_filename=None, **kwargs):
+        if hasattr(filename_or_io, "read"):
+            filename_or_io.seek(0)
+            data = filename_or_io.read()
+        else:
+            data = Path(filename_or_io).read_bytes()
+        data = data.encode() if isinstance(data, str) else data
+        existing = self.machines[self.host.name].files.get(remote_filename)
+        if existing:
+            existing.content = data
+        else:
+            self.machines[self.host.name].files[remote_filename] = FileState(data)
+        self.host.kubelab_uploads[remote_filename] = data
+        return True
+
+
+@dataclass
+class Run:
+    """What one deploy did: commands and uploads per host name."""
+
+    commands: dict[str, list[str]]
+    uploads: dict[str, dict[str, bytes]]
+
+    def changed_hosts(self) -> list[str]:
+        return [name for name, cmds in self.commands.items() if cmds]
+
+
+def run_deploy(machines: dict[str, Machine], deploy_func, inventory="inventory.py", data=None):
+    """Run ``deploy_func`` on every host of ``inventory`` (with group_data/) over ``machines``."""
+    state = State(check_for_changes=False)
+    with ctx_state.use(state):
+        inv = make_inventory(
+            str(REPO / inventory),
+            override_data=data or {},
+            cwd=str(REPO),
+            group_data_directories=[str(REPO / "group_data")],
+        )
+    SimulatedConnector.machines = machines
+    for target in inv:
+        target.connector_cls = SimulatedConnector
+    state.init(inv, Config())
+    connect_all(state)
+    original_get_fact = Host.get_fact
+
+    def get_fact(self, cls, *args, **kwargs):
+        return answer_fact(machines[self.name], cls, kwargs)
+
+    Host.get_fact = get_fact
+    try:
+        for target in inv:
+            target.kubelab_commands, target.kubelab_uploads = [], {}
+        add_deploy(state, deploy_func)
+        run_ops(state)
+    finally:
+        Host.get_fact = original_get_fact
+    failed = [name for name in state.failed_hosts] if state.failed_hosts else []
+    assert not failed, f"hosts failed: {failed}"
+    return Run(
+        commands={t.name: t.kubelab_commands for t in inv},
+        uploads={t.name: t.kubelab_uploads for t in inv},
+    )

@@ -1,0 +1,73 @@
+"""The distribution: a wheel built from the repo installs, imports elsewhere, renders templates."""
+
+import subprocess
+import sys
+import zipfile
+
+import pytest
+from fakehosts import REPO
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory):
+    out = tmp_path_factory.mktemp("dist")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "build",
+            "--wheel",
+            "--no-isolation",
+            "--outdir",
+            str(out),
+            str(REPO),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    (built,) = out.glob("pyinfra_kubelab-*.whl")
+    return built
+
+
+def test_wheel_ships_package_and_templates(wheel):
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "kubelab/__init__.py" in names
+    assert "kubelab/templates/etc/kubernetes/apiserver.j2" in names
+    assert "kubelab/templates/etc/etcd/etcd.conf.j2" in names
+    assert not any(name.startswith("deploys/") for name in names)
+
+
+def test_installed_wheel_imports_and_renders_elsewhere(wheel, tmp_path):
+    target = tmp_path / "site"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "--quiet",
+            "--target",
+            str(target),
+            str(wheel),
+        ],
+        check=True,
+    )
+    script = (
+        "import jinja2, kubelab, kubelab.common as c\n"
+        f"assert kubelab.__file__.startswith({str(target)!r}), kubelab.__file__\n"
+        "text = open(c.template('/etc/kubernetes/config')).read()\n"
+        "out = jinja2.Template(text).render(cluster_name='x', kube_log_level=0,\n"
+        "    kube_allow_privileged=False, master_address='10.0.0.1',\n"
+        "    apiserver_insecure_port=8080)\n"
+        "print(out)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert 'KUBE_MASTER="--master=http://10.0.0.1:8080"' in result.stdout
