@@ -9,14 +9,20 @@ from urllib.parse import urlsplit
 
 KUBE_MASTER_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
 KUBE_MINION_BINARIES = ("kubelet", "kube-proxy")
+CNI_PLUGINS = ("bridge", "host-local", "loopback", "portmap")  # what flannel delegates to
 
 
 class Artifact(NamedTuple):
     name: str  # file name of the download, the key of ``artifact_sha256`` pins
     url: str  # upstream URL
-    install_path: str  # a binary's path, or the directory an archive unpacks into
-    archive: bool = False
-    members: tuple[str, ...] = ()  # archive members to install (all when empty)
+    install_path: str  # a binary's path, or the directory an archive's members go to
+    members: tuple[tuple[str, str], ...] = ()  # an archive's (member, installed name) pairs
+    sums_url: str | None = None  # a sha256sum listing, where upstream has no <url>.sha256
+
+
+def checksum_url(artifact: Artifact) -> str:
+    """Where upstream publishes the artifact's sha256."""
+    return artifact.sums_url or artifact.url + ".sha256"
 
 
 def kube_binary(name: str, version: str, arch: str = "amd64") -> Artifact:
@@ -42,8 +48,7 @@ def cni_plugins(version: str, arch: str = "amd64") -> Artifact:
         name=name,
         url=f"https://github.com/containernetworking/plugins/releases/download/{version}/{name}",
         install_path="/opt/cni/bin",
-        archive=True,
-        members=("bridge", "host-local", "loopback", "portmap"),
+        members=tuple((plugin, plugin) for plugin in CNI_PLUGINS),
     )
 
 
@@ -52,9 +57,22 @@ def flannel_cni_plugin(version: str, arch: str = "amd64") -> Artifact:
     return Artifact(
         name=name,
         url=f"https://github.com/flannel-io/cni-plugin/releases/download/{version}/{name}",
-        install_path="/opt/cni/bin/flannel",
-        archive=True,
-        members=(f"flannel-{arch}",),
+        install_path="/opt/cni/bin",
+        members=((f"flannel-{arch}", "flannel"),),
+    )
+
+
+def etcd_release(version: str, arch: str = "amd64") -> Artifact:
+    """etcd from upstream, for distributions without a recent enough package."""
+    name = f"etcd-{version}-linux-{arch}.tar.gz"
+    base = f"https://github.com/etcd-io/etcd/releases/download/{version}"
+    folder = f"etcd-{version}-linux-{arch}"
+    return Artifact(
+        name=name,
+        url=f"{base}/{name}",
+        install_path="/usr/local/bin",
+        members=((f"{folder}/etcd", "etcd"), (f"{folder}/etcdctl", "etcdctl")),
+        sums_url=f"{base}/SHA256SUMS",
     )
 
 
@@ -72,9 +90,34 @@ def minion_artifacts(data) -> list[Artifact]:
     ]
 
 
-def download_url(artifact: Artifact, mirror: str | None) -> str:
-    """The URL a host downloads ``artifact`` from: upstream, or its copy on the mirror."""
+def download_url(url: str, mirror: str | None) -> str:
+    """Where a host fetches the upstream ``url``: upstream itself, or its copy on the mirror."""
     if not mirror:
-        return artifact.url
-    parts = urlsplit(artifact.url)
+        return url
+    parts = urlsplit(url)
     return f"{mirror.rstrip('/')}/{parts.netloc}{parts.path}"
+
+
+def containerd_release(version: str, arch: str = "amd64") -> Artifact:
+    """containerd from upstream, for distributions that do not package it (EL 8/9)."""
+    name = f"containerd-{version.lstrip('v')}-linux-{arch}.tar.gz"
+    url = f"https://github.com/containerd/containerd/releases/download/{version}/{name}"
+    return Artifact(
+        name=name,
+        url=url,
+        install_path="/usr/local/bin",
+        members=tuple(
+            (f"bin/{binary}", binary) for binary in ("containerd", "containerd-shim-runc-v2", "ctr")
+        ),
+        sums_url=f"{url}.sha256sum",
+    )
+
+
+def runc_release(version: str, arch: str = "amd64") -> Artifact:
+    base = f"https://github.com/opencontainers/runc/releases/download/{version}"
+    return Artifact(
+        name=f"runc.{arch}",
+        url=f"{base}/runc.{arch}",
+        install_path="/usr/local/sbin/runc",
+        sums_url=f"{base}/runc.sha256sum",
+    )

@@ -3,7 +3,9 @@
 from pyinfra.api import deploy
 from pyinfra.operations import files
 
-from . import packages, topology
+from . import downloads, packages, topology
+from .artifacts import KUBE_MASTER_BINARIES, kube_binary
+from .certificates import apiserver_url, deploy_master_certificates
 from .common import service, template
 from .defaults import DEFAULTS, setting
 from .profiles import profile
@@ -13,7 +15,7 @@ EL7_CONFIGS = ("config", "apiserver", "controller-manager", "scheduler")
 
 
 def kube_template_data() -> dict:
-    """What the /etc/kubernetes templates of either role need."""
+    """What the el7 /etc/kubernetes templates of either role need."""
     return {
         "cluster_name": setting("cluster_name"),
         "master_address": topology.master_address(),
@@ -57,3 +59,48 @@ def deploy_master_services():
             changed=[config["config"], config["controller-manager"], *key],
         )
         service("kube-scheduler", changed=[config["config"], config["scheduler"]])
+    else:
+        deploy_modern_master_services()
+
+
+def install_kube_binaries(names) -> dict:
+    """The named Kubernetes binaries at kube_version, each checked against its sha256."""
+    installed = {}
+    for name in names:
+        artifact = kube_binary(name, setting("kube_version"))
+        installed[name] = downloads.binary(
+            name=f"Install {name} {setting('kube_version')}",
+            artifact=artifact,
+            sha256=downloads.expected_sha256(artifact),
+        )
+    return installed
+
+
+def unit(name: str, **extra):
+    """/etc/systemd/system/<name>.service from its template."""
+    return files.template(
+        name=f"{name} unit",
+        src=template(f"/etc/systemd/system/{name}.service"),
+        dest=f"/etc/systemd/system/{name}.service",
+        cluster_name=setting("cluster_name"),
+        master_address=topology.master_address(),
+        etcd_url=topology.etcd_url(),
+        apiserver_url=apiserver_url(),
+        apiserver_port=setting("apiserver_port"),
+        service_cluster_ip_range=setting("service_cluster_ip_range"),
+        **extra,
+    )
+
+
+def deploy_modern_master_services():
+    binaries = install_kube_binaries(KUBE_MASTER_BINARIES)
+    certificates = deploy_master_certificates()
+    scheduler_config = files.template(
+        name="kube-scheduler configuration",
+        src=template("/etc/kubernetes/kube-scheduler.yaml"),
+        dest="/etc/kubernetes/kube-scheduler.yaml",
+        cluster_name=setting("cluster_name"),
+    )
+    certificates["kube-scheduler"].append(scheduler_config)
+    for name in ("kube-apiserver", "kube-controller-manager", "kube-scheduler"):
+        service(name, changed=[binaries[name], *certificates[name]], units=[unit(name)])

@@ -93,7 +93,20 @@ SETTINGS = [
     # modern: upstream binaries
     Setting("kube_version", "v1.35.0", "Kubernetes release of the binaries.", "modern"),
     Setting("flannel_version", "v0.28.9", "flannel release.", "modern"),
+    Setting(
+        "etcd_version",
+        "v3.6.14",
+        "etcd release, for hosts whose distribution has no etcd 3.4+ (Ubuntu 22.04, EL 8/9).",
+        "modern",
+    ),
     Setting("cni_plugins_version", "v1.7.1", "containernetworking/plugins release.", "modern"),
+    Setting(
+        "containerd_version",
+        "v2.1.0",
+        "containerd release, for hosts whose distribution does not package it (EL 8/9).",
+        "modern",
+    ),
+    Setting("runc_version", "v1.3.0", "runc release, with containerd_version.", "modern"),
     Setting(
         "flannel_cni_plugin_version",
         "v1.9.1-flannel3",

@@ -3,10 +3,14 @@
 from pyinfra.api import deploy
 from pyinfra.operations import files
 
-from . import packages, topology
+from . import downloads, packages, topology
+from .artifacts import etcd_release
 from .common import service, template
 from .defaults import DEFAULTS, setting
-from .profiles import profile
+from .profiles import distribution, profile
+
+# Where the distribution's own etcd is recent enough (3.4 or later, with the v3 gateway).
+DISTRIBUTION_ETCD = {("debian", 12), ("debian", 13), ("ubuntu", 24)}
 
 
 def etcd_template_data() -> dict:
@@ -15,6 +19,7 @@ def etcd_template_data() -> dict:
         "master_address": topology.master_address(),
         "etcd_client_port": setting("etcd_client_port"),
         "etcd_peer_port": setting("etcd_peer_port"),
+        "etcd_name": topology.short_name(),
     }
 
 
@@ -29,3 +34,32 @@ def deploy_etcd():
             **etcd_template_data(),
         )
         service("etcd", changed=[config])
+    else:
+        deploy_modern_etcd()
+
+
+def deploy_modern_etcd():
+    units = []
+    if distribution() in DISTRIBUTION_ETCD:
+        packages.install(["etcd-server", "etcd-client"])
+    else:
+        release = etcd_release(setting("etcd_version"))
+        downloads.archive(
+            name=f"Install etcd {setting('etcd_version')}",
+            artifact=release,
+            sha256=downloads.expected_sha256(release),
+        )
+        units.append(
+            files.template(
+                name="etcd unit",
+                src=template("/etc/systemd/system/etcd.service"),
+                dest="/etc/systemd/system/etcd.service",
+            )
+        )
+    config = files.template(
+        name="Configure etcd (/etc/default/etcd)",
+        src=template("/etc/default/etcd"),
+        dest="/etc/default/etcd",
+        **etcd_template_data(),
+    )
+    service("etcd", changed=[config], units=units)

@@ -6,7 +6,8 @@ import shlex
 from pyinfra.api import deploy
 from pyinfra.operations import files, server
 
-from . import packages, topology
+from . import downloads, packages, topology
+from .artifacts import flanneld
 from .common import service, template
 from .defaults import DEFAULTS, setting
 from .facts import EtcdValue
@@ -76,7 +77,7 @@ def deploy_flannel():
     """
     if profile() == "el7":
         packages.install(["flannel"])
-        config = files.template(
+        changed = files.template(
             name="Configure flanneld (/etc/sysconfig/flanneld)",
             src=template("/etc/sysconfig/flanneld"),
             dest="/etc/sysconfig/flanneld",
@@ -84,6 +85,25 @@ def deploy_flannel():
             etcd_url=topology.etcd_url(),
             flannel_etcd_prefix=setting("flannel_etcd_prefix"),
         )
-        network_changes = network_config_changes()
-        service("flanneld", changed=[config], restart=network_changes)
-        return lambda: network_changes or config.did_change()
+        units = []
+    else:
+        binary = flanneld(setting("flannel_version"))
+        changed = downloads.binary(
+            name=f"Install flanneld {setting('flannel_version')}",
+            artifact=binary,
+            sha256=downloads.expected_sha256(binary),
+        )
+        units = [
+            files.template(
+                name="flanneld unit",
+                src=template("/etc/systemd/system/flanneld.service"),
+                dest="/etc/systemd/system/flanneld.service",
+                cluster_name=setting("cluster_name"),
+                etcd_url=topology.etcd_url(),
+                flannel_etcd_prefix=setting("flannel_etcd_prefix"),
+                address=topology.address(),
+            )
+        ]
+    network_changes = network_config_changes()
+    service("flanneld", changed=[changed], units=units, restart=network_changes)
+    return lambda: network_changes or any(op.did_change() for op in [changed, *units])

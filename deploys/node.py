@@ -1,13 +1,22 @@
 """A minion: the container runtime, flanneld, the kubelet and kube-proxy."""
 
 from pyinfra.api import deploy
+from pyinfra.operations import files
 
-from . import packages, topology
-from .common import service
-from .control_plane import el7_config
-from .defaults import DEFAULTS
+from . import downloads, packages, topology
+from .artifacts import (
+    KUBE_MINION_BINARIES,
+    cni_plugins,
+    containerd_release,
+    flannel_cni_plugin,
+    runc_release,
+)
+from .certificates import deploy_minion_certificates
+from .common import service, template
+from .control_plane import el7_config, install_kube_binaries, unit
+from .defaults import DEFAULTS, setting
 from .flannel import deploy_flannel
-from .profiles import profile
+from .profiles import family, profile
 
 
 @deploy("Minion services", data_defaults=DEFAULTS)
@@ -22,3 +31,64 @@ def deploy_node():
         service("docker", restart=flannel_restarts)
         service("kubelet", changed=[config["config"], config["kubelet"]])
         service("kube-proxy", changed=[config["config"], config["proxy"]])
+    else:
+        deploy_modern_node()
+
+
+def node_template(path: str, **extra):
+    """A minion's file at ``path`` from its template."""
+    return files.template(
+        name=f"Configure {path}",
+        src=template(path),
+        dest=path,
+        cluster_name=setting("cluster_name"),
+        node_name=topology.node_name(),
+        **extra,
+    )
+
+
+def deploy_container_runtime():
+    """containerd with the systemd cgroup driver, and flannel's CNI config and plugins."""
+    units = []
+    if family() == "debian":
+        packages.install(["containerd"])
+    else:  # EL 8/9 do not package containerd: upstream's release, runc and a unit of ours
+        install(containerd_release(setting("containerd_version")))
+        install(runc_release(setting("runc_version")))
+        units.append(node_template("/etc/systemd/system/containerd.service"))
+    install(cni_plugins(setting("cni_plugins_version")))
+    install(flannel_cni_plugin(setting("flannel_cni_plugin_version")))
+    cni = node_template("/etc/cni/net.d/10-flannel.conflist")
+    config = node_template("/etc/containerd/config.toml")
+    service("containerd", changed=[config, cni], units=units)
+
+
+def install(artifact):
+    """A release artifact, checked against its sha256."""
+    operation = downloads.archive if artifact.members else downloads.binary
+    return operation(
+        name=f"Install {artifact.name}",
+        artifact=artifact,
+        sha256=downloads.expected_sha256(artifact),
+    )
+
+
+def deploy_modern_node():
+    deploy_flannel()
+    deploy_container_runtime()
+    binaries = install_kube_binaries(KUBE_MINION_BINARIES)
+    certificates = deploy_minion_certificates()
+    settings = {
+        "kubelet": node_template(
+            "/etc/kubernetes/kubelet-config.yaml", cluster_domain=setting("cluster_domain")
+        ),
+        "kube-proxy": node_template(
+            "/etc/kubernetes/kube-proxy-config.yaml", flannel_network=setting("flannel_network")
+        ),
+    }
+    for name in KUBE_MINION_BINARIES:
+        service(
+            name,
+            changed=[binaries[name], settings[name], *certificates[name]],
+            units=[unit(name, node_name=topology.node_name(), address=topology.address())],
+        )

@@ -6,11 +6,12 @@ from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.facts.files import FileContents
 from pyinfra.facts.systemd import SystemdStatus
-from pyinfra.operations import apt, files, systemd
+from pyinfra.operations import apt, files, server, systemd
 
 from . import packages, topology
+from .common import template
 from .defaults import DEFAULTS, setting
-from .profiles import family
+from .profiles import family, profile
 
 HOSTS_FILE = "/etc/hosts"
 APT_CACHE_SECONDS = 24 * 3600
@@ -60,4 +61,32 @@ def deploy_prerequisites():
         service="chrony" if family() == "debian" else "chronyd",
         running=True,
         enabled=True,
+    )
+
+    if profile() == "modern":
+        packages.install(["curl", "ca-certificates", "tar", "iptables", "conntrack", "socat"])
+        kernel_networking()
+
+
+def kernel_networking():
+    """br_netfilter and forwarding, now and at every boot."""
+    files.template(
+        name="Load overlay and br_netfilter at boot",
+        src=template("/etc/modules-load.d/kubelab.conf"),
+        dest="/etc/modules-load.d/kubelab.conf",
+    )
+    sysctl = files.template(
+        name="Bridge netfilter and IP forwarding (sysctl)",
+        src=template("/etc/sysctl.d/90-kubelab.conf"),
+        dest="/etc/sysctl.d/90-kubelab.conf",
+        host_name=host.name,
+    )
+    # A container may have br_netfilter built in and no right to modprobe: look before loading.
+    server.shell(
+        name="Apply the sysctl settings",
+        commands=[
+            "test -d /proc/sys/net/bridge || modprobe br_netfilter",
+            "sysctl -q -p /etc/sysctl.d/90-kubelab.conf",
+        ],
+        _if=sysctl.did_change,
     )

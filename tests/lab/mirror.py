@@ -136,7 +136,7 @@ def build(root: Path, repo: Path = REPO) -> list[Path]:
         dest = new / url.netloc / url.path.lstrip("/")
         dest.parent.mkdir(parents=True, exist_ok=True)
         what = make_artifact(artifact, artifacts, data, dest, builder)
-        dest.chmod(0o755 if not artifact.archive else 0o644)
+        dest.chmod(0o644 if artifact.members else 0o755)
         dest.with_name(dest.name + ".sha256").write_text(sha256(dest))
         notes.append(f"{url.netloc}{url.path}\n    {what}")
         written.append(dest)

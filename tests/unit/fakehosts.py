@@ -34,11 +34,11 @@ from pyinfra_cli.inventory import make_inventory
 
 REPO = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 11, 26, 12, 0, 0)
+DEBIAN = ("debian", "ubuntu")
 
 # What installing a package puts on a host: its units and the users it creates.
 PACKAGE_UNITS = {
     "etcd": ["etcd.service"],
-    "etcd-server": ["etcd.service"],
     "kubernetes-master": [
         "kube-apiserver.service",
         "kube-controller-manager.service",
@@ -50,12 +50,14 @@ PACKAGE_UNITS = {
     "chrony": ["chronyd.service", "chrony.service"],
     "firewalld": ["firewalld.service"],
     "containerd": ["containerd.service"],
+    "etcd-server": ["etcd.service"],
 }
 PACKAGE_DIRS = {
     "etcd": ["/etc/etcd", "/var/lib/etcd"],
     "kubernetes-master": ["/etc/kubernetes"],
     "kubernetes-node": ["/etc/kubernetes", "/var/lib/kubelet"],
     "flannel": ["/etc/sysconfig"],
+    "containerd": ["/etc/containerd"],
 }
 PACKAGE_USERS = {"kubernetes-master": "kube", "kubernetes-node": "kube", "etcd": "etcd"}
 
@@ -66,6 +68,10 @@ class FileState:
     mode: int = 0o644
     user: str = "root"
     group: str = "root"
+    sha256: str | None = None  # a downloaded binary: its content stands for bytes we never see
+
+    def digest(self) -> str:
+        return self.sha256 or hashlib.sha256(self.content).hexdigest()
 
 
 @dataclass
@@ -79,8 +85,10 @@ class Machine:
     units: dict[str, dict] = field(default_factory=dict)  # name -> {"active", "enabled"}
     users: set[str] = field(default_factory=lambda: {"root"})
     etcd: dict[tuple[int, str], str] = field(default_factory=dict)  # (api, key) -> value
+    downloads: list[str] = field(default_factory=list)  # URLs fetched
     restarts: list[str] = field(default_factory=list)
     applied: list[str] = field(default_factory=list)  # manifests given to kubectl apply
+    sysctl_applied: bool = False
     waited_for: list[str] = field(default_factory=list)  # checks of bounded wait loops
 
     def install(self, package: str):
@@ -103,10 +111,22 @@ def centos7() -> Machine:
     return machine
 
 
-def debian12() -> Machine:
-    machine = Machine("debian", 12, 0)
+def modern(os_id: str, major: int) -> Machine:
+    machine = Machine(os_id, major)
     machine.files["/etc/hosts"] = FileState(b"127.0.0.1 localhost\n")
     return machine
+
+
+def debian12() -> Machine:
+    return modern("debian", 12)
+
+
+def ubuntu24() -> Machine:
+    return modern("ubuntu", 24)
+
+
+def rocky9() -> Machine:
+    return modern("rocky", 9)
 
 
 RELEASE_FILES = {
@@ -149,7 +169,7 @@ def answer_fact(machine: Machine, cls, kwargs: dict):
         return hashlib.sha1(state.content).hexdigest() if state else None
     if cls is file_facts.Sha256File:
         state = machine.files.get(path)
-        return hashlib.sha256(state.content).hexdigest() if state else None
+        return state.digest() if state else None
     if cls in (file_facts.Md5File,):
         return None
     if cls is file_facts.FileContents:
@@ -161,11 +181,11 @@ def answer_fact(machine: Machine, cls, kwargs: dict):
         units = {name: unit["enabled"] for name, unit in machine.units.items()}
         return _only(units, kwargs.get("services"))
     if cls is rpm_facts.RpmPackages:
-        return {name: ["1"] for name in machine.packages} if machine.os_id != "debian" else {}
+        return {name: ["1"] for name in machine.packages} if machine.os_id not in DEBIAN else {}
     if cls is rpm_facts.RpmPackageProvides:
         return []
     if cls is deb_facts.DebPackages:
-        return {name: ["1"] for name in machine.packages}
+        return {name: ["1"] for name in machine.packages} if machine.os_id in DEBIAN else {}
     if cls is EtcdValue:
         return machine.etcd.get((kwargs.get("api", 3), kwargs["key"]))
     raise AssertionError(f"fakehosts: no answer for fact {cls.__name__}({kwargs})")
@@ -223,8 +243,34 @@ class Interpreter:
         assert user in self.machine.users, f"chown to unknown user {user}"
         state.user, state.group = user, group or state.group
 
-    def mkdir(self, path):
-        self.machine.dirs.add(path.strip("'"))
+    def mkdir(self, paths):
+        self.machine.dirs.update(path.strip("'") for path in paths.split())
+
+    def apt_install(self, args):
+        self.yum_install(args)
+
+    def download(self, temp, url, sha256, rest):
+        self.machine.downloads.append(url)
+        if "tar -xzf" not in rest:  # a binary
+            dest = rest.rsplit(" ", 1)[1]
+            self.machine.files[dest] = FileState(url.encode(), 0o755, sha256=sha256)
+            return
+        for target in re.findall(r"> (\S+)\.new", rest):  # an archive's members
+            self.machine.files[target] = FileState(url.encode(), 0o755)
+        marker = re.search(r"echo \w+ > (\S+)", rest)[1]
+        self.machine.files[marker] = FileState(f"{sha256}\n".encode())
+
+    def secret_dir(self, private, parent):
+        self.machine.dirs.update({private, parent})
+
+    def secret_move(self, user, group, temp, mode, temp2, dest):
+        uploaded = self.machine.files.pop(temp)
+        assert user in self.machine.users, f"chown to unknown user {user}"
+        uploaded.user, uploaded.group, uploaded.mode = user, group, int(mode, 8)
+        self.machine.files[dest] = uploaded
+
+    def load_sysctl(self):
+        self.machine.sysctl_applied = True
 
     def touch(self, path):
         self.machine.files.setdefault(path.strip("'"), FileState(b""))
@@ -252,7 +298,20 @@ class Interpreter:
         (r"chmod (\d+) (\S+)", chmod),
         (r"chown (\S+) (\S+)", chown),
         (r"touch (\S+)", touch),
-        (r"mkdir -p (\S+)", mkdir),
+        (r"mkdir -p (.+)", mkdir),
+        (
+            r"DEBIAN_FRONTEND=noninteractive apt-get -y .* install (?:--no-install-recommends )?(.+)",
+            apt_install,
+        ),
+        (
+            r"curl -fsSL --retry 3 -o (\S+) (\S+) && echo '(\w+)  \S+' \| sha256sum -c --quiet - "
+            r"\|\| \{.*?\} && (.*)",
+            download,
+        ),
+        (r"install -d -m 700 (\S+) && mkdir -p (\S+)", secret_dir),
+        (r"chown (\w+):(\w+) (\S+) && chmod (\d+) (\S+) && mv -f \S+ (\S+)", secret_move),
+        (r"test -d /proc/sys/net/bridge \|\| modprobe br_netfilter", lambda self: None),
+        (r"sysctl -q -p /etc/sysctl.d/90-kubelab.conf", load_sysctl),
         (
             r"test -e (\S+) \|\| \(umask 077 && openssl genrsa -out (\S+) 2048 2>/dev/null "
             r"&& mv (\S+) (\S+)\)",
@@ -289,11 +348,15 @@ class SimulatedConnector(FakeConnector):
         else:
             data = Path(filename_or_io).read_bytes()
         data = data.encode() if isinstance(data, str) else data
-        existing = self.machines[self.host.name].files.get(remote_filename)
+        machine = self.machines[self.host.name]
+        existing = machine.files.get(remote_filename)
         if existing:
             existing.content = data
         else:
-            self.machines[self.host.name].files[remote_filename] = FileState(data)
+            machine.files[remote_filename] = FileState(data)
+        if remote_filename.startswith("/etc/systemd/system/"):  # a unit of our own
+            unit = remote_filename.rsplit("/", 1)[1]
+            machine.units.setdefault(unit, {"active": False, "enabled": False})
         self.host.kubelab_uploads[remote_filename] = data
         return True
 

@@ -1,0 +1,182 @@
+"""The modern profile's identities: certificates and kubeconfigs from the local cluster PKI.
+
+The PKI lives on the machine running pyinfra (``pki_dir``, mode 0700) and is created on the
+first run only. Every later run, and every host added later, is signed by the same CA. A lost
+PKI directory while the master already has a CA stops the run: minting a new CA would lock every
+existing component out of the cluster.
+"""
+
+import ipaddress
+from functools import cache
+from pathlib import Path
+
+from pyinfra.api import deploy
+from pyinfra.facts.files import File
+
+from . import secrets, topology
+from .defaults import DEFAULTS, setting, setting_error
+from .pki import ClusterPKI, PKIError, PKIMissing
+
+PKI = "/etc/kubernetes/pki"
+MASTER_CA_CERT = f"{PKI}/ca.crt"
+
+
+def pki_directory() -> Path:
+    raw = setting("pki_dir").format(cluster_name=setting("cluster_name"))
+    return Path(raw).expanduser()
+
+
+@cache
+def _open(directory: Path, create: bool, cluster_name: str) -> ClusterPKI:
+    return ClusterPKI.open(directory, create=create, cluster_name=cluster_name)
+
+
+def cluster_pki() -> ClusterPKI:
+    """The cluster's PKI; created only while the master holds no CA yet."""
+    master = topology.master()
+    running = bool(master.get_fact(File, path=MASTER_CA_CERT))
+    try:
+        return _open(pki_directory(), not running, setting("cluster_name"))
+    except PKIMissing:
+        raise setting_error(
+            "pki_dir",
+            master,
+            f"{pki_directory()} holds no CA, but this master already has one "
+            f"({MASTER_CA_CERT}): restore the directory from your backup; kubelab will not mint "
+            "a new CA for a running cluster",
+        ) from None
+    except PKIError as error:
+        raise setting_error("pki_dir", master, str(error)) from None
+
+
+def apiserver_url() -> str:
+    return f"https://{topology.master_address()}:{setting('apiserver_port')}"
+
+
+def apiserver_names() -> tuple[list[str], list[str]]:
+    """DNS names and IPs clients use for the apiserver."""
+    master = topology.master()
+    domain = setting("cluster_domain")
+    service_ip = ipaddress.IPv4Network(setting("service_cluster_ip_range"))[1]
+    dns = [
+        "kubernetes",
+        "kubernetes.default",
+        "kubernetes.default.svc",
+        f"kubernetes.default.svc.{domain}",
+        master.name,
+        topology.short_name(master),
+        "localhost",
+    ]
+    return dns, [topology.master_address(), str(service_ip), "127.0.0.1"]
+
+
+def kubeconfig(pki: ClusterPKI, name: str, common_name: str, organizations=()) -> bytes:
+    cert, key = pki.client_cert(name, common_name, organizations)
+    text = pki.kubeconfig(setting("cluster_name"), apiserver_url(), common_name, cert, key)
+    return text.encode()
+
+
+def install(files: dict[str, bytes]) -> dict:
+    """Each file in place (keys and kubeconfigs 0600); returns path -> operation."""
+    return {
+        path: secrets.secret(
+            name=f"Install {path}",
+            dest=path,
+            content=content,
+            mode=600 if path.endswith((".key", ".kubeconfig")) else 644,
+        )
+        for path, content in files.items()
+    }
+
+
+def by_service(installed: dict, readers: dict[str, tuple[str, ...]]) -> dict[str, list]:
+    """service -> the operations of the files it reads (to restart it when they change)."""
+    return {name: [installed[path] for path in paths] for name, paths in readers.items()}
+
+
+@deploy("Master certificates", data_defaults=DEFAULTS)
+def deploy_master_certificates():
+    """The master's certificates, keys and kubeconfigs; returns service -> their operations."""
+    pki = cluster_pki()
+    dns, ips = apiserver_names()
+    apiserver_cert, apiserver_key = pki.server_cert("apiserver", "kubernetes", dns, ips)
+    kubelet_client = pki.client_cert(
+        "apiserver-kubelet-client", "kube-apiserver-kubelet-client", ["system:masters"]
+    )
+    sa_private, sa_public = pki.service_account_keypair()
+    installed = install(
+        {
+            f"{PKI}/ca.crt": pki.ca_cert_pem,
+            f"{PKI}/ca.key": pki.ca_key_path.read_bytes(),
+            f"{PKI}/apiserver.crt": apiserver_cert,
+            f"{PKI}/apiserver.key": apiserver_key,
+            f"{PKI}/apiserver-kubelet-client.crt": kubelet_client[0],
+            f"{PKI}/apiserver-kubelet-client.key": kubelet_client[1],
+            f"{PKI}/service-account.key": sa_private,
+            f"{PKI}/service-account.pub": sa_public,
+            "/etc/kubernetes/controller-manager.kubeconfig": kubeconfig(
+                pki, "controller-manager", "system:kube-controller-manager"
+            ),
+            "/etc/kubernetes/scheduler.kubeconfig": kubeconfig(
+                pki, "scheduler", "system:kube-scheduler"
+            ),
+            "/etc/kubernetes/admin.kubeconfig": kubeconfig(
+                pki, "admin", "admin", ["system:masters"]
+            ),
+        }
+    )
+    return by_service(
+        installed,
+        {
+            "kube-apiserver": (
+                f"{PKI}/ca.crt",
+                f"{PKI}/apiserver.crt",
+                f"{PKI}/apiserver.key",
+                f"{PKI}/apiserver-kubelet-client.crt",
+                f"{PKI}/apiserver-kubelet-client.key",
+                f"{PKI}/service-account.key",
+                f"{PKI}/service-account.pub",
+            ),
+            "kube-controller-manager": (
+                f"{PKI}/ca.crt",
+                f"{PKI}/ca.key",
+                f"{PKI}/service-account.key",
+                "/etc/kubernetes/controller-manager.kubeconfig",
+            ),
+            "kube-scheduler": ("/etc/kubernetes/scheduler.kubeconfig",),
+        },
+    )
+
+
+@deploy("Minion certificates", data_defaults=DEFAULTS)
+def deploy_minion_certificates():
+    """A minion's certificates, keys and kubeconfigs; returns service -> their operations."""
+    pki = cluster_pki()
+    node = topology.node_name()
+    short = topology.short_name()
+    serving = pki.server_cert(f"kubelet-serving-{short}", node, [node, short], [topology.address()])
+    installed = install(
+        {
+            f"{PKI}/ca.crt": pki.ca_cert_pem,
+            f"{PKI}/kubelet.crt": serving[0],
+            f"{PKI}/kubelet.key": serving[1],
+            "/etc/kubernetes/kubelet.kubeconfig": kubeconfig(
+                pki, f"kubelet-{short}", f"system:node:{node}", ["system:nodes"]
+            ),
+            "/etc/kubernetes/kube-proxy.kubeconfig": kubeconfig(
+                pki, "kube-proxy", "system:kube-proxy", ["system:node-proxier"]
+            ),
+        }
+    )
+    return by_service(
+        installed,
+        {
+            "kubelet": (
+                f"{PKI}/ca.crt",
+                f"{PKI}/kubelet.crt",
+                f"{PKI}/kubelet.key",
+                "/etc/kubernetes/kubelet.kubeconfig",
+            ),
+            "kube-proxy": ("/etc/kubernetes/kube-proxy.kubeconfig",),
+        },
+    )

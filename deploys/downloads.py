@@ -1,0 +1,111 @@
+"""Installing release artifacts: downloaded, checked against their sha256, then installed.
+
+Nothing lands in its final place before its checksum matched, and an installed file whose
+checksum already matches is never downloaded again.
+"""
+
+import hashlib
+import re
+import shlex
+import urllib.request
+from functools import cache
+
+from pyinfra import host
+from pyinfra.api import operation
+from pyinfra.facts.files import File, FileContents, Sha256File
+
+from .artifacts import Artifact, checksum_url, download_url
+from .defaults import setting, setting_error
+
+DOWNLOAD_TIMEOUT = 60
+
+
+@cache
+def _published_sha256(url: str, file_name: str) -> str:
+    """The digest upstream publishes at ``url`` for ``file_name``: either the bare hex digest
+    (Kubernetes' ``<file>.sha256``) or a ``sha256sum`` listing (etcd's ``SHA256SUMS``)."""
+    with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT) as response:
+        text = response.read().decode()
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) == 1 or (len(fields) == 2 and fields[1].lstrip("*") == file_name):
+            return fields[0].lower()
+    raise ValueError(f"no sha256 for {file_name} in {url}")
+
+
+def expected_sha256(artifact: Artifact) -> str:
+    """The pinned digest of ``artifact`` (``artifact_sha256``), else the one published with it."""
+    pinned = setting("artifact_sha256").get(artifact.name)
+    if pinned:
+        return pinned.lower()
+    url = download_url(checksum_url(artifact), setting("artifact_mirror"))
+    try:
+        digest = _published_sha256(url, artifact.name)
+    except (OSError, ValueError) as error:
+        raise setting_error(
+            "artifact_sha256",
+            host,
+            f"no checksum for {artifact.name}: {url} gave {error}; pin it with "
+            f"artifact_sha256={{'{artifact.name}': '<sha256>'}}",
+        ) from None
+    if not re.fullmatch(r"[0-9a-f]{64}", digest):
+        raise setting_error("artifact_sha256", host, f"{url} holds no sha256 digest")
+    return digest
+
+
+def _fetch_and_verify(url: str, path: str, sha256: str) -> str:
+    return (
+        f"curl -fsSL --retry 3 -o {path} {shlex.quote(url)} && "
+        f"echo '{sha256}  {path}' | sha256sum -c --quiet - || "
+        f"{{ rm -f {path}; echo 'sha256 mismatch or download failed: {url}' >&2; exit 1; }}"
+    )
+
+
+@operation()
+def binary(artifact: Artifact, sha256: str):
+    """Install one executable at ``artifact.install_path`` once its sha256 matches."""
+    dest = artifact.install_path
+    if host.get_fact(Sha256File, path=dest) == sha256:
+        host.noop(f"{dest} is {artifact.name} already")
+        return
+    url = download_url(artifact.url, setting("artifact_mirror"))
+    temp = f"{dest}.download"
+    yield f"mkdir -p {shlex.quote(dest.rsplit('/', 1)[0])}"
+    yield (f"{_fetch_and_verify(url, temp, sha256)} && chmod 755 {temp} && mv -f {temp} {dest}")
+
+
+def archive_marker(artifact: Artifact) -> str:
+    return f"/var/lib/kubelab/artifacts/{artifact.name}.sha256"
+
+
+@operation()
+def archive(artifact: Artifact, sha256: str):
+    """Unpack the ``members`` of a verified archive into ``artifact.install_path``; a marker
+    file remembers which archive (by sha256) they came from."""
+    marker = archive_marker(artifact)
+    targets = member_targets(artifact)
+    installed = (host.get_fact(FileContents, path=marker) or [""])[0].strip() == sha256
+    if installed and all(host.get_fact(File, path=target) for target in targets.values()):
+        host.noop(f"{artifact.name} is installed")
+        return
+    url = download_url(artifact.url, setting("artifact_mirror"))
+    temp = f"/var/lib/kubelab/artifacts/{artifact.name}"
+    unpack = " && ".join(
+        f"tar -xzf {temp} -O --no-anchored {shlex.quote(member)} > {target}.new "
+        f"&& chmod 755 {target}.new && mv -f {target}.new {target}"
+        for member, target in targets.items()
+    )
+    yield f"mkdir -p /var/lib/kubelab/artifacts {shlex.quote(artifact.install_path)}"
+    yield (
+        f"{_fetch_and_verify(url, temp, sha256)} && {unpack} && echo {sha256} > {marker} "
+        f"&& rm -f {temp}"
+    )
+
+
+def member_targets(artifact: Artifact) -> dict[str, str]:
+    """Archive member -> the path it is installed at."""
+    return {member: f"{artifact.install_path}/{name}" for member, name in artifact.members}
+
+
+def sha256_of(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

@@ -1,0 +1,224 @@
+"""The modern profile against simulated Debian 12, Ubuntu 24.04 and Rocky 9 hosts."""
+
+import copy
+import hashlib
+import re
+from types import SimpleNamespace
+
+import kubelab
+import pytest
+from conftest import HOSTS, MASTER, MINIONS
+from fakehosts import debian12, rocky9, run_deploy, ubuntu24
+from kubelab import artifacts
+from kubelab.defaults import DEFAULTS
+
+MASTER_IP = "192.168.122.130"
+MIRROR = "http://192.168.122.1:8080"
+
+
+def pins() -> dict:
+    """A made-up sha256 for every artifact, pinned through the artifact_sha256 setting."""
+    data = SimpleNamespace(**DEFAULTS)
+    every = artifacts.master_artifacts(data) + artifacts.minion_artifacts(data)
+    every.append(artifacts.etcd_release(DEFAULTS["etcd_version"]))
+    every.append(artifacts.containerd_release(DEFAULTS["containerd_version"]))
+    every.append(artifacts.runc_release(DEFAULTS["runc_version"]))
+    return {a.name: hashlib.sha256(a.name.encode()).hexdigest() for a in every}
+
+
+def build(machine_factory, tmp_path, data=None):
+    machines = {name: machine_factory() for name in HOSTS}
+    settings = {"artifact_sha256": pins(), "pki_dir": str(tmp_path / "pki"), **(data or {})}
+    run = run_deploy(machines, kubelab.deploy_cluster, data=settings)
+    return machines, run, settings
+
+
+@pytest.fixture(scope="module")
+def debian(tmp_path_factory):
+    return build(debian12, tmp_path_factory.mktemp("debian"))
+
+
+def unit_flags(text: str) -> list[str]:
+    """The flag names on a unit's ExecStart line (continuations joined)."""
+    exec_start = re.search(r"^ExecStart=(.*?)(?<!\\)$", text.replace("\\\n", " "), re.M)[1]
+    tokens = exec_start.split()[1:]
+    return [t.lstrip("-").split("=", 1)[0] for t in tokens if t.startswith("-")]
+
+
+def test_debian_master_gets_packages_binaries_and_units(debian):
+    machines, run, _ = debian
+    master = machines[MASTER]
+    assert {"etcd-server", "etcd-client", "chrony", "curl"} <= master.packages
+    for binary in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl"):
+        assert master.files[f"/usr/local/bin/{binary}"].mode == 0o755
+        assert f"{MIRROR}/dl.k8s.io/v1.35.0/bin/linux/amd64/{binary}" in master.downloads
+    assert "/usr/local/bin/flanneld" in master.files
+    for unit in (
+        "etcd",
+        "flanneld",
+        "kube-apiserver",
+        "kube-controller-manager",
+        "kube-scheduler",
+        "chrony",
+    ):
+        assert master.units[f"{unit}.service"] == {"active": True, "enabled": True}, unit
+    assert "containerd" not in master.packages
+
+
+def test_debian_minions_get_runtime_cni_and_node_services(debian):
+    machines, _, _ = debian
+    for name in MINIONS:
+        minion = machines[name]
+        assert "containerd" in minion.packages
+        for plugin in ("bridge", "host-local", "loopback", "portmap", "flannel"):
+            assert f"/opt/cni/bin/{plugin}" in minion.files, plugin
+        for unit in ("containerd", "flanneld", "kubelet", "kube-proxy"):
+            assert minion.units[f"{unit}.service"] == {"active": True, "enabled": True}, unit
+        config = minion.text("/etc/containerd/config.toml")
+        assert "SystemdCgroup = true" in config and 'bin_dir = "/opt/cni/bin"' in config
+        assert '"type": "flannel"' in minion.text("/etc/cni/net.d/10-flannel.conflist")
+        kubelet = minion.text("/etc/kubernetes/kubelet-config.yaml")
+        assert "cgroupDriver: systemd" in kubelet and "failSwapOn: false" in kubelet
+
+
+def test_every_download_is_verified_before_install(debian):
+    _, run, settings = debian
+    for host in HOSTS:
+        for command in run.commands[host]:
+            if not command.startswith("curl -fsSL"):
+                continue
+            fetch, verify = command.split(" && ", 2)[:2]
+            sha = re.search(r"echo '(\w+) ", verify)[1]
+            assert sha in settings["artifact_sha256"].values()
+            assert "sha256sum -c" in verify
+            # the final path is written only after the check
+            assert command.index("sha256sum -c") < command.index("mv -f")
+
+
+@pytest.mark.parametrize(
+    "unit, component, version",
+    [
+        ("kube-apiserver", "kube-apiserver", "1.35"),
+        ("kube-controller-manager", "kube-controller-manager", "1.35"),
+        ("kube-scheduler", "kube-scheduler", "1.36"),
+        ("kubelet", "kubelet", "1.35"),
+        ("kube-proxy", "kube-proxy", "1.35"),
+        ("flanneld", "flanneld", "0.28.9"),
+    ],
+)
+def test_every_flag_is_one_the_release_accepts(debian, flags, unit, component, version):
+    machines, _, _ = debian
+    host = MASTER if unit.startswith(("kube-api", "kube-con", "kube-sch")) else MINIONS[0]
+    used = unit_flags(machines[host].text(f"/etc/systemd/system/{unit}.service"))
+    assert used
+    assert set(used) <= set(flags[component][version]), set(used) - set(flags[component][version])
+
+
+def test_etcd_environment_is_etcd_settings(debian, flags):
+    machines, _, _ = debian
+    text = machines[MASTER].text("/etc/default/etcd")
+    names = set(re.findall(r"^(ETCD_\w+)=", text, re.M))
+    known = set(flags["etcd_env"]["3.3.11"].values()) & set(flags["etcd_env"]["3.5.33"].values())
+    assert names and names <= known, names - known
+    assert f'ETCD_ADVERTISE_CLIENT_URLS="http://{MASTER_IP}:2379"' in text
+
+
+def test_flannel_config_written_with_the_v3_api(debian):
+    machines, _, _ = debian
+    etcd = machines[MASTER].etcd
+    assert (3, "/atomic.io/network/config") in etcd
+    assert (2, "/atomic.io/network/config") not in etcd
+
+
+def test_keys_and_kubeconfigs_are_private(debian):
+    machines, _, _ = debian
+    for host in HOSTS:
+        for path, state in machines[host].files.items():
+            if path.endswith((".key", ".kubeconfig")):
+                assert (state.mode, state.user) == (0o600, "root"), path
+
+
+def test_kernel_networking_for_kubernetes(debian):
+    machines, _, _ = debian
+    for host in HOSTS:
+        text = machines[host].text("/etc/sysctl.d/90-kubelab.conf")
+        assert "net.ipv4.ip_forward = 1" in text
+        assert "net.bridge.bridge-nf-call-iptables = 1" in text
+        assert machines[host].sysctl_applied
+        assert "br_netfilter" in machines[host].text("/etc/modules-load.d/kubelab.conf")
+
+
+def test_second_run_changes_nothing(debian):
+    machines, _, settings = debian
+    converged = copy.deepcopy(machines)
+    run = run_deploy(converged, kubelab.deploy_cluster, data=settings)
+    assert run.commands == {host: [] for host in HOSTS}
+    assert run.uploads == {host: {} for host in HOSTS}
+
+
+def test_new_binary_version_restarts_only_its_services(debian):
+    machines, _, settings = debian
+    converged = copy.deepcopy(machines)
+    pinned = dict(settings["artifact_sha256"], kubelet="0" * 64)
+    run_deploy(converged, kubelab.deploy_cluster, data={**settings, "artifact_sha256": pinned})
+    for minion in MINIONS:
+        assert converged[minion].restarts == ["kubelet.service"]
+    assert converged[MASTER].restarts == []
+
+
+def test_hand_edited_kube_proxy_config_is_restored_and_only_it_restarts(debian):
+    machines, _, settings = debian
+    converged = copy.deepcopy(machines)
+    converged[MINIONS[1]].files["/etc/kubernetes/kube-proxy-config.yaml"].content += b"x: 1\n"
+    run = run_deploy(converged, kubelab.deploy_cluster, data=settings)
+    assert run.changed_hosts() == [MINIONS[1]]
+    assert converged[MINIONS[1]].restarts == ["kube-proxy.service"]
+
+
+@pytest.mark.parametrize("factory", [ubuntu24, rocky9])
+def test_other_distributions_converge(factory, tmp_path):
+    machines, run, settings = build(factory, tmp_path)
+    assert run.commands[MASTER]
+    again = run_deploy(machines, kubelab.deploy_cluster, data=settings)
+    assert again.commands == {host: [] for host in HOSTS}
+
+
+def test_rocky_gets_etcd_from_its_release(tmp_path):
+    machines, _, _ = build(rocky9, tmp_path)
+    master = machines[MASTER]
+    assert "/usr/local/bin/etcd" in master.files and "/usr/local/bin/etcdctl" in master.files
+    assert "etcd-server" not in master.packages
+    assert "ExecStart=/usr/local/bin/etcd" in master.text("/etc/systemd/system/etcd.service")
+
+
+def test_rocky_gets_containerd_and_runc_from_their_releases(tmp_path):
+    machines, _, _ = build(rocky9, tmp_path)
+    minion = machines[MINIONS[0]]
+    assert "containerd" not in minion.packages
+    for path in (
+        "/usr/local/bin/containerd",
+        "/usr/local/bin/containerd-shim-runc-v2",
+        "/usr/local/sbin/runc",
+        "/etc/systemd/system/containerd.service",
+    ):
+        assert path in minion.files, path
+    assert minion.units["containerd.service"] == {"active": True, "enabled": True}
+    assert "conntrack-tools" in minion.packages
+
+
+def test_lost_pki_with_a_running_cluster_stops_before_any_change(debian, tmp_path):
+    machines, _, settings = debian
+    converged = copy.deepcopy(machines)
+    lost = {**settings, "pki_dir": str(tmp_path / "empty")}
+    with pytest.raises(kubelab.SettingError, match="pki_dir.*will not mint a new CA"):
+        run_deploy(converged, kubelab.deploy_cluster, data=lost)
+    assert converged == machines
+
+
+def test_existing_pki_is_reused_for_a_fresh_master(debian, tmp_path):
+    """Rebuilt hosts with the same local PKI get the same CA: nothing is re-minted."""
+    machines, _, settings = debian
+    fresh = {name: debian12() for name in HOSTS}
+    run_deploy(fresh, kubelab.deploy_cluster, data=settings)
+    ca = "/etc/kubernetes/pki/ca.crt"
+    assert fresh[MASTER].files[ca].content == machines[MASTER].files[ca].content
