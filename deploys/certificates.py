@@ -14,6 +14,7 @@ from pyinfra.api import deploy
 from pyinfra.facts.files import File
 
 from . import secrets, topology
+from .common import tracked
 from .defaults import DEFAULTS, setting, setting_error
 from .pki import ClusterPKI, PKIError, PKIMissing
 
@@ -79,11 +80,14 @@ def kubeconfig(pki: ClusterPKI, name: str, common_name: str, organizations=()) -
 def install(files: dict[str, bytes]) -> dict:
     """Each file in place (keys and kubeconfigs 0600); returns path -> operation."""
     return {
-        path: secrets.secret(
-            name=f"Install {path}",
-            dest=path,
-            content=content,
-            mode=600 if path.endswith((".key", ".kubeconfig")) else 644,
+        path: tracked(
+            secrets.secret(
+                name=f"Install {path}",
+                dest=path,
+                content=content,
+                mode=600 if path.endswith((".key", ".kubeconfig")) else 644,
+            ),
+            path,
         )
         for path, content in files.items()
     }

@@ -3,9 +3,10 @@
 from pathlib import Path
 
 from pyinfra import host
-from pyinfra.facts.systemd import SystemdStatus
-from pyinfra.operations import systemd
+from pyinfra.operations import files, systemd
 from pyinfra.operations.util import any_changed
+
+from .facts import FilesNewerThanService
 
 _PACKAGED = Path(__file__).parent / "templates"
 TEMPLATES = _PACKAGED if _PACKAGED.is_dir() else Path(__file__).parent.parent / "templates"
@@ -16,28 +17,48 @@ def template(path: str) -> str:
     return str(TEMPLATES / (path.lstrip("/") + ".j2"))
 
 
+def tracked(operation, path: str):
+    """Remember which file ``operation`` writes, so services can tell they have not read it."""
+    operation.path = path
+    return operation
+
+
+def place(path: str, name: str | None = None, **variables):
+    """The file at ``path`` on the host, rendered from its template."""
+    operation = files.template(
+        name=name or f"Configure {path}", src=template(path), dest=path, **variables
+    )
+    return tracked(operation, path)
+
+
 def service(name: str, changed=(), units=(), restart=False):
     """
     ``name`` running and enabled; restarted when one of the ``changed`` operations (its
     configuration) or the ``units`` operations (its unit files, reloaded first) changed, or
-    when ``restart`` (a bool, or a callable asked at execution) says so. A service that was
-    not running before this deploy simply starts with its new files.
+    when ``restart`` (a bool, or a callable asked at execution) says so. The restart comes
+    first: a service its package already started picks up its new files, one not yet running
+    simply starts. A service running since before its files were last written (a run that
+    stopped half-way) restarts too.
     """
-    unit = f"{name}.service"
-    was_running = host.get_fact(SystemdStatus, services=[unit]).get(unit, False)
+    paths = [op.path for op in (*changed, *units) if hasattr(op, "path")]
+    unread = host.get_fact(FilesNewerThanService, unit=f"{name}.service", paths=paths)
     if units:
+        unread_unit = any(path.startswith("/etc/systemd/") for path in unread)
         systemd.daemon_reload(
-            name=f"Reload systemd (the unit of {name} changed)", _if=any_changed(*units)
+            name=f"Reload systemd (the unit of {name} changed)",
+            _if=lambda: unread_unit or any_changed(*units)(),
+        )
+    changed = (*changed, *units)
+    if changed or restart or unread:
+        systemd.service(
+            name=f"Restart {name} if its configuration changed",
+            service=name,
+            running=True,
+            restarted=True,
+            _if=lambda: bool(unread)
+            or (restart() if callable(restart) else restart)
+            or any_changed(*changed)(),
         )
     systemd.service(
         name=f"Ensure {name} is running and enabled", service=name, running=True, enabled=True
     )
-    changed = (*changed, *units)
-    if was_running and (changed or restart):
-        systemd.service(
-            name=f"Restart {name} (its configuration changed)",
-            service=name,
-            running=True,
-            restarted=True,
-            _if=lambda: (restart() if callable(restart) else restart) or any_changed(*changed)(),
-        )

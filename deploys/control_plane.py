@@ -1,12 +1,11 @@
 """The master's kube services: kube-apiserver, kube-controller-manager, kube-scheduler."""
 
 from pyinfra.api import deploy
-from pyinfra.operations import files
 
 from . import downloads, packages, topology
 from .artifacts import KUBE_MASTER_BINARIES, kube_binary
 from .certificates import apiserver_url, deploy_master_certificates
-from .common import service, template
+from .common import place, service
 from .defaults import DEFAULTS, setting
 from .profiles import profile
 from .service_account import deploy_service_account_key
@@ -38,13 +37,7 @@ def kube_template_data() -> dict:
 
 def el7_config(name: str, **extra):
     """/etc/kubernetes/<name> from its template."""
-    return files.template(
-        name=f"Configure /etc/kubernetes/{name}",
-        src=template(f"/etc/kubernetes/{name}"),
-        dest=f"/etc/kubernetes/{name}",
-        **kube_template_data(),
-        **extra,
-    )
+    return place(f"/etc/kubernetes/{name}", **kube_template_data(), **extra)
 
 
 @deploy("Master services", data_defaults=DEFAULTS)
@@ -68,20 +61,14 @@ def install_kube_binaries(names) -> dict:
     installed = {}
     for name in names:
         artifact = kube_binary(name, setting("kube_version"))
-        installed[name] = downloads.binary(
-            name=f"Install {name} {setting('kube_version')}",
-            artifact=artifact,
-            sha256=downloads.expected_sha256(artifact),
-        )
+        installed[name] = downloads.install(artifact, f"{name} {setting('kube_version')}")
     return installed
 
 
 def unit(name: str, **extra):
     """/etc/systemd/system/<name>.service from its template."""
-    return files.template(
-        name=f"{name} unit",
-        src=template(f"/etc/systemd/system/{name}.service"),
-        dest=f"/etc/systemd/system/{name}.service",
+    return place(
+        f"/etc/systemd/system/{name}.service",
         cluster_name=setting("cluster_name"),
         master_address=topology.master_address(),
         etcd_url=topology.etcd_url(),
@@ -95,11 +82,8 @@ def unit(name: str, **extra):
 def deploy_modern_master_services():
     binaries = install_kube_binaries(KUBE_MASTER_BINARIES)
     certificates = deploy_master_certificates()
-    scheduler_config = files.template(
-        name="kube-scheduler configuration",
-        src=template("/etc/kubernetes/kube-scheduler.yaml"),
-        dest="/etc/kubernetes/kube-scheduler.yaml",
-        cluster_name=setting("cluster_name"),
+    scheduler_config = place(
+        "/etc/kubernetes/kube-scheduler.yaml", cluster_name=setting("cluster_name")
     )
     certificates["kube-scheduler"].append(scheduler_config)
     for name in ("kube-apiserver", "kube-controller-manager", "kube-scheduler"):

@@ -4,7 +4,6 @@ Nothing lands in its final place before its checksum matched, and an installed f
 checksum already matches is never downloaded again.
 """
 
-import hashlib
 import re
 import shlex
 import urllib.request
@@ -15,6 +14,7 @@ from pyinfra.api import operation
 from pyinfra.facts.files import File, FileContents, Sha256File
 
 from .artifacts import Artifact, checksum_url, download_url
+from .common import tracked
 from .defaults import setting, setting_error
 
 DOWNLOAD_TIMEOUT = 60
@@ -107,5 +107,14 @@ def member_targets(artifact: Artifact) -> dict[str, str]:
     return {member: f"{artifact.install_path}/{name}" for member, name in artifact.members}
 
 
-def sha256_of(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+def install(artifact: Artifact, label: str | None = None):
+    """Install a release artifact (a binary, or an archive's members) checked against its
+    sha256; the operation remembers the installed path (see ``common.service``)."""
+    operation = archive if artifact.members else binary
+    installed = operation(
+        name=f"Install {label or artifact.name}",
+        artifact=artifact,
+        sha256=expected_sha256(artifact),
+    )
+    path = archive_marker(artifact) if artifact.members else artifact.install_path
+    return tracked(installed, path)

@@ -1,11 +1,10 @@
 """etcd on the master: the store of the API's objects and of flannel's network config."""
 
 from pyinfra.api import deploy
-from pyinfra.operations import files
 
 from . import downloads, packages, topology
 from .artifacts import etcd_release
-from .common import service, template
+from .common import place, service
 from .defaults import DEFAULTS, setting
 from .profiles import distribution, profile
 
@@ -27,39 +26,18 @@ def etcd_template_data() -> dict:
 def deploy_etcd():
     if profile() == "el7":
         packages.install(["etcd"])
-        config = files.template(
-            name="Configure etcd (/etc/etcd/etcd.conf)",
-            src=template("/etc/etcd/etcd.conf"),
-            dest="/etc/etcd/etcd.conf",
-            **etcd_template_data(),
-        )
+        config = place("/etc/etcd/etcd.conf", **etcd_template_data())
         service("etcd", changed=[config])
     else:
         deploy_modern_etcd()
 
 
 def deploy_modern_etcd():
-    units = []
+    units, binaries = [], []
     if distribution() in DISTRIBUTION_ETCD:
         packages.install(["etcd-server", "etcd-client"])
     else:
-        release = etcd_release(setting("etcd_version"))
-        downloads.archive(
-            name=f"Install etcd {setting('etcd_version')}",
-            artifact=release,
-            sha256=downloads.expected_sha256(release),
-        )
-        units.append(
-            files.template(
-                name="etcd unit",
-                src=template("/etc/systemd/system/etcd.service"),
-                dest="/etc/systemd/system/etcd.service",
-            )
-        )
-    config = files.template(
-        name="Configure etcd (/etc/default/etcd)",
-        src=template("/etc/default/etcd"),
-        dest="/etc/default/etcd",
-        **etcd_template_data(),
-    )
-    service("etcd", changed=[config], units=units)
+        binaries = [downloads.install(etcd_release(setting("etcd_version")))]
+        units.append(place("/etc/systemd/system/etcd.service"))
+    config = place("/etc/default/etcd", **etcd_template_data())
+    service("etcd", changed=[config, *binaries], units=units)

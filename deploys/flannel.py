@@ -4,11 +4,11 @@ import json
 import shlex
 
 from pyinfra.api import deploy
-from pyinfra.operations import files, server
+from pyinfra.operations import server
 
 from . import downloads, packages, topology
 from .artifacts import flanneld
-from .common import service, template
+from .common import place, service
 from .defaults import DEFAULTS, setting
 from .facts import EtcdValue
 from .profiles import profile
@@ -77,27 +77,18 @@ def deploy_flannel():
     """
     if profile() == "el7":
         packages.install(["flannel"])
-        changed = files.template(
-            name="Configure flanneld (/etc/sysconfig/flanneld)",
-            src=template("/etc/sysconfig/flanneld"),
-            dest="/etc/sysconfig/flanneld",
+        changed = place(
+            "/etc/sysconfig/flanneld",
             cluster_name=setting("cluster_name"),
             etcd_url=topology.etcd_url(),
             flannel_etcd_prefix=setting("flannel_etcd_prefix"),
         )
         units = []
     else:
-        binary = flanneld(setting("flannel_version"))
-        changed = downloads.binary(
-            name=f"Install flanneld {setting('flannel_version')}",
-            artifact=binary,
-            sha256=downloads.expected_sha256(binary),
-        )
+        changed = downloads.install(flanneld(setting("flannel_version")))
         units = [
-            files.template(
-                name="flanneld unit",
-                src=template("/etc/systemd/system/flanneld.service"),
-                dest="/etc/systemd/system/flanneld.service",
+            place(
+                "/etc/systemd/system/flanneld.service",
                 cluster_name=setting("cluster_name"),
                 etcd_url=topology.etcd_url(),
                 flannel_etcd_prefix=setting("flannel_etcd_prefix"),

@@ -1,7 +1,6 @@
 """A minion: the container runtime, flanneld, the kubelet and kube-proxy."""
 
 from pyinfra.api import deploy
-from pyinfra.operations import files
 
 from . import downloads, packages, topology
 from .artifacts import (
@@ -12,7 +11,7 @@ from .artifacts import (
     runc_release,
 )
 from .certificates import deploy_minion_certificates
-from .common import service, template
+from .common import place, service
 from .control_plane import el7_config, install_kube_binaries, unit
 from .defaults import DEFAULTS, setting
 from .flannel import deploy_flannel
@@ -37,10 +36,8 @@ def deploy_node():
 
 def node_template(path: str, **extra):
     """A minion's file at ``path`` from its template."""
-    return files.template(
-        name=f"Configure {path}",
-        src=template(path),
-        dest=path,
+    return place(
+        path,
         cluster_name=setting("cluster_name"),
         node_name=topology.node_name(),
         **extra,
@@ -53,24 +50,15 @@ def deploy_container_runtime():
     if family() == "debian":
         packages.install(["containerd"])
     else:  # EL 8/9 do not package containerd: upstream's release, runc and a unit of ours
-        install(containerd_release(setting("containerd_version")))
-        install(runc_release(setting("runc_version")))
+        downloads.install(containerd_release(setting("containerd_version")))
+        downloads.install(runc_release(setting("runc_version")))
         units.append(node_template("/etc/systemd/system/containerd.service"))
-    install(cni_plugins(setting("cni_plugins_version")))
-    install(flannel_cni_plugin(setting("flannel_cni_plugin_version")))
+    downloads.install(cni_plugins(setting("cni_plugins_version")))
+    downloads.install(flannel_cni_plugin(setting("flannel_cni_plugin_version")))
     cni = node_template("/etc/cni/net.d/10-flannel.conflist")
     config = node_template("/etc/containerd/config.toml")
     service("containerd", changed=[config, cni], units=units)
 
-
-def install(artifact):
-    """A release artifact, checked against its sha256."""
-    operation = downloads.archive if artifact.members else downloads.binary
-    return operation(
-        name=f"Install {artifact.name}",
-        artifact=artifact,
-        sha256=downloads.expected_sha256(artifact),
-    )
 
 
 def deploy_modern_node():

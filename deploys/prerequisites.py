@@ -9,7 +9,7 @@ from pyinfra.facts.systemd import SystemdStatus
 from pyinfra.operations import apt, files, server, systemd
 
 from . import packages, topology
-from .common import template
+from .common import place
 from .defaults import DEFAULTS, setting
 from .profiles import family, profile
 
@@ -70,15 +70,10 @@ def deploy_prerequisites():
 
 def kernel_networking():
     """br_netfilter and forwarding, now and at every boot."""
-    files.template(
-        name="Load overlay and br_netfilter at boot",
-        src=template("/etc/modules-load.d/kubelab.conf"),
-        dest="/etc/modules-load.d/kubelab.conf",
-    )
-    sysctl = files.template(
+    place("/etc/modules-load.d/kubelab.conf", name="Load overlay and br_netfilter at boot")
+    sysctl = place(
+        "/etc/sysctl.d/90-kubelab.conf",
         name="Bridge netfilter and IP forwarding (sysctl)",
-        src=template("/etc/sysctl.d/90-kubelab.conf"),
-        dest="/etc/sysctl.d/90-kubelab.conf",
         host_name=host.name,
     )
     # A container may have br_netfilter built in and no right to modprobe: look before loading.

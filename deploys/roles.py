@@ -1,6 +1,7 @@
 """The reference setup's order, per role: what ``deploys/cluster.py`` runs."""
 
 from pyinfra.api import deploy
+from pyinfra.operations import server
 
 from . import topology
 from .control_plane import deploy_master_services
@@ -32,5 +33,9 @@ def deploy_cluster():
     deploy_prerequisites()
     if topology.is_master():
         deploy_master()
+    # pyinfra interleaves the hosts' operations; one operation shared by every host is a
+    # barrier: nothing of a minion runs before the master is done (its flanneld needs the
+    # network config in etcd, its kubelet the apiserver).
+    server.shell(name="The master is ready", commands=[])
     if topology.is_minion():
         deploy_minion()

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from kubelab.facts import EtcdValue
+from kubelab.facts import EtcdValue, FilesNewerThanService
 from pyinfra.api import Config, State
 from pyinfra.api.connect import connect_all
 from pyinfra.api.deploy import add_deploy
@@ -89,6 +89,7 @@ class Machine:
     restarts: list[str] = field(default_factory=list)
     applied: list[str] = field(default_factory=list)  # manifests given to kubectl apply
     sysctl_applied: bool = False
+    unread: set[str] = field(default_factory=set)  # files written after their service started
     waited_for: list[str] = field(default_factory=list)  # checks of bounded wait loops
 
     def install(self, package: str):
@@ -186,6 +187,8 @@ def answer_fact(machine: Machine, cls, kwargs: dict):
         return []
     if cls is deb_facts.DebPackages:
         return {name: ["1"] for name in machine.packages} if machine.os_id in DEBIAN else {}
+    if cls is FilesNewerThanService:
+        return [path for path in kwargs["paths"] if path in machine.unread]
     if cls is EtcdValue:
         return machine.etcd.get((kwargs.get("api", 3), kwargs["key"]))
     raise AssertionError(f"fakehosts: no answer for fact {cls.__name__}({kwargs})")
@@ -226,6 +229,8 @@ class Interpreter:
             state["active"] = True
         if verb == "restart":
             self.machine.restarts.append(unit)
+        if verb in ("start", "restart"):
+            self.machine.unread.clear()
         if verb == "stop":
             state["active"] = False
         if verb in ("enable", "disable"):

@@ -221,3 +221,10 @@ def test_shared_config_change_restarts_every_kube_service_of_the_host(converged)
     assert sorted(converged[MINIONS[0]].restarts) == ["kube-proxy.service", "kubelet.service"]
     assert "etcd.service" not in converged[MASTER].restarts
     assert run.uploads[MASTER].keys() == {"/etc/kubernetes/config"}
+
+
+def test_run_stopped_before_a_restart_is_finished_by_the_next_run(converged):
+    """A config written by a run that died before restarting etcd: the next run restarts it."""
+    converged[MASTER].unread.add("/etc/etcd/etcd.conf")
+    run_deploy(converged, kubelab.deploy_cluster)
+    assert converged[MASTER].restarts == ["etcd.service"]

@@ -1,0 +1,79 @@
+"""Every cluster host: names, firewall, time, kernel networking, its flannel lease."""
+
+import ipaddress
+from itertools import combinations
+
+SYSCTL_FILE = "/etc/sysctl.d/90-kubelab.conf"
+SYSCTLS = {"net.ipv4.ip_forward": "1", "net.bridge.bridge-nf-call-iptables": "1"}
+
+
+def hosts_line(target):
+    names = [target.name] if target.short_name == target.name else [target.name, target.short_name]
+    return [target.address, *names]
+
+
+def test_cluster_names_resolve(node, cluster):
+    problems = []
+    if node.setting("manage_etc_hosts"):
+        lines = [
+            line.split("#")[0].split() for line in (node.read("/etc/hosts") or "").splitlines()
+        ]
+        for other in cluster.nodes.values():
+            wanted = hosts_line(other)
+            naming = [fields for fields in lines if set(wanted[1:]) & set(fields[1:])]
+            if naming != [wanted]:
+                found = "; ".join(" ".join(fields) for fields in naming) or "no line"
+                problems.append(f"/etc/hosts: expected only '{' '.join(wanted)}', found {found}")
+    for other in cluster.nodes.values():
+        result = node.run("getent", "ahostsv4", other.name)
+        resolved = sorted({line.split()[0] for line in result.stdout.splitlines()})
+        if other.address not in resolved:
+            problems.append(f"{other.name}: expected {other.address}, resolves to {resolved}")
+    assert not problems, f"{node.name}: " + "\n".join(problems)
+
+
+def test_firewalld_is_off(node):
+    active, enabled = node.unit("firewalld")
+    running = active in ("active", "activating", "reloading")
+    assert not running and enabled not in ("enabled", "enabled-runtime"), (
+        f"{node.name}: expected firewalld stopped and disabled (or not installed), found "
+        f"is-active={active or 'none'}, is-enabled={enabled or 'none'}"
+    )
+
+
+def test_chrony_runs(node):
+    node.assert_running("chrony" if node.debian_family else "chronyd")
+
+
+def test_kernel_networking(node):
+    node.only("modern", "sysctl settings of kubelab")
+    configured = {}
+    for line in (node.read(SYSCTL_FILE) or "").splitlines():
+        key, equals, value = line.partition("=")
+        if equals and not key.lstrip().startswith(("#", ";")):
+            configured[key.strip()] = value.strip()
+    live = {key: (node.read("/proc/sys/" + key.replace(".", "/")) or "").strip() for key in SYSCTLS}
+    for key, value in SYSCTLS.items():
+        assert configured.get(key) == value, (
+            f"{node.name}: expected {key} = {value} in {SYSCTL_FILE}, found {configured.get(key)}"
+        )
+    assert live == SYSCTLS, f"{node.name}: expected live sysctls {SYSCTLS}, found {live}"
+
+
+def test_flannel_lease(node, cluster):
+    network = ipaddress.ip_network(cluster.master.setting("flannel_network"))
+    subnet_len = int(cluster.master.setting("flannel_subnet_len"))
+    subnet = node.flannel_subnet().network
+    assert subnet.subnet_of(network) and subnet.prefixlen == subnet_len, (
+        f"{node.name}: expected a /{subnet_len} flannel subnet inside {network}, found {subnet}"
+    )
+
+
+def test_flannel_leases_are_distinct(cluster):
+    leases = {target.name: target.flannel_subnet().network for target in cluster.nodes.values()}
+    clashes = [
+        f"{a} {leases[a]} and {b} {leases[b]}"
+        for a, b in combinations(leases, 2)
+        if leases[a].overlaps(leases[b])
+    ]
+    assert not clashes, f"expected a distinct flannel subnet per host, found overlaps: {clashes}"

@@ -1,0 +1,119 @@
+"""The master: etcd, flannel's network config, the kube control plane and its secrets."""
+
+import json
+import re
+
+import pytest
+
+ETCD_CONFIG = {"el7": "/etc/etcd/etcd.conf", "modern": "/etc/default/etcd"}
+SERVICES = ("etcd", "flanneld", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
+# Health ports: kube 1.5's plain HTTP ones, the HTTPS ones of current releases.
+HEALTH_PORTS = {
+    "el7": {"kube-controller-manager": 10252, "kube-scheduler": 10251},
+    "modern": {"kube-controller-manager": 10257, "kube-scheduler": 10259},
+}
+MASTER_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "flanneld")
+BINARIES = {
+    "el7": [f"/usr/bin/{name}" for name in MASTER_BINARIES],
+    "modern": [f"/usr/local/bin/{name}" for name in (*MASTER_BINARIES, "kubectl")],
+}
+PKI = "/etc/kubernetes/pki"
+MODERN_SECRETS = [
+    f"{PKI}/ca.key",
+    f"{PKI}/apiserver.key",
+    f"{PKI}/apiserver-kubelet-client.key",
+    f"{PKI}/service-account.key",
+    "/etc/kubernetes/controller-manager.kubeconfig",
+    "/etc/kubernetes/scheduler.kubeconfig",
+    "/etc/kubernetes/admin.kubeconfig",
+]
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_service_runs(master, service):
+    master.assert_running(service)
+
+
+def test_etcd_serves_clients_on_all_addresses(master):
+    master.assert_listening("etcd (clients)", master.setting("etcd_client_port"), "all")
+
+
+def test_etcd_peer_port_is_local_only(master):
+    master.assert_listening("etcd (peers)", master.setting("etcd_peer_port"), "loopback")
+
+
+def test_etcd_advertises_the_master_address(master):
+    path = ETCD_CONFIG[master.profile]
+    config = master.env_file(path)
+    assert config is not None, f"{master.name}: expected {path}, found none"
+    wanted = f"http://{master.address}:{master.setting('etcd_client_port')}"
+    found = config.get("ETCD_ADVERTISE_CLIENT_URLS")
+    assert found == wanted and "0.0.0.0" not in found, (
+        f"{master.name}: expected ETCD_ADVERTISE_CLIENT_URLS={wanted} in {path}, found {found}"
+    )
+
+
+def test_flannel_network_config_in_etcd(master, cluster):
+    key = master.setting("flannel_etcd_prefix").rstrip("/") + "/config"
+    if master.profile == "el7":
+        argv = ["env", "ETCDCTL_API=2", "etcdctl", f"--endpoints={cluster.etcd_url}", "get", key]
+    else:
+        argv = ["env", "ETCDCTL_API=3", "etcdctl", f"--endpoints={cluster.etcd_url}"]
+        argv += ["get", key, "--print-value-only"]
+    result = master.run(*argv)
+    assert result.rc == 0 and result.stdout.strip(), (
+        f"{master.name}: expected {key} in etcd ({' '.join(argv)}), found rc={result.rc} "
+        f"{(result.stdout + result.stderr).strip()!r}"
+    )
+    wanted = {
+        "Network": master.setting("flannel_network"),
+        "SubnetLen": int(master.setting("flannel_subnet_len")),
+        "Backend": {
+            "Type": master.setting("flannel_backend"),
+            "VNI": int(master.setting("flannel_vni")),
+        },
+    }
+    try:
+        found = json.loads(result.stdout)
+    except ValueError:
+        found = result.stdout.strip()
+    assert found == wanted, f"{master.name}: expected {key} = {wanted}, found {found}"
+
+
+def test_apiserver_listens(master):
+    if master.profile == "el7":
+        bind = master.setting("apiserver_insecure_bind_address")
+        port = master.setting("apiserver_insecure_port")
+        on = "all" if bind in ("0.0.0.0", "::") else bind
+    else:
+        port, on = master.setting("apiserver_port"), master.address
+    master.assert_listening("kube-apiserver", port, on)
+
+
+@pytest.mark.parametrize("service", ["kube-controller-manager", "kube-scheduler"])
+def test_health_port_listens(master, service):
+    master.assert_listening(service, HEALTH_PORTS[master.profile][service], "any")
+
+
+def test_binaries_are_executable(master):
+    master.assert_executable(BINARIES[master.profile])
+
+
+def test_secrets_are_private(master):
+    if master.profile == "el7":
+        master.assert_owned({master.setting("service_account_key_file"): (0o600, "kube", "kube")})
+        return
+    present = master.find("/etc/kubernetes", "*.key", "*.kubeconfig")
+    wanted = {path: (0o600, "root", "root") for path in {*MODERN_SECRETS, *present}}
+    master.assert_owned({**wanted, PKI: (0o700, "root", "root")})
+
+
+def test_apiserver_certificate(master):
+    master.only("modern", "TLS certificates")
+    cert, ca = f"{PKI}/apiserver.crt", f"{PKI}/ca.crt"
+    master.assert_verifies(cert, ca)
+    text = master.run("openssl", "x509", "-noout", "-text", "-in", cert).stdout
+    addresses = re.findall(r"IP Address:([0-9A-Fa-f.:]+)", text)
+    assert master.address in addresses, (
+        f"{master.name}: expected {master.address} among the IP SANs of {cert}, found {addresses}"
+    )
