@@ -55,9 +55,11 @@ def service(name: str, changed=(), units=(), restart=False):
             service=name,
             running=True,
             restarted=True,
-            _if=lambda: bool(unread)
-            or (restart() if callable(restart) else restart)
-            or any_changed(*changed)(),
+            _if=lambda: (
+                bool(unread)
+                or (restart() if callable(restart) else restart)
+                or any_changed(*changed)()
+            ),
         )
     systemd.service(
         name=f"Ensure {name} is running and enabled", service=name, running=True, enabled=True

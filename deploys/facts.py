@@ -43,7 +43,7 @@ class FilesNewerThanService(FactBase):
         show = f"systemctl show -p ActiveEnterTimestamp --value {unit}"
         return (
             f"systemctl is-active -q {unit} || exit 0; "
-            f'since=$({show} --timestamp=us+utc 2>/dev/null || {show}); '
+            f"since=$({show} --timestamp=us+utc 2>/dev/null || {show}); "
             'started=$(date -d "$since" +%s%6N) || exit 0; '
             f"for file in {quoted}; do "
             '[ -e "$file" ] && [ "$(date -d "$(stat -c %y "$file")" +%s%6N)" -gt "$started" ] '

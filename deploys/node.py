@@ -60,7 +60,6 @@ def deploy_container_runtime():
     service("containerd", changed=[config, cni], units=units)
 
 
-
 def deploy_modern_node():
     deploy_flannel()
     deploy_container_runtime()

@@ -305,7 +305,8 @@ class Interpreter:
         (r"touch (\S+)", touch),
         (r"mkdir -p (.+)", mkdir),
         (
-            r"DEBIAN_FRONTEND=noninteractive apt-get -y .* install (?:--no-install-recommends )?(.+)",
+            r"DEBIAN_FRONTEND=noninteractive apt-get -y .* install "
+            r"(?:--no-install-recommends )?(.+)",
             apt_install,
         ),
         (
