@@ -1,0 +1,94 @@
+"""The steps the lab runs kubelab through: lab up, deploy, specs, timed; shared by
+e2e.py (make test), demo.py (make demo) and bench.py (make bench)."""
+
+import os
+import re
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+LAB = [sys.executable, str(REPO / "tests/lab/lab.py")]
+PYINFRA = [sys.executable, "-m", "pyinfra"]
+LOGS = REPO / ".lab" / "logs"
+RESULT = re.compile(r"^\s+\[(?P<host>[^\]]+)\]\s+(?P<result>Success|No changes|Error)", re.M)
+
+
+class StepFailed(Exception):
+    pass
+
+
+def run(name: str, command: list[str], log: Path | None = None) -> tuple[str, float]:
+    """Run ``command``; its output goes to ``log`` (and the screen when no log is given)."""
+    started = time.monotonic()
+    if log:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        result = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+        log.write_text(result.stdout + result.stderr)
+        output = result.stdout + result.stderr
+    else:
+        result = subprocess.run(command, cwd=REPO, text=True)
+        output = ""
+    seconds = time.monotonic() - started
+    if result.returncode != 0:
+        where = f"; output in {log}" if log else ""
+        raise StepFailed(f"{name} failed (exit {result.returncode}{where})")
+    return output, seconds
+
+
+def lab_up(inventory: str) -> float:
+    return run("lab up", [*LAB, "up", "-i", inventory])[1]
+
+
+def lab_down() -> float:
+    return run("lab down", [*LAB, "down"])[1]
+
+
+def deploy(inventory: str, log_name: str) -> tuple[Counter, float]:
+    """pyinfra deploys/cluster.py; returns the count of changed operations per host."""
+    output, seconds = run(
+        f"deploy ({log_name})",
+        [*PYINFRA, inventory, "deploys/cluster.py", "-y"],
+        LOGS / f"{log_name}.log",
+    )
+    changes = Counter(
+        match["host"] for match in RESULT.finditer(output) if match["result"] == "Success"
+    )
+    return changes, seconds
+
+
+def specs(inventory: str) -> float:
+    return run(
+        "specs",
+        [sys.executable, "-m", "pytest", "tests/specs", "--inventory", inventory, "-q",
+         "-p", "no:cacheprovider"],
+    )[1]
+
+
+def inventory_with_extra_minion(base: str, path: Path) -> str:
+    """``base`` plus one minion at the next free address: a node joining the cluster."""
+    groups: dict = {}
+    exec(compile(Path(base).read_text(), base, "exec"), {}, groups)
+    minions = list(groups["minions"])
+    hosts = [*groups["masters"], *minions]
+    addresses = [data["ssh_hostname"] for _, data in hosts]
+    last = max(addresses, key=lambda a: tuple(int(part) for part in a.split(".")))
+    prefix, octet = last.rsplit(".", 1)
+    name = f"kubeminion{len(minions) + 1}.{minions[0][0].split('.', 1)[1]}"
+    minions.append((name, {"ssh_hostname": f"{prefix}.{int(octet) + 1}"}))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"masters = {groups['masters']!r}\n\nminions = {minions!r}\n")
+    return str(path)
+
+
+def require_root(purpose: str) -> bool:
+    """Whether the lab can run; under CI it must."""
+    if os.geteuid() == 0:
+        return True
+    if os.environ.get("CI") == "true":
+        raise StepFailed(f"{purpose} needs root (systemd-nspawn machines), and CI=true")
+    print(f"{purpose} skipped: the local lab needs root (systemd-nspawn machines); "
+          "run as root, or with CI=true to make it mandatory")
+    return False
