@@ -6,10 +6,11 @@ PY := $(VENV)/bin/python
 INVENTORY ?= inventory.py
 HOST ?= kubemaster
 
-.PHONY: venv lint unit test e2e demo lab-up lab-down lab-ssh lab-status bench clean
+.PHONY: venv lint unit test e2e demo docs lab-up lab-down lab-ssh lab-status lab-purge bench clean
 
 $(VENV)/.installed: requirements-ci.txt pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv $(VENV) || { apt-get update -q && apt-get install -y -q python3-venv \
+		&& $(PYTHON) -m venv $(VENV); }
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-ci.txt
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
@@ -41,6 +42,13 @@ lab-status:
 
 lab-ssh:
 	$(PYTHON) tests/lab/lab.py ssh $(HOST)
+
+lab-purge:
+	$(PYTHON) tests/lab/lab.py purge
+
+# The README's settings table, from deploys/defaults.py.
+docs: venv
+	cd tests/unit && ../../$(PY) update_readme.py
 
 # The main job on the local lab: lab up, deploy, specs, timings; the lab stays up.
 demo: venv

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from pyinfra.api import deploy
 from pyinfra.facts.files import File
+from pyinfra.operations import files
 
 from . import secrets, topology
 from .common import tracked
@@ -19,7 +20,8 @@ from .defaults import DEFAULTS, setting, setting_error
 from .pki import ClusterPKI, PKIError, PKIMissing
 
 PKI = "/etc/kubernetes/pki"
-MASTER_CA_CERT = f"{PKI}/ca.crt"
+# A master holding one of these already belongs to a cluster with a CA.
+CLUSTER_CA_CERTS = (f"{PKI}/ca.crt", "/etc/etcd/pki/ca.crt")
 
 
 def pki_directory() -> Path:
@@ -35,15 +37,15 @@ def _open(directory: Path, create: bool, cluster_name: str) -> ClusterPKI:
 def cluster_pki() -> ClusterPKI:
     """The cluster's PKI; created only while the master holds no CA yet."""
     master = topology.master()
-    running = bool(master.get_fact(File, path=MASTER_CA_CERT))
+    found = [path for path in CLUSTER_CA_CERTS if master.get_fact(File, path=path)]
     try:
-        return _open(pki_directory(), not running, setting("cluster_name"))
+        return _open(pki_directory(), not found, setting("cluster_name"))
     except PKIMissing:
         raise setting_error(
             "pki_dir",
             master,
             f"{pki_directory()} holds no CA, but this master already has one "
-            f"({MASTER_CA_CERT}): restore the directory from your backup; kubelab will not mint "
+            f"({found[0]}): restore the directory from your backup; kubelab will not mint "
             "a new CA for a running cluster",
         ) from None
     except PKIError as error:
@@ -77,20 +79,29 @@ def kubeconfig(pki: ClusterPKI, name: str, common_name: str, organizations=()) -
     return text.encode()
 
 
-def install(files: dict[str, bytes]) -> dict:
-    """Each file in place (keys and kubeconfigs 0600); returns path -> operation."""
+def install(files: dict[str, bytes], owner: str = "root") -> dict:
+    """Each file in place, keys and kubeconfigs 0600 for ``owner`` only; returns path ->
+    operation."""
     return {
         path: tracked(
             secrets.secret(
                 name=f"Install {path}",
                 dest=path,
                 content=content,
+                user=owner,
+                group=owner,
                 mode=600 if path.endswith((".key", ".kubeconfig")) else 644,
             ),
             path,
         )
         for path, content in files.items()
     }
+
+
+def private_directory():
+    files.directory(
+        name=f"{PKI} readable by root only", path=PKI, user="root", group="root", mode="700"
+    )
 
 
 def by_service(installed: dict, readers: dict[str, tuple[str, ...]]) -> dict[str, list]:
@@ -101,6 +112,7 @@ def by_service(installed: dict, readers: dict[str, tuple[str, ...]]) -> dict[str
 @deploy("Master certificates", data_defaults=DEFAULTS)
 def deploy_master_certificates():
     """The master's certificates, keys and kubeconfigs; returns service -> their operations."""
+    private_directory()
     pki = cluster_pki()
     dns, ips = apiserver_names()
     apiserver_cert, apiserver_key = pki.server_cert("apiserver", "kubernetes", dns, ips)
@@ -108,6 +120,13 @@ def deploy_master_certificates():
         "apiserver-kubelet-client", "kube-apiserver-kubelet-client", ["system:masters"]
     )
     sa_private, sa_public = pki.service_account_keypair()
+    etcd_client = {}
+    if setting("secure"):
+        cert, key = pki.client_cert("apiserver-etcd-client", "apiserver")
+        etcd_client = {
+            f"{PKI}/apiserver-etcd-client.crt": cert,
+            f"{PKI}/apiserver-etcd-client.key": key,
+        }
     installed = install(
         {
             f"{PKI}/ca.crt": pki.ca_cert_pem,
@@ -127,12 +146,14 @@ def deploy_master_certificates():
             "/etc/kubernetes/admin.kubeconfig": kubeconfig(
                 pki, "admin", "admin", ["system:masters"]
             ),
+            **etcd_client,
         }
     )
     return by_service(
         installed,
         {
             "kube-apiserver": (
+                *etcd_client,
                 f"{PKI}/ca.crt",
                 f"{PKI}/apiserver.crt",
                 f"{PKI}/apiserver.key",
@@ -155,6 +176,7 @@ def deploy_master_certificates():
 @deploy("Minion certificates", data_defaults=DEFAULTS)
 def deploy_minion_certificates():
     """A minion's certificates, keys and kubeconfigs; returns service -> their operations."""
+    private_directory()
     pki = cluster_pki()
     node = topology.node_name()
     short = topology.short_name()

@@ -26,7 +26,11 @@ def tracked(operation, path: str):
 def place(path: str, name: str | None = None, **variables):
     """The file at ``path`` on the host, rendered from its template."""
     operation = files.template(
-        name=name or f"Configure {path}", src=template(path), dest=path, **variables
+        name=name or f"Configure {path}",
+        src=template(path),
+        dest=path,
+        jinja_env_kwargs={"trim_blocks": True, "lstrip_blocks": True},
+        **variables,
     )
     return tracked(operation, path)
 

@@ -2,7 +2,8 @@
 
 from pyinfra.api import deploy
 
-from . import downloads, packages, topology
+from . import api_tls, downloads, packages, topology
+from .api_tls import api_url
 from .artifacts import KUBE_MASTER_BINARIES, kube_binary
 from .certificates import apiserver_url, deploy_master_certificates
 from .common import place, service
@@ -15,17 +16,23 @@ EL7_CONFIGS = ("config", "apiserver", "controller-manager", "scheduler")
 
 def kube_template_data() -> dict:
     """What the el7 /etc/kubernetes templates of either role need."""
+    secure = api_tls.secure()
     return {
         "cluster_name": setting("cluster_name"),
-        "master_address": topology.master_address(),
         "etcd_url": topology.etcd_url(),
+        "api_url": api_url(),
+        "apiserver_insecure_bind_address": "127.0.0.1"
+        if secure
+        else setting("apiserver_insecure_bind_address"),
+        "apiserver_tls_arguments": api_tls.apiserver_arguments(),
+        "kubelet_arguments": f"--kubeconfig={api_tls.KUBECONFIGS['kubelet']}" if secure else "",
+        "proxy_arguments": f"--kubeconfig={api_tls.KUBECONFIGS['kube-proxy']}" if secure else "",
         **{
             name: setting(name)
             for name in (
                 "kube_log_level",
                 "kube_allow_privileged",
                 "apiserver_insecure_port",
-                "apiserver_insecure_bind_address",
                 "service_cluster_ip_range",
                 "admission_control",
                 "service_account_key_file",
@@ -46,7 +53,8 @@ def deploy_master_services():
         packages.install(["kubernetes-master"])
         config = {name: el7_config(name) for name in EL7_CONFIGS}
         key = deploy_service_account_key()
-        service("kube-apiserver", changed=[config["config"], config["apiserver"], *key])
+        tls = api_tls.deploy_apiserver_certificates() if api_tls.secure() else []
+        service("kube-apiserver", changed=[config["config"], config["apiserver"], *key, *tls])
         service(
             "kube-controller-manager",
             changed=[config["config"], config["controller-manager"], *key],
@@ -75,6 +83,7 @@ def unit(name: str, **extra):
         apiserver_url=apiserver_url(),
         apiserver_port=setting("apiserver_port"),
         service_cluster_ip_range=setting("service_cluster_ip_range"),
+        secure=setting("secure"),
         **extra,
     )
 

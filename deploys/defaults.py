@@ -38,6 +38,14 @@ SETTINGS = [
         "No DNS for the cluster's names: write every host's FQDN and short name into "
         "/etc/hosts on every host.",
     ),
+    Setting(
+        "secure",
+        False,
+        "etcd serves TLS and answers only clients with a certificate of the cluster CA "
+        "(apiserver, flanneld); el7: the apiserver's plain HTTP port listens on localhost only, "
+        "minions use its TLS port with client certificates. Off: the reference setup's open "
+        "etcd and (el7) open API port.",
+    ),
     Setting("etcd_client_port", 2379, "etcd client port on the master."),
     Setting("etcd_peer_port", 2380, "etcd peer port (listens on localhost only: one member)."),
     Setting(
@@ -124,17 +132,17 @@ SETTINGS = [
         "artifact_sha256",
         {},
         "Pinned sha256 per artifact file name (e.g. `{'flanneld-amd64': '...'}`); without a "
-        "pin the checksum is read from `<url>.sha256`.",
+        "pin the checksum upstream publishes beside the artifact is used (flannel publishes "
+        "none: pin it, or use a mirror).",
         "modern",
     ),
     Setting(
         "pki_dir",
         "~/.kubelab/{cluster_name}/pki",
-        "Local directory (mode 0700) holding the cluster's CA, certificates and keys; "
-        "kept across runs, it is the cluster's identity.",
-        "modern",
+        "Local directory (mode 0700) holding the cluster's CA, certificates and keys "
+        "(modern, and el7 with `secure`); kept across runs, it is the cluster's identity.",
     ),
-    Setting("apiserver_port", 6443, "The apiserver's HTTPS port.", "modern"),
+    Setting("apiserver_port", 6443, "The apiserver's HTTPS port (el7: with `secure`)."),
     Setting("cluster_domain", "cluster.local", "DNS domain of the cluster's services.", "modern"),
 ]
 
@@ -155,3 +163,12 @@ class SettingError(PyinfraError):
 def setting_error(name: str, target, problem: str) -> SettingError:
     where = f"on {target.name}" if target is not None else "in the inventory"
     return SettingError(f"kubelab: setting '{name}' {where}: {problem}")
+
+
+def settings_table() -> str:
+    """The README's table of settings (tests check the README holds exactly this)."""
+    rows = ["| setting | profiles | default | meaning |", "|---|---|---|---|"]
+    for item in SETTINGS:
+        default = "unset" if item.default is None else f"`{item.default!r}`"
+        rows.append(f"| `{item.name}` | {item.profiles} | {default} | {item.doc} |")
+    return "\n".join(rows)

@@ -6,7 +6,7 @@ import shlex
 from pyinfra.api import deploy
 from pyinfra.operations import server
 
-from . import downloads, packages, topology
+from . import downloads, etcd_tls, packages, topology
 from .artifacts import flanneld
 from .common import place, service
 from .defaults import DEFAULTS, setting
@@ -34,7 +34,11 @@ def config_key() -> str:
 def stored_config(api: int):
     """The config in etcd now, read on the master (where etcdctl is)."""
     value = topology.master().get_fact(
-        EtcdValue, endpoint=topology.etcd_url(), key=config_key(), api=api
+        EtcdValue,
+        endpoint=topology.etcd_url(),
+        key=config_key(),
+        api=api,
+        tls_args=etcd_tls.etcdctl_args(api),
     )
     try:
         return json.loads(value) if value else None
@@ -47,11 +51,26 @@ def write_config_command(api: int) -> str:
     value = shlex.quote(json.dumps(network_config(), sort_keys=True))
     verb = "set" if api == 2 else "put"
     etcdctl = f"ETCDCTL_API={api} etcdctl --endpoints={topology.etcd_url()}"
+    if etcd_tls.enabled():
+        etcdctl += f" {etcd_tls.etcdctl_args(api)}"
     write = f"{etcdctl} {verb} {shlex.quote(config_key())} {value} >/dev/null"
     return (
         f"for attempt in $(seq {WRITE_ATTEMPTS}); do {write} && exit 0; sleep 2; done; "
         f"echo 'etcd did not accept the flannel config' >&2; exit 1"
     )
+
+
+def client_certificate() -> list:
+    """With ``secure``: flanneld's certificate for etcd."""
+    return etcd_tls.deploy_etcd_client_certificate("flanneld") if etcd_tls.enabled() else []
+
+
+def flanneld_tls_options() -> str:
+    """With ``secure``: flanneld's options to present its certificate to etcd."""
+    if not etcd_tls.enabled():
+        return ""
+    files = etcd_tls.client_files("flanneld")
+    return f"-etcd-cafile={files['ca']} -etcd-certfile={files['cert']} -etcd-keyfile={files['key']}"
 
 
 def network_config_changes() -> bool:
@@ -62,6 +81,7 @@ def network_config_changes() -> bool:
 @deploy("flannel network config", data_defaults=DEFAULTS)
 def deploy_flannel_network_config():
     api = ETCD_API[profile()]
+    client_certificate()  # etcdctl presents flanneld's certificate
     if network_config_changes():
         server.shell(
             name=f"Store flannel's network config in etcd ({config_key()}, v{api} API)",
@@ -75,6 +95,7 @@ def deploy_flannel():
     flanneld, leasing this host's subnet of the overlay. Returns whether flanneld restarts
     (its own config changed or the network did), which the container runtime follows.
     """
+    certificate = client_certificate()
     if profile() == "el7":
         packages.install(["flannel"])
         changed = place(
@@ -82,6 +103,7 @@ def deploy_flannel():
             cluster_name=setting("cluster_name"),
             etcd_url=topology.etcd_url(),
             flannel_etcd_prefix=setting("flannel_etcd_prefix"),
+            flannel_options=flanneld_tls_options(),
         )
         units = []
     else:
@@ -93,8 +115,10 @@ def deploy_flannel():
                 etcd_url=topology.etcd_url(),
                 flannel_etcd_prefix=setting("flannel_etcd_prefix"),
                 address=topology.address(),
+                flannel_options=flanneld_tls_options(),
             )
         ]
     network_changes = network_config_changes()
-    service("flanneld", changed=[changed], units=units, restart=network_changes)
-    return lambda: network_changes or any(op.did_change() for op in [changed, *units])
+    own = [changed, *certificate]
+    service("flanneld", changed=own, units=units, restart=network_changes)
+    return lambda: network_changes or any(op.did_change() for op in [*own, *units])

@@ -2,7 +2,7 @@
 
 from pyinfra.api import deploy
 
-from . import downloads, packages, topology
+from . import api_tls, downloads, packages, topology
 from .artifacts import (
     KUBE_MINION_BINARIES,
     cni_plugins,
@@ -28,8 +28,9 @@ def deploy_node():
         # new flannel config means docker must restart too.
         flannel_restarts = deploy_flannel()
         service("docker", restart=flannel_restarts)
-        service("kubelet", changed=[config["config"], config["kubelet"]])
-        service("kube-proxy", changed=[config["config"], config["proxy"]])
+        tls = api_tls.deploy_minion_kubeconfigs() if api_tls.secure() else {}
+        for name, own in (("kubelet", "kubelet"), ("kube-proxy", "proxy")):
+            service(name, changed=[config["config"], config[own], *tls.get(name, [])])
     else:
         deploy_modern_node()
 

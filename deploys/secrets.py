@@ -1,8 +1,8 @@
 """Putting keys and kubeconfigs on hosts without ever exposing them.
 
-A secret travels into a private directory (mode 0700), gets its owner and mode there, and only
-then moves into place, so no other user can read it at any moment; its content is never shown
-in pyinfra's output (no diff, no command line holds it).
+A secret travels into a private staging directory (mode 0700), gets its owner and mode there,
+and only then moves into place, so no other user can read it at any moment; its content is never
+shown in pyinfra's output (no diff, no command line holds it).
 """
 
 import hashlib
@@ -13,7 +13,7 @@ from pyinfra import host
 from pyinfra.api import FileUploadCommand, operation
 from pyinfra.facts.files import File, Sha256File
 
-PRIVATE_DIR = "/etc/kubernetes/pki"
+STAGING = "/var/lib/kubelab/staging"
 
 
 @operation()
@@ -29,7 +29,7 @@ def secret(dest: str, content: bytes, user: str = "root", group: str = "root", m
         if (current["user"], current["group"], current["mode"]) == (user, group, mode):
             host.noop(f"{dest} is in place")
         return
-    temp = posixpath.join(PRIVATE_DIR, f".{posixpath.basename(dest)}.upload")
-    yield f"install -d -m 700 {PRIVATE_DIR} && mkdir -p {posixpath.dirname(dest)}"
+    temp = posixpath.join(STAGING, f"{posixpath.basename(dest)}.upload")
+    yield f"install -d -m 700 {STAGING} && mkdir -p {posixpath.dirname(dest)}"
     yield FileUploadCommand(BytesIO(content), temp, remote_temp_filename=temp + ".part")
     yield f"chown {user}:{group} {temp} && chmod {mode} {temp} && mv -f {temp} {dest}"

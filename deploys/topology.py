@@ -54,4 +54,5 @@ def master_address() -> str:
 
 
 def etcd_url() -> str:
-    return f"http://{master_address()}:{setting('etcd_client_port', master())}"
+    scheme = "https" if setting("secure", master()) else "http"
+    return f"{scheme}://{master_address()}:{setting('etcd_client_port', master())}"

@@ -1,18 +1,24 @@
 """Checks on the inventory and every setting, run before any operation touches a host.
 
-Each problem is one line naming the setting, the host and what is wrong.
+Each problem is one line naming the setting, the host and what is wrong; the first problem found
+stops the run. The checks read data and (for the profile) the hosts' OS facts, nothing else.
+Order: the groups, setting names, types, SSH settings, addresses, cluster-wide agreement,
+values, networks, profiles, ports.
 """
 
 import difflib
 import ipaddress
+import os
+import re
 import weakref
-from collections import Counter
+from functools import cache
+from pathlib import Path
 
-from pyinfra import state
+from pyinfra import host, state
 
 from . import topology
 from .defaults import DEFAULTS, setting, setting_error
-from .profiles import profile
+from .profiles import PROFILES, SUPPORTED, distribution, profile
 
 INT_RANGES = {
     "flannel_subnet_len": (1, 32),
@@ -23,60 +29,336 @@ INT_RANGES = {
     "apiserver_port": (1, 65535),
     "kube_log_level": (0, 10),
 }
-BOOLS = ("manage_etc_hosts", "kube_allow_privileged")
+# Settings unset by default that hold a string when set.
+OPTIONAL_STRINGS = ("profile", "kube_address", "node_name", "artifact_mirror")
 NETWORKS = ("flannel_network", "service_cluster_ip_range")
+# Backend types both flannel 0.7.1 (el7) and 0.28 (modern) implement for hosts on one network.
+FLANNEL_BACKENDS = ("vxlan", "host-gw", "udp")
+# Read on every host, so every host must hold the master's value.
+CLUSTER_WIDE = (
+    "cluster_name",
+    "secure",
+    "service_cluster_ip_range",
+    "flannel_network",
+    "flannel_subnet_len",
+    "flannel_backend",
+    "flannel_vni",
+    "flannel_etcd_prefix",
+    "apiserver_insecure_port",
+    "apiserver_port",
+    "cluster_domain",
+    "pki_dir",
+)
+# Data keys of pyinfra's connectors; never taken for a misspelt kubelab setting.
+PYINFRA_PREFIXES = (
+    "ssh_",
+    "docker_",
+    "podman_",
+    "winrm_",
+    "fake_",
+    "chroot_",
+    "local_",
+    "vagrant_",
+    "terraform_",
+)
+SUPPORTED_TEXT = "CentOS/RHEL 7, Debian 12/13, Ubuntu 22.04/24.04, Rocky/Alma 8/9"
 
 _validated = weakref.WeakSet()
 
 
 def _fail(name: str, target, problem: str):
-    raise setting_error(name, target, problem)
+    """Stop with one line; a value holding a line break cannot split it."""
+    raise setting_error(name, target, problem.replace("\r", "\\r").replace("\n", "\\n"))
+
+
+def _did_you_mean(value, choices) -> str:
+    close = difflib.get_close_matches(str(value).lower(), choices, n=1, cutoff=0.6)
+    return f", did you mean {close[0]!r}?" if close else ""
+
+
+def _ipv4(value):
+    try:
+        return ipaddress.IPv4Address(str(value))
+    except ValueError:
+        return None
+
+
+# The inventory's shape ---------------------------------------------------------------------
 
 
 def check_groups():
-    masters, minions = topology.masters(), topology.minions()
+    inventory = host.inventory
+    groups = [name for name, hosts in inventory.groups.items() if hosts]
+    for group, hosts in (
+        (topology.MASTERS_GROUP, topology.masters()),
+        (topology.MINIONS_GROUP, topology.minions()),
+    ):
+        if hosts:
+            continue
+        others = [g for g in groups if g not in (topology.MASTERS_GROUP, topology.MINIONS_GROUP)]
+        close = difflib.get_close_matches(group, others, n=1, cutoff=0.6)
+        hint = f" (the inventory has a group {close[0]!r}: rename it {group!r})" if close else ""
+        _fail(group, None, f"the group holds no host{hint}")
+    masters = topology.masters()
     if len(masters) != 1:
-        names = ", ".join(h.name for h in masters) or "none"
-        _fail("masters", None, f"the group must hold exactly one host, it holds {names}")
-    if not minions:
-        _fail("minions", None, "the group holds no host")
-    for both in set(masters) & set(minions):
-        _fail("masters", both, "the host is in both groups masters and minions")
-    names = Counter(topology.short_name(h) for h in topology.cluster_hosts())
-    for target in topology.cluster_hosts():
-        if names[topology.short_name(target)] > 1:
-            _fail("name", target, f"short name {topology.short_name(target)!r} is used twice")
+        names = ", ".join(h.name for h in masters)
+        _fail(
+            topology.MASTERS_GROUP,
+            None,
+            f"the group must hold exactly one host, it holds {len(masters)}: {names}",
+        )
+    for target in topology.minions():
+        if target in masters:
+            _fail("masters", target, "the host is in both groups masters and minions")
+    hosts = topology.cluster_hosts()
+    seen = {}
+    for target in hosts:
+        short = topology.short_name(target)
+        if short in seen:
+            _fail("name", target, f"short name {short!r} is also the short name of {seen[short]}")
+        seen[short] = target.name
+    seen = {}
+    for target in topology.minions():
+        node = topology.node_name(target)
+        if node in seen:
+            _fail("node_name", target, f"{node!r} is also the node name of {seen[node]}")
+        seen[node] = target.name
+
+
+# Setting names and types -------------------------------------------------------------------
+
+
+@cache
+def pyinfra_data_keys() -> frozenset:
+    """Data keys pyinfra itself reads: its connectors' settings and operation arguments."""
+    from pyinfra.api.arguments import all_global_arguments
+    from pyinfra.api.connectors import get_all_connectors
+
+    keys = {name for name, _ in all_global_arguments()}
+    for connector in get_all_connectors().values():
+        keys.update(getattr(connector, "data_meta", {}))
+    return frozenset(keys)
+
+
+def check_setting_names(target):
+    """A data key one typo away from a kubelab setting is almost certainly that setting."""
+    for key in target.data.dict():
+        if not isinstance(key, str) or key in DEFAULTS or key.startswith("_"):
+            continue
+        if key in pyinfra_data_keys() or key.startswith(PYINFRA_PREFIXES):
+            continue
+        close = difflib.get_close_matches(key.lower(), DEFAULTS, n=1, cutoff=0.85)
+        if close:
+            _fail(key, target, f"unknown setting, did you mean {close[0]!r}?")
+
+
+def _expected_type(name: str, default):
+    if default is None:
+        return str if name in OPTIONAL_STRINGS else None
+    return type(default)
+
+
+def check_types(target):
+    for name, default in DEFAULTS.items():
+        value = setting(name, target)
+        expected = _expected_type(name, default)
+        if expected is None or (default is None and value is None):
+            continue
+        if expected is bool and not isinstance(value, bool):
+            if isinstance(value, str):
+                _fail(name, target, f"{value!r} is a string, not True or False (no quotes)")
+            _fail(name, target, f"{value!r} is not True or False")
+        if expected is int:
+            if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+                _fail(
+                    name,
+                    target,
+                    f"{value!r} is a string, not a whole number (write {value.strip()} "
+                    "without quotes)",
+                )
+            if isinstance(value, bool) or not isinstance(value, int):
+                _fail(name, target, f"{value!r} is not a whole number")
+            low, high = INT_RANGES.get(name, (value, value))
+            if not low <= value <= high:
+                _fail(name, target, f"{value} is out of range {low}-{high}")
+        if expected is str and not isinstance(value, str):
+            _fail(name, target, f"{value!r} is not a string")
+        if expected is dict and not isinstance(value, dict):
+            _fail(name, target, f"{value!r} is not a mapping (a dict)")
+
+
+# SSH: only for hosts pyinfra reaches with its ssh connector ---------------------------------
+
+
+def uses_ssh(target) -> bool:
+    return getattr(target.connector_cls, "__name__", "") == "SSHConnector"
+
+
+def _key_candidates(key: str) -> list[Path]:
+    """Where pyinfra looks for ``ssh_key``: the path itself, then relative to the deploy's cwd."""
+    path = Path(key).expanduser()
+    candidates = [path]
+    current = state._get_module()
+    cwd = getattr(current, "cwd", None) if current is not None else None
+    if cwd and not path.is_absolute():
+        candidates.append(Path(cwd) / path)
+    return candidates
+
+
+def check_ssh(target):
+    if not uses_ssh(target):
+        return
+    hostname = target.data.get("ssh_hostname")
+    if hostname is not None and (not isinstance(hostname, str) or not hostname.strip()):
+        _fail("ssh_hostname", target, f"{hostname!r} is not a host name or address")
+    port = target.data.get("ssh_port")
+    if port is not None:
+        if isinstance(port, bool) or not isinstance(port, int):
+            kind = "a string, not a port number" if isinstance(port, str) else "not a port number"
+            _fail("ssh_port", target, f"{port!r} is {kind} (a whole number 1-65535)")
+        if not 1 <= port <= 65535:
+            _fail("ssh_port", target, f"{port} is out of range 1-65535")
+    user = target.data.get("ssh_user")
+    if user is not None and (not isinstance(user, str) or not user.strip()):
+        _fail("ssh_user", target, f"{user!r} is not a user name")
+    key = target.data.get("ssh_key")
+    if key is None:
+        return
+    if not isinstance(key, (str, os.PathLike)) or not str(key).strip():
+        _fail("ssh_key", target, f"{key!r} is not a file name")
+    candidates = _key_candidates(str(key))
+    found = next((path for path in candidates if path.exists()), None)
+    if found is None:
+        _fail("ssh_key", target, f"the key file {str(key)!r} does not exist")
+    if not found.is_file():
+        _fail("ssh_key", target, f"{str(found)!r} is not a file")
+    if not os.access(found, os.R_OK):
+        _fail("ssh_key", target, f"the key file {str(found)!r} is not readable by this user")
+
+
+# Addresses ---------------------------------------------------------------------------------
+
+
+def check_address(target):
+    """The address the cluster uses for ``target``: set, IPv4, reachable by the other hosts."""
+    kube_address = target.data.get("kube_address")
+    ssh_hostname = target.data.get("ssh_hostname")
+    if kube_address:
+        if _ipv4(kube_address) is None:
+            _fail("kube_address", target, f"{kube_address!r} is not an IPv4 address")
+    elif ssh_hostname:
+        if _ipv4(ssh_hostname) is None:
+            _fail(
+                "kube_address",
+                target,
+                f"unset, and ssh_hostname {ssh_hostname!r} is not an IPv4 address: set "
+                "kube_address to the address the cluster should use for the host",
+            )
+    elif _ipv4(target.name) is None:
+        _fail(
+            "kube_address",
+            target,
+            "the host has no address: set ssh_hostname or kube_address (its name "
+            f"{target.name!r} is not an IP address)",
+        )
+    address = _ipv4(topology.address(target))
+    if address.is_loopback or address.is_unspecified or address.is_multicast:
+        _fail("kube_address", target, f"{address} is not an address the other hosts can reach")
 
 
 def check_addresses():
     seen = {}
     for target in topology.cluster_hosts():
-        value = topology.address(target)
-        try:
-            ipaddress.IPv4Address(value)
-        except ValueError:
-            _fail("kube_address", target, f"{value!r} is not an IPv4 address (set kube_address)")
+        check_address(target)
+        value = str(_ipv4(topology.address(target)))
         if value in seen:
             _fail("kube_address", target, f"{value} is also the address of {seen[value]}")
         seen[value] = target.name
 
 
-def check_types(target):
-    for name, (low, high) in INT_RANGES.items():
-        value = setting(name, target)
-        if isinstance(value, bool) or not isinstance(value, int):
-            _fail(name, target, f"{value!r} is not a whole number")
-        if not low <= value <= high:
-            _fail(name, target, f"{value} is out of range {low}-{high}")
-    for name in BOOLS:
-        if not isinstance(setting(name, target), bool):
-            _fail(name, target, f"{setting(name, target)!r} is not true or false")
+# Values ------------------------------------------------------------------------------------
+
+
+def check_cluster_wide(target, master):
+    """Settings every host reads must be the master's: one cluster, one network."""
+    if target is master:
+        return
+    for name in CLUSTER_WIDE:
+        if name not in DEFAULTS:
+            continue
+        mine, masters = setting(name, target), setting(name, master)
+        if mine != masters:
+            _fail(
+                name,
+                target,
+                f"{mine!r} differs from {masters!r} on the master {master.name}: "
+                "a cluster-wide setting must be the same on every host",
+            )
+
+
+def check_values(target):
+    name = setting("cluster_name", target)
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+        _fail(
+            "cluster_name",
+            target,
+            f"{name!r} is not a name of letters, digits, '.', '_' and '-' "
+            "(it names files and directories)",
+        )
+    backend = setting("flannel_backend", target)
+    if backend not in FLANNEL_BACKENDS:
+        _fail(
+            "flannel_backend",
+            target,
+            f"{backend!r} is not a flannel backend kubelab supports "
+            f"({', '.join(FLANNEL_BACKENDS)}){_did_you_mean(backend, FLANNEL_BACKENDS)}",
+        )
+    prefix = setting("flannel_etcd_prefix", target)
+    if not prefix.startswith("/") or re.search(r"\s", prefix) or prefix.rstrip("/") == "":
+        _fail(
+            "flannel_etcd_prefix",
+            target,
+            f"{prefix!r} is not an etcd key prefix like '/atomic.io/network'",
+        )
+    bind = setting("apiserver_insecure_bind_address", target)
+    if _ipv4(bind) is None:
+        _fail("apiserver_insecure_bind_address", target, f"{bind!r} is not an IPv4 address")
+    node = target.data.get("node_name")
+    if node and not re.fullmatch(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?", node):
+        _fail(
+            "node_name",
+            target,
+            f"{node!r} is not a Kubernetes node name (lower case letters, digits, '-' and '.')",
+        )
     for name, default in DEFAULTS.items():
-        value = setting(name, target)
-        if isinstance(default, str) and not isinstance(value, str):
-            _fail(name, target, f"{value!r} is not a string")
-        if isinstance(default, dict) and not isinstance(value, dict):
-            _fail(name, target, f"{value!r} is not a mapping")
+        if name.endswith("_version") and isinstance(default, str) and default.startswith("v"):
+            value = setting(name, target)
+            if not re.fullmatch(r"v\d+\.\d+\.\d+\S*", value):
+                hint = (
+                    f" (did you mean 'v{value}'?)"
+                    if re.fullmatch(r"\d+\.\d+\.\d+\S*", value)
+                    else ""
+                )
+                _fail(name, target, f"{value!r} is not a release tag like {default!r}{hint}")
+    mirror = setting("artifact_mirror", target)
+    if mirror and not re.fullmatch(r"[a-z][a-z0-9+.-]*://\S+", mirror):
+        _fail("artifact_mirror", target, f"{mirror!r} is not a URL like 'http://mirror:8080'")
+    for file_name, digest in setting("artifact_sha256", target).items():
+        if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-fA-F]{64}", digest):
+            _fail(
+                "artifact_sha256",
+                target,
+                f"the pin for {file_name!r} is not a sha256 digest (64 hex digits): {digest!r}",
+            )
+    pki_dir = setting("pki_dir", target)
+    try:
+        pki_dir.format(cluster_name="x")
+    except (KeyError, IndexError, ValueError):
+        _fail(
+            "pki_dir",
+            target,
+            f"{pki_dir!r} has a {{...}} placeholder other than {{cluster_name}}",
+        )
 
 
 def network(name: str, target) -> ipaddress.IPv4Network:
@@ -89,6 +371,14 @@ def network(name: str, target) -> ipaddress.IPv4Network:
 
 def check_networks(target):
     pods, services = (network(name, target) for name in NETWORKS)
+    if "/" not in setting("flannel_network", target):
+        _fail("flannel_network", target, f"{pods.network_address} has no prefix length (/16)")
+    if "/" not in setting("service_cluster_ip_range", target):
+        _fail(
+            "service_cluster_ip_range",
+            target,
+            f"{services.network_address} has no prefix length (/16)",
+        )
     if pods.overlaps(services):
         _fail("service_cluster_ip_range", target, f"{services} overlaps flannel_network {pods}")
     subnet_len = setting("flannel_subnet_len", target)
@@ -100,21 +390,70 @@ def check_networks(target):
         )
     if subnet_len > 30:
         _fail("flannel_subnet_len", target, f"{subnet_len} leaves no room for pods (at most 30)")
-    for other in topology.cluster_hosts():
+    hosts = topology.cluster_hosts()
+    usable = 2 ** (subnet_len - pods.prefixlen) - 1  # flannel leases from the second subnet on
+    if usable < len(hosts):
+        _fail(
+            "flannel_subnet_len",
+            target,
+            f"/{subnet_len} subnets of flannel_network {pods} leave {usable} to lease "
+            f"(flannel skips the first) for {len(hosts)} hosts",
+        )
+    for other in hosts:
         address = ipaddress.IPv4Address(topology.address(other))
         for name, net in zip(NETWORKS, (pods, services), strict=True):
             if address in net:
-                _fail(name, target, f"{net} contains the address {address} of {other.name}")
+                _fail(
+                    name,
+                    target,
+                    f"{net} overlaps the hosts' subnet: it contains {address}, the address of "
+                    f"{other.name}",
+                )
 
 
-def check_setting_names(target):
-    """A data key one typo away from a kubelab setting is almost certainly that setting."""
-    for key in target.data.dict():
-        if key in DEFAULTS or key.startswith("_"):
+# Profiles and ports ------------------------------------------------------------------------
+
+
+def check_profile(target) -> str:
+    """The host's profile; a pinned one must be the one the host's OS calls for."""
+    pinned = setting("profile", target)
+    if pinned and pinned not in PROFILES:
+        _fail(
+            "profile",
+            target,
+            f"{pinned!r} is not one of {', '.join(PROFILES)}{_did_you_mean(pinned, PROFILES)}",
+        )
+    os_id, major = distribution(target)
+    wanted = SUPPORTED.get((os_id, major))
+    if wanted is None:
+        _fail(
+            "profile",
+            target,
+            f"unsupported OS {os_id} {major or '?'} (supported: {SUPPORTED_TEXT})",
+        )
+    if pinned and pinned != wanted:
+        _fail(
+            "profile",
+            target,
+            f"{pinned!r} does not fit the host's OS {os_id} {major}, which takes {wanted!r} "
+            "(unset profile to choose it from the OS)",
+        )
+    return profile(target)
+
+
+def check_ports(master, master_profile: str):
+    """The master's listening ports must differ from each other."""
+    names = ["etcd_client_port", "etcd_peer_port", "apiserver_port"]
+    if master_profile == "el7":
+        names.append("apiserver_insecure_port")
+    seen = {}
+    for name in names:
+        if name not in DEFAULTS:
             continue
-        close = difflib.get_close_matches(key, DEFAULTS, n=1, cutoff=0.85)
-        if close:
-            _fail(key, target, f"unknown setting, did you mean '{close[0]}'?")
+        port = setting(name, master)
+        if port in seen:
+            _fail(name, master, f"{port} is also {seen[port]} (both listen on the master)")
+        seen[port] = name
 
 
 def validate_inventory():
@@ -123,10 +462,25 @@ def validate_inventory():
     if current in _validated:
         return
     check_groups()
+    hosts = topology.cluster_hosts()
+    master = topology.master()
+    for check in (check_setting_names, check_types, check_ssh):
+        for target in hosts:
+            check(target)
     check_addresses()
-    for target in topology.cluster_hosts():
-        check_setting_names(target)
-        check_types(target)
+    for target in hosts:
+        check_cluster_wide(target, master)
+    for target in hosts:
+        check_values(target)
         check_networks(target)
-        profile(target)  # raises for an unknown profile or OS
+    master_profile = check_profile(master)
+    for target in hosts:
+        if check_profile(target) != master_profile:
+            _fail(
+                "profile",
+                target,
+                f"the host takes {profile(target)!r} but the master {master.name} takes "
+                f"{master_profile!r}: every host of a cluster needs the same profile",
+            )
+    check_ports(master, master_profile)
     _validated.add(current)

@@ -28,7 +28,7 @@ def main() -> int:
 kubelab demo: the cluster of {inventory} is deployed and verified on the local lab.
   lab up   {up:6.1f} s
   deploy   {deployed:6.1f} s  ({sum(changes.values())} operations changed something; log in
-                     {pipeline.LOGS / 'demo-deploy.log'})
+                     {pipeline.LOGS / "demo-deploy.log"})
   specs    {checked:6.1f} s
 The kube and flannel binaries in the lab are stand-ins (see tests/lab/README.md).
 Explore:  make lab-ssh HOST=kubemaster     Tear down:  make lab-down"""

@@ -32,8 +32,11 @@ def scenario():
     check("lab up (3 machines)", True, f"{seconds:.1f} s")
 
     changes, seconds = pipeline.deploy(INVENTORY, "e2e-first")
-    check("first deploy succeeds", sum(changes.values()) > 0, f"{seconds:.1f} s, "
-          f"{sum(changes.values())} changes")
+    check(
+        "first deploy succeeds",
+        sum(changes.values()) > 0,
+        f"{seconds:.1f} s, {sum(changes.values())} changes",
+    )
 
     seconds = pipeline.specs(INVENTORY)
     check("specs pass on every host", True, f"{seconds:.1f} s")

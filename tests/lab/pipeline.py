@@ -62,8 +62,17 @@ def deploy(inventory: str, log_name: str) -> tuple[Counter, float]:
 def specs(inventory: str) -> float:
     return run(
         "specs",
-        [sys.executable, "-m", "pytest", "tests/specs", "--inventory", inventory, "-q",
-         "-p", "no:cacheprovider"],
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "tests/specs",
+            "--inventory",
+            inventory,
+            "-q",
+            "-p",
+            "no:cacheprovider",
+        ],
     )[1]
 
 
@@ -89,6 +98,8 @@ def require_root(purpose: str) -> bool:
         return True
     if os.environ.get("CI") == "true":
         raise StepFailed(f"{purpose} needs root (systemd-nspawn machines), and CI=true")
-    print(f"{purpose} skipped: the local lab needs root (systemd-nspawn machines); "
-          "run as root, or with CI=true to make it mandatory")
+    print(
+        f"{purpose} skipped: the local lab needs root (systemd-nspawn machines); "
+        "run as root, or with CI=true to make it mandatory"
+    )
     return False

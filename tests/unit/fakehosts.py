@@ -59,7 +59,12 @@ PACKAGE_DIRS = {
     "flannel": ["/etc/sysconfig"],
     "containerd": ["/etc/containerd"],
 }
-PACKAGE_USERS = {"kubernetes-master": "kube", "kubernetes-node": "kube", "etcd": "etcd"}
+PACKAGE_USERS = {
+    "kubernetes-master": "kube",
+    "kubernetes-node": "kube",
+    "etcd": "etcd",
+    "etcd-server": "etcd",
+}
 
 
 @dataclass
@@ -81,6 +86,7 @@ class Machine:
     minor: int = 0
     files: dict[str, FileState] = field(default_factory=dict)
     dirs: set[str] = field(default_factory=lambda: {"/etc", "/tmp", "/var/lib"})
+    dir_modes: dict[str, int] = field(default_factory=dict)  # those not 0755
     packages: set[str] = field(default_factory=set)
     units: dict[str, dict] = field(default_factory=dict)  # name -> {"active", "enabled"}
     users: set[str] = field(default_factory=lambda: {"root"})
@@ -164,7 +170,13 @@ def answer_fact(machine: Machine, cls, kwargs: dict):
             "mtime": NOW,
         }
     if cls is file_facts.Directory:
-        return {"mode": 755, "user": "root", "group": "root"} if path in machine.dirs else None
+        if path not in machine.dirs:
+            return None
+        return {
+            "mode": int(oct(machine.dir_modes.get(path, 0o755))[2:]),
+            "user": "root",
+            "group": "root",
+        }
     if cls is file_facts.Sha1File:
         state = machine.files.get(path)
         return hashlib.sha1(state.content).hexdigest() if state else None
@@ -240,10 +252,16 @@ class Interpreter:
         pass
 
     def chmod(self, mode, path):
-        self.machine.files[path.strip("'")].mode = int(mode, 8)
+        path = path.strip("'")
+        if path in self.machine.dirs:
+            self.machine.dir_modes[path] = int(mode, 8)
+        else:
+            self.machine.files[path].mode = int(mode, 8)
 
     def chown(self, owner, path):
         user, _, group = owner.partition(":")
+        if path.strip("'") in self.machine.dirs:
+            return
         state = self.machine.files[path.strip("'")]
         assert user in self.machine.users, f"chown to unknown user {user}"
         state.user, state.group = user, group or state.group
@@ -324,7 +342,7 @@ class Interpreter:
             generate_key,
         ),
         (
-            r"for attempt in .*?ETCDCTL_API=(\d) etcdctl --endpoints=(\S+) (set|put) (\S+) "
+            r"for attempt in .*?ETCDCTL_API=(\d) etcdctl --endpoints=(\S+)(?: --\S+)* (set|put) (\S+) "
             r"('[^']*') >/dev/null.*",
             etcdctl_write,
         ),

@@ -58,8 +58,7 @@ def test_installed_wheel_imports_and_renders_elsewhere(wheel, tmp_path):
         f"assert kubelab.__file__.startswith({str(target)!r}), kubelab.__file__\n"
         "text = open(c.template('/etc/kubernetes/config')).read()\n"
         "out = jinja2.Template(text).render(cluster_name='x', kube_log_level=0,\n"
-        "    kube_allow_privileged=False, master_address='10.0.0.1',\n"
-        "    apiserver_insecure_port=8080)\n"
+        "    kube_allow_privileged=False, api_url='http://10.0.0.1:8080')\n"
         "print(out)\n"
     )
     result = subprocess.run(

@@ -1,0 +1,82 @@
+"""The ``secure`` setting: etcd serves TLS and answers only clients holding a certificate of
+the cluster CA (the apiserver, every flanneld, kubelab's own etcdctl).
+
+Certificates come from the cluster PKI on the controller (see ``certificates``), the same CA
+for both profiles.
+"""
+
+from . import topology
+from .certificates import PKI, cluster_pki, install
+from .defaults import setting
+from .profiles import profile
+
+ETCD_PKI = "/etc/etcd/pki"
+FLANNEL_PKI = "/etc/flannel/pki"  # flanneld's client certificate, also used by kubelab's etcdctl
+EL7_KUBE_TLS = "/etc/kubernetes/tls"  # el7: read by kube-apiserver, which runs as kube
+
+
+def enabled(target=None) -> bool:
+    return bool(setting("secure", target))
+
+
+def scheme() -> str:
+    return "https" if enabled(topology.master()) else "http"
+
+
+def etcd_server_files() -> dict[str, str]:
+    return {
+        "ca": f"{ETCD_PKI}/ca.crt",
+        "cert": f"{ETCD_PKI}/server.crt",
+        "key": f"{ETCD_PKI}/server.key",
+    }
+
+
+def client_files(component: str) -> dict[str, str]:
+    """Where ``component`` ("flanneld" or "apiserver") keeps its etcd client certificate."""
+    if component == "flanneld":
+        directory = FLANNEL_PKI
+    else:
+        directory = EL7_KUBE_TLS if profile() == "el7" else PKI
+    return {
+        "ca": f"{directory}/ca.crt",
+        "cert": f"{directory}/{component}-etcd-client.crt",
+        "key": f"{directory}/{component}-etcd-client.key",
+    }
+
+
+def etcdctl_args(api: int) -> str:
+    """etcdctl's TLS arguments (its v2 and v3 modes name them differently); none when off."""
+    if not enabled():
+        return ""
+    files = client_files("flanneld")
+    if api == 2:
+        return f"--ca-file={files['ca']} --cert-file={files['cert']} --key-file={files['key']}"
+    return f"--cacert={files['ca']} --cert={files['cert']} --key={files['key']}"
+
+
+def deploy_etcd_server_certificate(owner: str) -> list:
+    """The master's etcd serving certificate, its key readable by ``owner`` (etcd's user)."""
+    pki = cluster_pki()
+    master = topology.master()
+    cert, key = pki.server_cert(
+        "etcd-server",
+        "etcd",
+        [master.name, topology.short_name(master), "localhost"],
+        [topology.master_address(), "127.0.0.1"],
+    )
+    files = etcd_server_files()
+    installed = install(
+        {files["ca"]: pki.ca_cert_pem, files["cert"]: cert, files["key"]: key}, owner=owner
+    )
+    return list(installed.values())
+
+
+def deploy_etcd_client_certificate(component: str, owner: str = "root") -> list:
+    """``component``'s client certificate for etcd (CN ``<component>``)."""
+    pki = cluster_pki()
+    cert, key = pki.client_cert(f"{component}-etcd-client", component)
+    files = client_files(component)
+    installed = install(
+        {files["ca"]: pki.ca_cert_pem, files["cert"]: cert, files["key"]: key}, owner=owner
+    )
+    return list(installed.values())

@@ -1,0 +1,134 @@
+"""The ``secure`` setting on both profiles, and secrets never showing in commands."""
+
+import copy
+import re
+
+import kubelab
+import pytest
+from conftest import HOSTS, MASTER, MINIONS, flag_names, parse_env_file
+from fakehosts import centos7, debian12, run_deploy
+from test_modern import pins, unit_flags
+
+MASTER_IP = "192.168.122.130"
+
+
+def settings(tmp_path, **extra):
+    return {"pki_dir": str(tmp_path / "pki"), "artifact_sha256": pins(), **extra}
+
+
+@pytest.fixture(scope="module")
+def el7(tmp_path_factory):
+    data = settings(tmp_path_factory.mktemp("el7"), secure=True)
+    machines = {name: centos7() for name in HOSTS}
+    run = run_deploy(machines, kubelab.deploy_cluster, data=data)
+    return machines, run, data
+
+
+@pytest.fixture(scope="module")
+def modern(tmp_path_factory):
+    data = settings(tmp_path_factory.mktemp("modern"), secure=True)
+    machines = {name: debian12() for name in HOSTS}
+    run = run_deploy(machines, kubelab.deploy_cluster, data=data)
+    return machines, run, data
+
+
+@pytest.mark.parametrize("path", ["/etc/etcd/etcd.conf", "/etc/default/etcd"])
+def test_etcd_serves_tls_to_certified_clients_only(el7, modern, path):
+    machines = (el7 if path.startswith("/etc/etcd") else modern)[0]
+    conf = parse_env_file(machines[MASTER].text(path))
+    assert conf["ETCD_LISTEN_CLIENT_URLS"] == "https://0.0.0.0:2379"
+    assert conf["ETCD_ADVERTISE_CLIENT_URLS"] == f"https://{MASTER_IP}:2379"
+    assert conf["ETCD_CLIENT_CERT_AUTH"] == "true"
+    for variable in ("ETCD_CERT_FILE", "ETCD_KEY_FILE", "ETCD_TRUSTED_CA_FILE"):
+        assert conf[variable] in machines[MASTER].files
+    key = machines[MASTER].files[conf["ETCD_KEY_FILE"]]
+    assert (key.mode, key.user) == (0o600, "etcd")
+
+
+def test_el7_apiserver_plain_port_is_local_and_minions_use_tls(el7, flags):
+    machines = el7[0]
+    api = parse_env_file(machines[MASTER].text("/etc/kubernetes/apiserver"))
+    assert api["KUBE_API_ADDRESS"] == "--insecure-bind-address=127.0.0.1"
+    assert api["KUBE_ETCD_SERVERS"] == f"--etcd-servers=https://{MASTER_IP}:2379"
+    used = set(flag_names(api["KUBE_API_ARGS"]))
+    assert (
+        {"etcd-cafile", "etcd-certfile", "etcd-keyfile", "tls-cert-file", "client-ca-file"}
+        <= used
+        <= set(flags["kube-apiserver"]["1.5"])
+    )
+    master_config = parse_env_file(machines[MASTER].text("/etc/kubernetes/config"))
+    assert master_config["KUBE_MASTER"] == "--master=http://127.0.0.1:8080"
+    for minion in MINIONS:
+        config = parse_env_file(machines[minion].text("/etc/kubernetes/config"))
+        assert config["KUBE_MASTER"] == f"--master=https://{MASTER_IP}:6443"
+        kubelet = parse_env_file(machines[minion].text("/etc/kubernetes/kubelet"))
+        assert kubelet["KUBELET_API_SERVER"] == f"--api-servers=https://{MASTER_IP}:6443"
+        assert set(flag_names(kubelet["KUBELET_ARGS"])) <= set(flags["kubelet"]["1.5"])
+        kubeconfig = machines[minion].files["/etc/kubernetes/kubelet.kubeconfig"]
+        assert (kubeconfig.mode, kubeconfig.user) == (0o600, "root")
+    apiserver_key = machines[MASTER].files["/etc/kubernetes/tls/apiserver.key"]
+    assert (apiserver_key.mode, apiserver_key.user) == (0o600, "kube")
+
+
+def test_el7_flanneld_presents_its_certificate(el7, flags):
+    for host in HOSTS:
+        conf = parse_env_file(el7[0][host].text("/etc/sysconfig/flanneld"))
+        assert conf["FLANNEL_ETCD_ENDPOINTS"] == f"https://{MASTER_IP}:2379"
+        options = set(flag_names(conf["FLANNEL_OPTIONS"]))
+        assert {"etcd-cafile", "etcd-certfile", "etcd-keyfile"} == options
+        assert options <= set(flags["flanneld"]["0.7.1"])
+
+
+def test_kubelab_etcdctl_presents_a_certificate(el7, modern):
+    v2 = [c for c in el7[1].commands[MASTER] if "etcdctl" in c]
+    v3 = [c for c in modern[1].commands[MASTER] if "etcdctl" in c]
+    assert v2 and all("--cert-file=/etc/flannel/pki/flanneld-etcd-client.crt" in c for c in v2)
+    assert v3 and all("--cert=/etc/flannel/pki/flanneld-etcd-client.crt" in c for c in v3)
+
+
+@pytest.mark.parametrize(
+    "unit, component, version",
+    [("kube-apiserver", "kube-apiserver", "1.35"), ("flanneld", "flanneld", "0.28.9")],
+)
+def test_modern_units_present_certificates_to_etcd(modern, flags, unit, component, version):
+    used = set(unit_flags(modern[0][MASTER].text(f"/etc/systemd/system/{unit}.service")))
+    wanted = {"etcd-cafile", "etcd-certfile", "etcd-keyfile"}
+    assert wanted <= used <= set(flags[component][version])
+
+
+@pytest.mark.parametrize("profile", ["el7", "modern"])
+def test_secure_cluster_re_run_changes_nothing(el7, modern, profile):
+    machines, _, data = el7 if profile == "el7" else modern
+    converged = copy.deepcopy(machines)
+    run = run_deploy(converged, kubelab.deploy_cluster, data=data)
+    assert run.commands == {host: [] for host in HOSTS}
+
+
+def test_switching_a_running_cluster_to_secure(tmp_path):
+    open_data = settings(tmp_path)
+    machines = {name: debian12() for name in HOSTS}
+    run_deploy(machines, kubelab.deploy_cluster, data=open_data)
+    run_deploy(machines, kubelab.deploy_cluster, data={**open_data, "secure": True})
+    assert {"etcd.service", "kube-apiserver.service", "flanneld.service"} <= set(
+        machines[MASTER].restarts
+    )
+    assert "flanneld.service" in machines[MINIONS[0]].restarts
+    again = run_deploy(machines, kubelab.deploy_cluster, data={**open_data, "secure": True})
+    assert again.commands == {host: [] for host in HOSTS}
+
+
+@pytest.mark.parametrize("profile", ["el7", "modern"])
+def test_no_secret_appears_in_any_command(el7, modern, profile):
+    machines, run, _ = el7 if profile == "el7" else modern
+    for host in HOSTS:
+        for command in run.commands[host]:
+            assert not re.search(r"PRIVATE KEY|client-key-data", command), command
+        secrets = [
+            path
+            for path, state in machines[host].files.items()
+            if b"PRIVATE KEY" in state.content or b"client-key-data" in state.content
+        ]
+        assert secrets
+        for path in secrets:
+            assert machines[host].files[path].mode == 0o600, path
+            assert not path.startswith("/var/lib/kubelab/staging"), f"left in staging: {path}"

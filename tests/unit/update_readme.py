@@ -1,0 +1,10 @@
+"""make docs: write the settings table of deploys/defaults.py into README.md."""
+
+from fakehosts import REPO
+from kubelab.defaults import settings_table
+from test_docs import TABLE
+
+readme = REPO / "README.md"
+text = readme.read_text()
+start, end = TABLE.search(text).span(1)
+readme.write_text(text[:start] + settings_table() + text[end:])
