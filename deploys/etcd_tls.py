@@ -58,11 +58,13 @@ def deploy_etcd_server_certificate(owner: str) -> list:
     """The master's etcd serving certificate, its key readable by ``owner`` (etcd's user)."""
     pki = cluster_pki()
     master = topology.master()
+    # clientAuth too: etcd's own gateway (/v3/ over HTTP) dials etcd with this certificate.
     cert, key = pki.server_cert(
         "etcd-server",
         "etcd",
         [master.name, topology.short_name(master), "localhost"],
         [topology.master_address(), "127.0.0.1"],
+        client_auth=True,
     )
     files = etcd_server_files()
     installed = install(

@@ -89,8 +89,9 @@ def _ipv4(value):
 def check_groups():
     inventory = host.inventory
     groups = [name for name, hosts in inventory.groups.items() if hosts]
+    masters = topology.masters()
     for group, hosts in (
-        (topology.MASTERS_GROUP, topology.masters()),
+        (topology.MASTERS_GROUP, masters),
         (topology.MINIONS_GROUP, topology.minions()),
     ):
         if hosts:
@@ -98,8 +99,8 @@ def check_groups():
         others = [g for g in groups if g not in (topology.MASTERS_GROUP, topology.MINIONS_GROUP)]
         close = difflib.get_close_matches(group, others, n=1, cutoff=0.6)
         hint = f" (the inventory has a group {close[0]!r}: rename it {group!r})" if close else ""
-        _fail(group, None, f"the group holds no host{hint}")
-    masters = topology.masters()
+        needs = "exactly one host" if group == topology.MASTERS_GROUP else "at least one host"
+        _fail(group, None, f"the group must hold {needs}, it holds none{hint}")
     if len(masters) != 1:
         names = ", ".join(h.name for h in masters)
         _fail(
@@ -166,7 +167,12 @@ def check_types(target):
             continue
         if expected is bool and not isinstance(value, bool):
             if isinstance(value, str):
-                _fail(name, target, f"{value!r} is a string, not True or False (no quotes)")
+                _fail(
+                    name,
+                    target,
+                    f"{value!r} is a string, not True or False (write True or False without "
+                    "quotes)",
+                )
             _fail(name, target, f"{value!r} is not True or False")
         if expected is int:
             if isinstance(value, str) and value.strip().lstrip("-").isdigit():
@@ -222,7 +228,7 @@ def check_ssh(target):
     if user is not None and (not isinstance(user, str) or not user.strip()):
         _fail("ssh_user", target, f"{user!r} is not a user name")
     key = target.data.get("ssh_key")
-    if key is None:
+    if key is None or key == "":  # pyinfra connects without a key file
         return
     if not isinstance(key, (str, os.PathLike)) or not str(key).strip():
         _fail("ssh_key", target, f"{key!r} is not a file name")
@@ -372,12 +378,12 @@ def network(name: str, target) -> ipaddress.IPv4Network:
 def check_networks(target):
     pods, services = (network(name, target) for name in NETWORKS)
     if "/" not in setting("flannel_network", target):
-        _fail("flannel_network", target, f"{pods.network_address} has no prefix length (/16)")
+        _fail("flannel_network", target, f"{pods.network_address} has no prefix length (like /16)")
     if "/" not in setting("service_cluster_ip_range", target):
         _fail(
             "service_cluster_ip_range",
             target,
-            f"{services.network_address} has no prefix length (/16)",
+            f"{services.network_address} has no prefix length (like /16)",
         )
     if pods.overlaps(services):
         _fail("service_cluster_ip_range", target, f"{services} overlaps flannel_network {pods}")
@@ -421,7 +427,8 @@ def check_profile(target) -> str:
         _fail(
             "profile",
             target,
-            f"{pinned!r} is not one of {', '.join(PROFILES)}{_did_you_mean(pinned, PROFILES)}",
+            f"{pinned!r} is not a profile: el7 (CentOS/RHEL 7) or modern (the other supported "
+            "OSes); unset, it is chosen from the host's OS",
         )
     os_id, major = distribution(target)
     wanted = SUPPORTED.get((os_id, major))
@@ -476,11 +483,13 @@ def validate_inventory():
     master_profile = check_profile(master)
     for target in hosts:
         if check_profile(target) != master_profile:
+            os_id, major = distribution(target)
             _fail(
                 "profile",
                 target,
-                f"the host takes {profile(target)!r} but the master {master.name} takes "
-                f"{master_profile!r}: every host of a cluster needs the same profile",
+                f"the host ({os_id} {major}) takes {profile(target)!r} but the master "
+                f"{master.name} takes {master_profile!r}: every host of a cluster needs the "
+                "same profile",
             )
     check_ports(master, master_profile)
     _validated.add(current)

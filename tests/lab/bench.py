@@ -15,12 +15,9 @@ import pipeline  # noqa: E402
 
 
 def inventory_of(size: int) -> str:
-    inventory = "inventory.py"
-    for extra in range(size - 3):
-        inventory = pipeline.inventory_with_extra_minion(
-            inventory, pipeline.LOGS / f"bench-{4 + extra}.py"
-        )
-    return inventory
+    if size == 3:
+        return "inventory.py"
+    return pipeline.derived_inventory("inventory.py", pipeline.LOGS / f"bench-{size}.py", size - 3)
 
 
 def measure(size: int, cold: bool) -> dict:

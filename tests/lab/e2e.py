@@ -44,7 +44,7 @@ def scenario():
     changes, seconds = pipeline.deploy(INVENTORY, "e2e-second")
     check("second deploy changes nothing", not changes, f"{seconds:.1f} s, changes {dict(changes)}")
 
-    bigger = pipeline.inventory_with_extra_minion(INVENTORY, pipeline.LOGS / "inventory-4.py")
+    bigger = pipeline.derived_inventory(INVENTORY, pipeline.LOGS / "inventory-4.py", 1)
     pipeline.lab_up(bigger)
     changes, seconds = pipeline.deploy(bigger, "e2e-join")
     joined = [host for host in changes if host.startswith("kubeminion3")]
@@ -53,6 +53,16 @@ def scenario():
     check("specs pass with the new minion", True)
     changes, _ = pipeline.deploy(bigger, "e2e-join-again")
     check("re-run after the join changes nothing", not changes, f"changes {dict(changes)}")
+
+    secure = pipeline.derived_inventory(
+        bigger, pipeline.LOGS / "inventory-secure.py", data={"secure": True}
+    )
+    changes, seconds = pipeline.deploy(secure, "e2e-secure")
+    check("the running cluster switches to secure", sum(changes.values()) > 0, f"{seconds:.1f} s")
+    pipeline.specs(secure)
+    check("specs pass with etcd over TLS (anonymous client refused, cluster cert served)", True)
+    changes, _ = pipeline.deploy(secure, "e2e-secure-again")
+    check("secure re-run changes nothing", not changes, f"changes {dict(changes)}")
 
     pipeline.lab_down()
     check("lab down leaves no bridge or cgroups", lab_is_clean())

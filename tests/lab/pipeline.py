@@ -76,19 +76,25 @@ def specs(inventory: str) -> float:
     )[1]
 
 
-def inventory_with_extra_minion(base: str, path: Path) -> str:
-    """``base`` plus one minion at the next free address: a node joining the cluster."""
+def derived_inventory(base: str, path: Path, extra_minions: int = 0, data=None) -> str:
+    """``base`` with ``extra_minions`` more minions (next free addresses) and ``data`` added to
+    every host: nodes joining the cluster, or a setting for every host."""
     groups: dict = {}
     exec(compile(Path(base).read_text(), base, "exec"), {}, groups)
-    minions = list(groups["minions"])
-    hosts = [*groups["masters"], *minions]
-    addresses = [data["ssh_hostname"] for _, data in hosts]
-    last = max(addresses, key=lambda a: tuple(int(part) for part in a.split(".")))
-    prefix, octet = last.rsplit(".", 1)
-    name = f"kubeminion{len(minions) + 1}.{minions[0][0].split('.', 1)[1]}"
-    minions.append((name, {"ssh_hostname": f"{prefix}.{int(octet) + 1}"}))
+    masters, minions = list(groups["masters"]), list(groups["minions"])
+    domain = minions[0][0].split(".", 1)[1]
+    for _ in range(extra_minions):
+        last = max(
+            (host_data["ssh_hostname"] for _, host_data in masters + minions),
+            key=lambda address: tuple(int(part) for part in address.split(".")),
+        )
+        prefix, octet = last.rsplit(".", 1)
+        name = f"kubeminion{len(minions) + 1}.{domain}"
+        minions.append((name, {"ssh_hostname": f"{prefix}.{int(octet) + 1}"}))
+    if data:
+        masters, minions = ([(n, {**d, **data}) for n, d in hosts] for hosts in (masters, minions))
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"masters = {groups['masters']!r}\n\nminions = {minions!r}\n")
+    path.write_text(f"masters = {masters!r}\n\nminions = {minions!r}\n")
     return str(path)
 
 

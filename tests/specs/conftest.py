@@ -280,7 +280,12 @@ class Cluster:
 
     @property
     def etcd_url(self):
-        return f"http://{self.master.address}:{self.master.setting('etcd_client_port')}"
+        scheme = "https" if self.secure else "http"
+        return f"{scheme}://{self.master.address}:{self.master.setting('etcd_client_port')}"
+
+    @property
+    def secure(self):
+        return bool(self.master.setting("secure"))
 
 
 def parse_env(text):

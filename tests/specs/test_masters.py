@@ -42,23 +42,40 @@ def test_etcd_peer_port_is_local_only(master):
     master.assert_listening("etcd (peers)", master.setting("etcd_peer_port"), "loopback")
 
 
-def test_etcd_advertises_the_master_address(master):
+def test_etcd_advertises_the_master_address(master, cluster):
     path = ETCD_CONFIG[master.profile]
     config = master.env_file(path)
     assert config is not None, f"{master.name}: expected {path}, found none"
-    wanted = f"http://{master.address}:{master.setting('etcd_client_port')}"
+    wanted = cluster.etcd_url
     found = config.get("ETCD_ADVERTISE_CLIENT_URLS")
     assert found == wanted and "0.0.0.0" not in found, (
         f"{master.name}: expected ETCD_ADVERTISE_CLIENT_URLS={wanted} in {path}, found {found}"
     )
 
 
+FLANNEL_CLIENT = {
+    "ca": "/etc/flannel/pki/ca.crt",
+    "cert": "/etc/flannel/pki/flanneld-etcd-client.crt",
+    "key": "/etc/flannel/pki/flanneld-etcd-client.key",
+}
+
+
 def test_flannel_network_config_in_etcd(master, cluster):
     key = master.setting("flannel_etcd_prefix").rstrip("/") + "/config"
+    tls = FLANNEL_CLIENT if cluster.secure else None
     if master.profile == "el7":
-        argv = ["env", "ETCDCTL_API=2", "etcdctl", f"--endpoints={cluster.etcd_url}", "get", key]
+        argv = ["env", "ETCDCTL_API=2", "etcdctl", f"--endpoints={cluster.etcd_url}"]
+        if tls:
+            argv += [
+                f"--ca-file={tls['ca']}",
+                f"--cert-file={tls['cert']}",
+                f"--key-file={tls['key']}",
+            ]
+        argv += ["get", key]
     else:
         argv = ["env", "ETCDCTL_API=3", "etcdctl", f"--endpoints={cluster.etcd_url}"]
+        if tls:
+            argv += [f"--cacert={tls['ca']}", f"--cert={tls['cert']}", f"--key={tls['key']}"]
         argv += ["get", key, "--print-value-only"]
     result = master.run(*argv)
     assert result.rc == 0 and result.stdout.strip(), (
@@ -116,4 +133,33 @@ def test_apiserver_certificate(master):
     addresses = re.findall(r"IP Address:([0-9A-Fa-f.:]+)", text)
     assert master.address in addresses, (
         f"{master.name}: expected {master.address} among the IP SANs of {cert}, found {addresses}"
+    )
+
+
+def test_etcd_answers_only_clients_with_a_cluster_certificate(master, cluster):
+    """With ``secure``: no certificate, no answer; the cluster's certificate, an answer."""
+    if not cluster.secure:
+        pytest.skip("secure is off: etcd is the reference setup's open HTTP endpoint")
+    url = f"{cluster.etcd_url}/health"
+    anonymous = master.run("curl", "-sS", "--max-time", "5", "--cacert", FLANNEL_CLIENT["ca"], url)
+    assert anonymous.rc != 0 or '"health":"true"' not in anonymous.stdout.replace(" ", ""), (
+        f"{master.name}: expected etcd to refuse a client without a certificate, it answered "
+        f"{anonymous.stdout!r}"
+    )
+    certified = master.run(
+        "curl",
+        "-sS",
+        "--max-time",
+        "5",
+        "--cacert",
+        FLANNEL_CLIENT["ca"],
+        "--cert",
+        FLANNEL_CLIENT["cert"],
+        "--key",
+        FLANNEL_CLIENT["key"],
+        url,
+    )
+    assert certified.rc == 0 and '"health":"true"' in certified.stdout.replace(" ", ""), (
+        f"{master.name}: expected etcd to serve the cluster's certificate, found "
+        f"rc={certified.rc} {(certified.stdout + certified.stderr).strip()!r}"
     )

@@ -342,7 +342,8 @@ class Interpreter:
             generate_key,
         ),
         (
-            r"for attempt in .*?ETCDCTL_API=(\d) etcdctl --endpoints=(\S+)(?: --\S+)* (set|put) (\S+) "
+            r"for attempt in .*?ETCDCTL_API=(\d) etcdctl --endpoints=(\S+)(?: --\S+)* "
+            r"(set|put) (\S+) "
             r"('[^']*') >/dev/null.*",
             etcdctl_write,
         ),

@@ -1,0 +1,711 @@
+"""Bad inventories and settings stop the run with one line, before any host is touched.
+
+Every case of the corpus runs ``deploy_cluster`` over simulated hosts, exactly like a real run,
+and asserts the message (setting, host, what is wrong), that it is one line, and that no command
+ran and no file was uploaded on any machine.
+"""
+
+import copy
+import os
+import re
+from typing import NamedTuple
+
+import fakehosts
+import kubelab
+import pytest
+from conftest import HOSTS, MASTER, MINIONS
+from fakehosts import REPO, SimulatedConnector, centos7, debian12, run_deploy
+from kubelab import SettingError, validation
+from pyinfra.api import State
+from pyinfra.api.host import Host
+from pyinfra.context import ctx_host, ctx_state
+from pyinfra_cli.inventory import make_inventory
+
+MINION1, MINION2 = MINIONS
+INVENTORY = "inventory"  # the "where" of a problem of the inventory as a whole
+
+
+def hosts_line(group: str, *entries: tuple[str, str | None]) -> str:
+    """An inventory line: ``group = [(name, {"ssh_hostname": address}), ...]``."""
+    items = [(name, {"ssh_hostname": address} if address else {}) for name, address in entries]
+    return f"{group} = {items!r}\n"
+
+
+def minions_with(first: dict, second: dict | None = None) -> str:
+    """The lab's two minions, with extra host data."""
+    items = [
+        (MINION1, {"ssh_hostname": "192.168.122.131", **first}),
+        (MINION2, {"ssh_hostname": "192.168.122.132", **(second or {})}),
+    ]
+    return f"minions = {items!r}\n"
+
+
+MASTER_LINE = hosts_line("masters", (MASTER, "192.168.122.130"))
+MINIONS_LINE = hosts_line("minions", (MINION1, "192.168.122.131"), (MINION2, "192.168.122.132"))
+
+
+class Case(NamedTuple):
+    setting: str
+    where: str  # a host name, or INVENTORY
+    phrase: str  # what the message must say about the problem (a regex)
+    data: dict | None = None  # --data overrides, for every host
+    inventory: str | None = None  # an inventory file of its own
+    group_data: dict | None = None  # group name -> group_data file text, beside that inventory
+    machines: dict | None = None  # host name -> Machine factory (default: CentOS 7 for HOSTS)
+
+
+def both_groups_inventory() -> str:
+    minions = hosts_line("minions", (MASTER, "192.168.122.130"), (MINION1, "192.168.122.131"))
+    return MASTER_LINE + minions
+
+
+CASES = [
+    # The inventory's shape
+    pytest.param(
+        Case(
+            "masters",
+            INVENTORY,
+            "the group must hold exactly one host, it holds none$",
+            inventory="masters = []\n",
+        ),
+        id="no-master",
+    ),
+    pytest.param(
+        Case(
+            "masters",
+            INVENTORY,
+            "it holds none \\(the inventory has a group 'master': rename it 'masters'\\)",
+            inventory=hosts_line("master", (MASTER, "192.168.122.130")),
+        ),
+        id="masters-group-misnamed",
+    ),
+    pytest.param(
+        Case(
+            "masters",
+            INVENTORY,
+            f"must hold exactly one host, it holds 2: {MASTER}, {MINION1}",
+            inventory=hosts_line(
+                "masters", (MASTER, "192.168.122.130"), (MINION1, "192.168.122.131")
+            )
+            + hosts_line("minions", (MINION2, "192.168.122.132")),
+        ),
+        id="two-masters",
+    ),
+    pytest.param(
+        Case(
+            "minions",
+            INVENTORY,
+            "the group must hold at least one host, it holds none",
+            inventory="minions = []\n",
+        ),
+        id="no-minion",
+    ),
+    pytest.param(
+        Case(
+            "masters",
+            MASTER,
+            "the host is in both groups masters and minions",
+            inventory=both_groups_inventory(),
+            machines={MASTER: centos7, MINION1: centos7},
+        ),
+        id="host-in-both-groups",
+    ),
+    pytest.param(
+        Case(
+            "name",
+            "kubeminion1.otherlab.com",
+            f"short name 'kubeminion1' is also the short name of {MINION1}",
+            inventory=hosts_line(
+                "minions",
+                (MINION1, "192.168.122.131"),
+                ("kubeminion1.otherlab.com", "192.168.122.132"),
+            ),
+            machines={MASTER: centos7, MINION1: centos7, "kubeminion1.otherlab.com": centos7},
+        ),
+        id="duplicate-short-name",
+    ),
+    pytest.param(
+        Case(
+            "node_name",
+            MINION2,
+            f"'worker' is also the node name of {MINION1}",
+            inventory=minions_with({"node_name": "worker"}, {"node_name": "worker"}),
+        ),
+        id="duplicate-node-name",
+    ),
+    pytest.param(
+        Case(
+            "kube_address",
+            MINION2,
+            f"192.168.122.131 is also the address of {MINION1}",
+            inventory=hosts_line(
+                "minions", (MINION1, "192.168.122.131"), (MINION2, "192.168.122.131")
+            ),
+        ),
+        id="duplicate-address",
+    ),
+    pytest.param(
+        Case(
+            "kube_address",
+            MINION2,
+            f"the host has no address: set ssh_hostname or kube_address \\(its name '{MINION2}' "
+            "is not an IP address\\)",
+            inventory=hosts_line("minions", (MINION1, "192.168.122.131"), (MINION2, None)),
+        ),
+        id="missing-address",
+    ),
+    pytest.param(
+        Case(
+            "kube_address",
+            MINION1,
+            "unset, and ssh_hostname 'kubeminion1.lan' is not an IPv4 address: set kube_address",
+            inventory=hosts_line(
+                "minions", (MINION1, "kubeminion1.lan"), (MINION2, "192.168.122.132")
+            ),
+        ),
+        id="ssh-hostname-not-an-address",
+    ),
+    pytest.param(
+        Case(
+            "kube_address",
+            MASTER,
+            "'192.168.122.300' is not an IPv4 address",
+            data={"kube_address": "192.168.122.300"},
+        ),
+        id="malformed-kube-address",
+    ),
+    pytest.param(
+        Case(
+            "kube_address",
+            MINION1,
+            "127.0.0.1 is not an address the other hosts can reach",
+            inventory=minions_with({"kube_address": "127.0.0.1"}),
+        ),
+        id="loopback-address",
+    ),
+    # Setting names
+    pytest.param(
+        Case(
+            "flannel_netwrok",
+            MASTER,
+            "unknown setting, did you mean 'flannel_network'\\?",
+            data={"flannel_netwrok": "10.30.0.0/16"},
+        ),
+        id="typo-on-the-command-line",
+    ),
+    pytest.param(
+        Case(
+            "kube_adress",
+            MINION1,
+            "unknown setting, did you mean 'kube_address'\\?",
+            inventory=minions_with({"kube_adress": "10.0.0.31"}),
+        ),
+        id="typo-in-host-data",
+    ),
+    pytest.param(
+        Case(
+            "Manage_Etc_Hosts",
+            MASTER,
+            "unknown setting, did you mean 'manage_etc_hosts'\\?",
+            group_data={"all": "Manage_Etc_Hosts = True\n"},
+        ),
+        id="typo-in-group-data",
+    ),
+    # Types
+    pytest.param(
+        Case(
+            "flannel_subnet_len",
+            MASTER,
+            "'24' is a string, not a whole number \\(write 24 without quotes\\)",
+            group_data={"all": 'flannel_subnet_len = "24"\n'},
+        ),
+        id="int-as-string-in-group-data",
+    ),
+    pytest.param(
+        Case(
+            "apiserver_insecure_port",
+            MASTER,
+            "'8080' is a string, not a whole number",
+            group_data={"masters": 'apiserver_insecure_port = "8080"\n'},
+        ),
+        id="port-as-string",
+    ),
+    pytest.param(
+        Case(
+            "manage_etc_hosts",
+            MASTER,
+            "'yes' is a string, not True or False \\(write True or False without quotes\\)",
+            data={"manage_etc_hosts": "yes"},
+        ),
+        id="bool-as-string",
+    ),
+    pytest.param(
+        Case("kube_log_level", MASTER, "True is not a whole number", data={"kube_log_level": True}),
+        id="bool-for-int",
+    ),
+    pytest.param(
+        Case(
+            "artifact_sha256",
+            MASTER,
+            "\\['abc'\\] is not a mapping",
+            data={"artifact_sha256": ["abc"]},
+        ),
+        id="list-for-mapping",
+    ),
+    pytest.param(
+        Case(
+            "etcd_client_port",
+            MASTER,
+            "70000 is out of range 1-65535",
+            data={"etcd_client_port": 70000},
+        ),
+        id="port-out-of-range",
+    ),
+    pytest.param(
+        Case(
+            "flannel_vni",
+            MASTER,
+            "16777216 is out of range 0-16777215",
+            data={"flannel_vni": 2**24},
+        ),
+        id="vni-too-large",
+    ),
+    pytest.param(
+        Case("flannel_vni", MASTER, "-1 is out of range 0-16777215", data={"flannel_vni": -1}),
+        id="vni-negative",
+    ),
+    # One cluster, one value
+    pytest.param(
+        Case(
+            "flannel_network",
+            MINION1,
+            f"'10.30.0.0/16' differs from '10.20.0.0/16' on the master {MASTER}: a cluster-wide "
+            "setting must be the same on every host",
+            group_data={"minions": 'flannel_network = "10.30.0.0/16"\n'},
+        ),
+        id="cluster-wide-setting-differs",
+    ),
+    # Values
+    pytest.param(
+        Case(
+            "flannel_backend",
+            MASTER,
+            "'vxlam' is not a flannel backend kubelab supports \\(vxlan, host-gw, udp\\), "
+            "did you mean 'vxlan'\\?",
+            data={"flannel_backend": "vxlam"},
+        ),
+        id="unknown-flannel-backend",
+    ),
+    pytest.param(
+        Case(
+            "cluster_name",
+            MASTER,
+            "'my cluster' is not a name of letters, digits",
+            data={"cluster_name": "my cluster"},
+        ),
+        id="cluster-name-with-a-space",
+    ),
+    pytest.param(
+        Case(
+            "flannel_etcd_prefix",
+            MASTER,
+            "'atomic.io/network' is not an etcd key prefix",
+            data={"flannel_etcd_prefix": "atomic.io/network"},
+        ),
+        id="etcd-prefix-without-slash",
+    ),
+    pytest.param(
+        Case(
+            "apiserver_insecure_bind_address",
+            MASTER,
+            "'0.0.0.0.0' is not an IPv4 address",
+            data={"apiserver_insecure_bind_address": "0.0.0.0.0"},
+        ),
+        id="malformed-bind-address",
+    ),
+    pytest.param(
+        Case(
+            "kube_version",
+            MASTER,
+            "'1.35.0' is not a release tag like 'v1.35.0' \\(did you mean 'v1.35.0'\\?\\)",
+            data={"kube_version": "1.35.0"},
+        ),
+        id="version-without-v",
+    ),
+    pytest.param(
+        Case(
+            "artifact_sha256",
+            MASTER,
+            "the pin for 'kubelet' is not a sha256 digest \\(64 hex digits\\): 'abc'",
+            data={"artifact_sha256": {"kubelet": "abc"}},
+        ),
+        id="bad-sha256-pin",
+    ),
+    # Networks
+    pytest.param(
+        Case(
+            "flannel_network",
+            MASTER,
+            "'10.20.0.0/33' is not an IPv4 network in CIDR form",
+            data={"flannel_network": "10.20.0.0/33"},
+        ),
+        id="malformed-pod-network",
+    ),
+    pytest.param(
+        Case(
+            "flannel_network",
+            MASTER,
+            "'10.20.0.1/16' is not an IPv4 network in CIDR form \\(10.20.0.1/16 has host bits "
+            "set\\)",
+            data={"flannel_network": "10.20.0.1/16"},
+        ),
+        id="pod-network-with-host-bits",
+    ),
+    pytest.param(
+        Case(
+            "service_cluster_ip_range",
+            MASTER,
+            "'services' is not an IPv4 network in CIDR form",
+            data={"service_cluster_ip_range": "services"},
+        ),
+        id="malformed-service-range",
+    ),
+    pytest.param(
+        Case(
+            "service_cluster_ip_range",
+            MASTER,
+            "10.254.0.0 has no prefix length \\(like /16\\)",
+            data={"service_cluster_ip_range": "10.254.0.0"},
+        ),
+        id="service-range-without-prefix",
+    ),
+    pytest.param(
+        Case(
+            "service_cluster_ip_range",
+            MASTER,
+            "10.20.128.0/20 overlaps flannel_network 10.20.0.0/16",
+            data={"service_cluster_ip_range": "10.20.128.0/20"},
+        ),
+        id="service-range-overlaps-pod-network",
+    ),
+    pytest.param(
+        Case(
+            "flannel_network",
+            MASTER,
+            f"192.168.0.0/16 overlaps the hosts' subnet: it contains 192.168.122.130, the address "
+            f"of {MASTER}",
+            data={"flannel_network": "192.168.0.0/16"},
+        ),
+        id="pod-network-overlaps-hosts-subnet",
+    ),
+    pytest.param(
+        Case(
+            "service_cluster_ip_range",
+            MASTER,
+            "192.168.122.128/28 overlaps the hosts' subnet: it contains 192.168.122.130",
+            data={"service_cluster_ip_range": "192.168.122.128/28"},
+        ),
+        id="service-range-overlaps-hosts-subnet",
+    ),
+    pytest.param(
+        Case(
+            "flannel_subnet_len",
+            MASTER,
+            "16 must be larger than the prefix of flannel_network 10.20.0.0/16",
+            data={"flannel_subnet_len": 16},
+        ),
+        id="subnet-len-not-larger-than-prefix",
+    ),
+    pytest.param(
+        Case(
+            "flannel_subnet_len",
+            MASTER,
+            "31 leaves no room for pods",
+            data={"flannel_subnet_len": 31},
+        ),
+        id="subnet-len-too-long",
+    ),
+    pytest.param(
+        Case(
+            "flannel_subnet_len",
+            MASTER,
+            "/24 subnets of flannel_network 10.20.0.0/23 leave 1 to lease \\(flannel skips the "
+            "first\\) for 3 hosts",
+            data={"flannel_network": "10.20.0.0/23"},
+        ),
+        id="too-few-flannel-subnets",
+    ),
+    # Profiles
+    pytest.param(
+        Case(
+            "profile",
+            MASTER,
+            "'el8' is not a profile: el7 \\(CentOS/RHEL 7\\) or modern",
+            data={"profile": "el8"},
+        ),
+        id="unknown-profile",
+    ),
+    pytest.param(
+        Case(
+            "profile",
+            MASTER,
+            "'el7' does not fit the host's OS debian 12, which takes 'modern'",
+            data={"profile": "el7"},
+            machines=dict.fromkeys(HOSTS, debian12),
+        ),
+        id="el7-pinned-on-debian",
+    ),
+    pytest.param(
+        Case(
+            "profile",
+            MASTER,
+            "'modern' does not fit the host's OS centos 7, which takes 'el7'",
+            data={"profile": "modern"},
+        ),
+        id="modern-pinned-on-centos7",
+    ),
+    pytest.param(
+        Case(
+            "profile",
+            MINION1,
+            f"the host \\(debian 12\\) takes 'modern' but the master {MASTER} takes 'el7': every "
+            "host of a cluster needs the same profile",
+            machines={MASTER: centos7, MINION1: debian12, MINION2: debian12},
+        ),
+        id="mixed-profiles",
+    ),
+    pytest.param(
+        Case(
+            "profile",
+            MINION2,
+            "unsupported OS debian 11 \\(supported: CentOS/RHEL 7",
+            machines={
+                MASTER: centos7,
+                MINION1: centos7,
+                MINION2: lambda: fakehosts.modern("debian", 11),
+            },
+        ),
+        id="unsupported-os",
+    ),
+    # Ports
+    pytest.param(
+        Case(
+            "etcd_peer_port",
+            MASTER,
+            "2379 is also etcd_client_port \\(both listen on the master\\)",
+            data={"etcd_peer_port": 2379},
+        ),
+        id="etcd-ports-clash",
+    ),
+    pytest.param(
+        Case(
+            "apiserver_insecure_port",
+            MASTER,
+            "2379 is also etcd_client_port",
+            data={"apiserver_insecure_port": 2379},
+        ),
+        id="apiserver-port-clashes-with-etcd",
+    ),
+]
+
+
+def write_inventory(tmp_path, case: Case) -> str:
+    """The case's inventory file (the standard groups where it names none), relative to REPO."""
+    text = case.inventory
+    if text is None:
+        text = MASTER_LINE + MINIONS_LINE
+    else:
+        if not re.search(r"^masters\b", text, re.M) and not re.search(r"^master\b", text, re.M):
+            text = MASTER_LINE + text
+        if not re.search(r"^minions\b", text, re.M):
+            text += MINIONS_LINE
+    (tmp_path / "inventory.py").write_text(text)
+    if case.group_data:
+        (tmp_path / "group_data").mkdir()
+        for group, body in case.group_data.items():
+            (tmp_path / "group_data" / f"{group}.py").write_text(body)
+    return os.path.relpath(tmp_path / "inventory.py", REPO)
+
+
+@pytest.fixture
+def io_log(monkeypatch):
+    """Every command run and file uploaded through the simulated connector."""
+    log = []
+    run, put = SimulatedConnector.run_shell_command, SimulatedConnector.put_file
+
+    def run_shell_command(self, command, *args, **kwargs):
+        log.append((self.host.name, "command", str(command)))
+        return run(self, command, *args, **kwargs)
+
+    def put_file(self, filename_or_io, remote_filename, *args, **kwargs):
+        log.append((self.host.name, "upload", remote_filename))
+        return put(self, filename_or_io, remote_filename, *args, **kwargs)
+
+    monkeypatch.setattr(SimulatedConnector, "run_shell_command", run_shell_command)
+    monkeypatch.setattr(SimulatedConnector, "put_file", put_file)
+    return log
+
+
+def expected_message(case: Case) -> str:
+    where = "in the inventory" if case.where == INVENTORY else f"on {re.escape(case.where)}"
+    return f"kubelab: setting '{re.escape(case.setting)}' {where}: .*{case.phrase}"
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_input_stops_before_any_host_is_touched(case, tmp_path, monkeypatch, io_log):
+    monkeypatch.setitem(
+        fakehosts.RELEASE_FILES,
+        ("debian", 11),
+        'NAME="Debian GNU/Linux"\nID=debian\nVERSION_ID="11"\n',
+    )
+    factories = case.machines or dict.fromkeys(HOSTS, centos7)
+    machines = {name: factory() for name, factory in factories.items()}
+    before = copy.deepcopy(machines)
+    inventory = write_inventory(tmp_path, case)
+
+    with pytest.raises(SettingError) as raised:
+        run_deploy(machines, kubelab.deploy_cluster, inventory=inventory, data=case.data)
+
+    message = str(raised.value)
+    assert "\n" not in message and "\r" not in message
+    assert re.match(expected_message(case), message), message
+    assert io_log == []
+    assert machines == before
+
+
+def test_corpus_is_large_enough():
+    assert len(CASES) >= 20
+    assert len({case.id for case in CASES}) == len(CASES)
+
+
+def test_the_first_problem_found_is_reported(io_log):
+    """A misspelt name comes before a wrong type, which comes before a bad network."""
+    machines = {name: centos7() for name in HOSTS}
+    data = {"flannel_network": "nonsense", "flannel_vni": "1", "flannel_bakend": "udp"}
+    with pytest.raises(SettingError, match="'flannel_bakend' on .*did you mean 'flannel_backend'"):
+        run_deploy(machines, kubelab.deploy_cluster, data=data)
+    del data["flannel_bakend"]
+    with pytest.raises(SettingError, match="'flannel_vni' on .*'1' is a string"):
+        run_deploy(machines, kubelab.deploy_cluster, data=data)
+    assert io_log == []
+
+
+def test_a_valid_inventory_passes_and_the_deploy_runs(tmp_path, io_log):
+    case = Case(
+        "",
+        "",
+        "",
+        inventory=minions_with({"kube_address": "10.0.0.31", "node_name": "worker-1"}),
+        group_data={"all": 'flannel_backend = "host-gw"\nflannel_subnet_len = 26\n'},
+    )
+    machines = {name: centos7() for name in HOSTS}
+    run = run_deploy(machines, kubelab.deploy_cluster, inventory=write_inventory(tmp_path, case))
+    assert run.changed_hosts() == HOSTS
+    assert io_log
+
+
+def test_consumer_data_and_pyinfra_settings_are_not_flagged(io_log):
+    machines = {name: centos7() for name in HOSTS}
+    data = {
+        "my_app_port": 8080,
+        "my_app_name": "shop",
+        "monitoring": True,
+        "_sudo": True,
+        "ssh_connect_retries": 2,
+        "ssh_paramiko_connect_kwargs": {},
+    }
+    run = run_deploy(machines, kubelab.deploy_cluster, data=data)
+    assert run.changed_hosts() == HOSTS
+
+
+# SSH settings: checked only for hosts pyinfra reaches over ssh, which the simulated hosts are not.
+
+
+@pytest.fixture
+def ssh_key(tmp_path):
+    key = tmp_path / "id_test"
+    key.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\n")
+    key.chmod(0o600)
+    return str(key)
+
+
+def validate_over_ssh(monkeypatch, data: dict):
+    """validate_inventory() on the lab inventory with pyinfra's ssh connector, never connecting:
+    facts are answered by simulated CentOS 7 hosts."""
+    machines = {name: centos7() for name in HOSTS}
+    monkeypatch.setattr(
+        Host,
+        "get_fact",
+        lambda self, cls, *args, **kwargs: fakehosts.answer_fact(machines[self.name], cls, kwargs),
+    )
+    state = State(check_for_changes=False)
+    with ctx_state.use(state):
+        inventory = make_inventory(
+            str(REPO / "inventory.py"),
+            override_data=data,
+            cwd=str(REPO),
+            group_data_directories=[str(REPO / "group_data")],
+        )
+        for target in inventory:
+            assert validation.uses_ssh(target)
+            assert not target.connected
+        with ctx_host.use(inventory.get_host(MASTER)):
+            validation.validate_inventory()
+    return inventory
+
+
+SSH_CASES = [
+    pytest.param({"ssh_port": 0}, "ssh_port", "0 is out of range 1-65535", id="ssh-port-zero"),
+    pytest.param(
+        {"ssh_port": 70000}, "ssh_port", "70000 is out of range 1-65535", id="ssh-port-too-large"
+    ),
+    pytest.param(
+        {"ssh_port": "22"},
+        "ssh_port",
+        "'22' is a string, not a port number",
+        id="ssh-port-as-string",
+    ),
+    pytest.param({"ssh_user": ""}, "ssh_user", "'' is not a user name", id="empty-ssh-user"),
+    pytest.param(
+        {"ssh_key": "/nonexistent/id_kubelab"},
+        "ssh_key",
+        "the key file '/nonexistent/id_kubelab' does not exist",
+        id="missing-ssh-key",
+    ),
+    pytest.param({"ssh_key": "/tmp"}, "ssh_key", "'/tmp' is not a file", id="ssh-key-directory"),
+    pytest.param(
+        {"ssh_hostname": ""},
+        "ssh_hostname",
+        "'' is not a host name or address",
+        id="empty-ssh-hostname",
+    ),
+]
+
+
+@pytest.mark.parametrize(("data", "name", "phrase"), SSH_CASES)
+def test_bad_ssh_setting_stops_before_connecting(monkeypatch, ssh_key, data, name, phrase):
+    with pytest.raises(SettingError) as raised:
+        validate_over_ssh(monkeypatch, {"ssh_key": ssh_key, **data})
+    message = str(raised.value)
+    assert "\n" not in message
+    assert message.startswith(f"kubelab: setting '{name}' on {MASTER}: {phrase}"), message
+
+
+def test_valid_ssh_settings_pass(monkeypatch, ssh_key):
+    inventory = validate_over_ssh(monkeypatch, {"ssh_key": ssh_key, "ssh_port": 2222})
+    assert not any(target.connected for target in inventory)
+
+
+def test_ssh_checks_skip_hosts_of_other_connectors(monkeypatch):
+    """The simulated hosts (a fake connector) are not reached over ssh: no ssh check fires."""
+    state = State(check_for_changes=False)
+    with ctx_state.use(state):
+        inventory = make_inventory(
+            str(REPO / "inventory.py"),
+            override_data={"ssh_port": 0, "ssh_key": "/nonexistent/key"},
+            cwd=str(REPO),
+        )
+    target = inventory.get_host(MASTER)
+    target.connector_cls = SimulatedConnector
+    assert not validation.uses_ssh(target)
+    validation.check_ssh(target)  # raises nothing
