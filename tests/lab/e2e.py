@@ -4,10 +4,12 @@ one more minion joining, lab down. Prints each check and a closing 'N passed, N 
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import faults  # noqa: E402
 import pipeline  # noqa: E402
 
 INVENTORY = "inventory.py"
@@ -43,6 +45,21 @@ def scenario():
 
     changes, seconds = pipeline.deploy(INVENTORY, "e2e-second")
     check("second deploy changes nothing", not changes, f"{seconds:.1f} s, changes {dict(changes)}")
+
+    for name, fault in (
+        ("a minion stopped during the deploy", faults.minion_stopped_during_deploy),
+        ("the deploy killed midway, then re-run", faults.deploy_killed_midway),
+        (
+            "etcd restarting while the flannel config is written",
+            faults.etcd_restarting_while_config_written,
+        ),
+        ("a config file edited by hand", faults.hand_edited_config),
+    ):
+        started = time.monotonic()
+        outcome = fault(INVENTORY)
+        check(name, True, f"{outcome}; {time.monotonic() - started:.0f} s")
+    pipeline.specs(INVENTORY)
+    check("specs pass after the faults", True)
 
     bigger = pipeline.derived_inventory(INVENTORY, pipeline.LOGS / "inventory-4.py", 1)
     pipeline.lab_up(bigger)

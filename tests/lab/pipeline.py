@@ -14,6 +14,7 @@ LAB = [sys.executable, str(REPO / "tests/lab/lab.py")]
 PYINFRA = [sys.executable, "-m", "pyinfra"]
 LOGS = REPO / ".lab" / "logs"
 RESULT = re.compile(r"^\s+\[(?P<host>[^\]]+)\]\s+(?P<result>Success|No changes|Error)", re.M)
+OPERATION = re.compile(r"^--> Starting operation: (?P<name>.*?)\s*$", re.M)
 
 
 class StepFailed(Exception):
@@ -46,17 +47,32 @@ def lab_down() -> float:
     return run("lab down", [*LAB, "down"])[1]
 
 
-def deploy(inventory: str, log_name: str) -> tuple[Counter, float]:
+def deploy_command(inventory: str, *data: str) -> list[str]:
+    return [*PYINFRA, inventory, "deploys/cluster.py", "-y", *(f"--data={d}" for d in data)]
+
+
+def deploy(inventory: str, log_name: str, *data: str) -> tuple[Counter, float]:
     """pyinfra deploys/cluster.py; returns the count of changed operations per host."""
     output, seconds = run(
-        f"deploy ({log_name})",
-        [*PYINFRA, inventory, "deploys/cluster.py", "-y"],
-        LOGS / f"{log_name}.log",
+        f"deploy ({log_name})", deploy_command(inventory, *data), LOGS / f"{log_name}.log"
     )
-    changes = Counter(
-        match["host"] for match in RESULT.finditer(output) if match["result"] == "Success"
-    )
-    return changes, seconds
+    return Counter(host for host, _ in changed_operations(output)), seconds
+
+
+def results(output: str) -> list[tuple[str, str, str]]:
+    """(host, operation, Success / No changes / Error) for each host of each operation run."""
+    found, operation = [], None
+    for line in output.splitlines():
+        if started := OPERATION.match(line):
+            operation = started["name"]
+        elif result := RESULT.match(line):
+            found.append((result["host"], operation, result["result"]))
+    return found
+
+
+def changed_operations(output: str) -> list[tuple[str, str]]:
+    """(host, operation) for every operation that changed something."""
+    return [(host, op) for host, op, result in results(output) if result == "Success"]
 
 
 def specs(inventory: str) -> float:
