@@ -16,20 +16,20 @@ def settings(tmp_path, **extra):
     return {"pki_dir": str(tmp_path / "pki"), "artifact_sha256": pins(), **extra}
 
 
+def secure_cluster(factory, tmp_path):
+    data = settings(tmp_path, secure=True)
+    machines = {name: factory() for name in HOSTS}
+    return machines, run_deploy(machines, kubelab.deploy_cluster, data=data), data
+
+
 @pytest.fixture(scope="module")
 def el7(tmp_path_factory):
-    data = settings(tmp_path_factory.mktemp("el7"), secure=True)
-    machines = {name: centos7() for name in HOSTS}
-    run = run_deploy(machines, kubelab.deploy_cluster, data=data)
-    return machines, run, data
+    return secure_cluster(centos7, tmp_path_factory.mktemp("el7"))
 
 
 @pytest.fixture(scope="module")
 def modern(tmp_path_factory):
-    data = settings(tmp_path_factory.mktemp("modern"), secure=True)
-    machines = {name: debian12() for name in HOSTS}
-    run = run_deploy(machines, kubelab.deploy_cluster, data=data)
-    return machines, run, data
+    return secure_cluster(debian12, tmp_path_factory.mktemp("modern"))
 
 
 @pytest.mark.parametrize("path", ["/etc/etcd/etcd.conf", "/etc/default/etcd"])

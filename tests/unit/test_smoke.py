@@ -46,3 +46,18 @@ def test_smoke_waits_are_bounded():
     loop = wait_until("false", "never ready")
     assert f"seq {WAIT_SECONDS // 5}" in loop
     assert "never ready" in loop and loop.endswith("exit 1")
+
+
+def test_smoke_on_the_modern_profile_uses_the_admin_kubeconfig(tmp_path):
+    from fakehosts import debian12
+    from test_modern import pins
+
+    data = {"artifact_sha256": pins(), "pki_dir": str(tmp_path / "pki")}
+    machines = {name: debian12() for name in HOSTS}
+    run_deploy(machines, kubelab.deploy_cluster, data=data)
+    run_deploy(machines, kubelab.deploy_smoke, data=data)
+    nodes, token, replicas = machines[MASTER].waited_for
+    admin = "kubectl --kubeconfig /etc/kubernetes/admin.kubeconfig"
+    assert nodes.startswith(f"{admin} get nodes")
+    assert token == f"{admin} create token default >/dev/null"  # 1.24+: no token secrets
+    assert replicas.startswith(f'test "$({admin} get rc nginx')
