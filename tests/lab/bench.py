@@ -25,9 +25,10 @@ def measure(size: int, cold: bool) -> dict:
     pipeline.lab_down()
     if cold:
         pipeline.run("lab purge", [*pipeline.LAB, "purge"])
+    label = f"bench-{size}-{'cold' if cold else 'warm'}-lab"
     figures = {"lab up": pipeline.lab_up(inventory)}
-    changes, figures["cold deploy"] = pipeline.deploy(inventory, f"bench-{size}-cold")
-    changes, figures["no-change re-run"] = pipeline.deploy(inventory, f"bench-{size}-rerun")
+    changes, figures["cold deploy"] = pipeline.deploy(inventory, f"{label}-deploy")
+    changes, figures["no-change re-run"] = pipeline.deploy(inventory, f"{label}-rerun")
     if changes:
         raise pipeline.StepFailed(f"the re-run changed {dict(changes)}")
     figures["specs"] = pipeline.specs(inventory)
