@@ -577,7 +577,11 @@ def node_files(node: Node, net: ipaddress.IPv4Network) -> dict[str, str]:
         "etc/systemd/network/10-host0.network": "[Match]\nName=host0\n\n[Network]\n"
         f"Address={node.address}/{net.prefixlen}\nGateway={gw}\n",
         # Nodes reach Debian's archive only through the cache on the bridge (no NAT, no routing).
-        "etc/apt/apt.conf.d/01lab-proxy": f'Acquire::http::Proxy "http://{gw}:{ACNG_PORT}";\n',
+        # No pipelining, a timeout and retries: with several nodes filling a cold cache at once,
+        # apt's http method was seen waiting forever on a connection the cache had closed.
+        "etc/apt/apt.conf.d/01lab-proxy": f'Acquire::http::Proxy "http://{gw}:{ACNG_PORT}";\n'
+        'Acquire::http::Pipeline-Depth "0";\nAcquire::http::Timeout "30";\n'
+        'Acquire::Retries "3";\n',
     }
 
 
