@@ -6,7 +6,14 @@ the apiserver presents its own certificate to etcd. (The modern profile always w
 """
 
 from . import etcd_tls, topology
-from .certificates import apiserver_names, apiserver_url, cluster_pki, install, kubeconfig
+from .certificates import (
+    MINION_KUBECONFIGS,
+    apiserver_names,
+    apiserver_url,
+    cluster_pki,
+    install,
+    minion_kubeconfigs,
+)
 from .defaults import setting
 
 TLS = etcd_tls.EL7_KUBE_TLS
@@ -15,14 +22,10 @@ APISERVER_FILES = {
     "cert": f"{TLS}/apiserver.crt",
     "key": f"{TLS}/apiserver.key",
 }
-KUBECONFIGS = {
-    "kubelet": "/etc/kubernetes/kubelet.kubeconfig",
-    "kube-proxy": "/etc/kubernetes/kube-proxy.kubeconfig",
-}
 
 
 def secure() -> bool:
-    return bool(setting("secure", topology.master()))
+    return etcd_tls.enabled(topology.master())
 
 
 def api_url(target=None) -> str:
@@ -66,14 +69,6 @@ def deploy_apiserver_certificates() -> list:
 
 def deploy_minion_kubeconfigs() -> dict[str, list]:
     """The kubelet's and kube-proxy's kubeconfigs with their client certificates."""
-    pki = cluster_pki()
-    node = topology.node_name()
-    installed = install(
-        {
-            KUBECONFIGS["kubelet"]: kubeconfig(
-                pki, f"kubelet-{topology.short_name()}", f"system:node:{node}", ["system:nodes"]
-            ),
-            KUBECONFIGS["kube-proxy"]: kubeconfig(pki, "kube-proxy", "system:kube-proxy"),
-        }
-    )
-    return {name: [installed[path]] for name, path in KUBECONFIGS.items()}
+    kubeconfigs = minion_kubeconfigs(cluster_pki())
+    installed = install({MINION_KUBECONFIGS[name]: text for name, text in kubeconfigs.items()})
+    return {name: [installed[path]] for name, path in MINION_KUBECONFIGS.items()}

@@ -173,6 +173,23 @@ def deploy_master_certificates():
     )
 
 
+MINION_KUBECONFIGS = {
+    "kubelet": "/etc/kubernetes/kubelet.kubeconfig",
+    "kube-proxy": "/etc/kubernetes/kube-proxy.kubeconfig",
+}
+
+
+def minion_kubeconfigs(pki: ClusterPKI) -> dict[str, bytes]:
+    """The kubelet's and kube-proxy's kubeconfigs, with their client certificates."""
+    node = topology.node_name()
+    return {
+        "kubelet": kubeconfig(
+            pki, f"kubelet-{topology.short_name()}", f"system:node:{node}", ["system:nodes"]
+        ),
+        "kube-proxy": kubeconfig(pki, "kube-proxy", "system:kube-proxy", ["system:node-proxier"]),
+    }
+
+
 @deploy("Minion certificates", data_defaults=DEFAULTS)
 def deploy_minion_certificates():
     """A minion's certificates, keys and kubeconfigs; returns service -> their operations."""
@@ -186,12 +203,7 @@ def deploy_minion_certificates():
             f"{PKI}/ca.crt": pki.ca_cert_pem,
             f"{PKI}/kubelet.crt": serving[0],
             f"{PKI}/kubelet.key": serving[1],
-            "/etc/kubernetes/kubelet.kubeconfig": kubeconfig(
-                pki, f"kubelet-{short}", f"system:node:{node}", ["system:nodes"]
-            ),
-            "/etc/kubernetes/kube-proxy.kubeconfig": kubeconfig(
-                pki, "kube-proxy", "system:kube-proxy", ["system:node-proxier"]
-            ),
+            **{MINION_KUBECONFIGS[name]: text for name, text in minion_kubeconfigs(pki).items()},
         }
     )
     return by_service(
@@ -201,8 +213,8 @@ def deploy_minion_certificates():
                 f"{PKI}/ca.crt",
                 f"{PKI}/kubelet.crt",
                 f"{PKI}/kubelet.key",
-                "/etc/kubernetes/kubelet.kubeconfig",
+                MINION_KUBECONFIGS["kubelet"],
             ),
-            "kube-proxy": ("/etc/kubernetes/kube-proxy.kubeconfig",),
+            "kube-proxy": (MINION_KUBECONFIGS["kube-proxy"],),
         },
     )

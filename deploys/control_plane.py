@@ -5,7 +5,7 @@ from pyinfra.api import deploy
 from . import api_tls, downloads, packages, topology
 from .api_tls import api_url
 from .artifacts import KUBE_MASTER_BINARIES, kube_binary
-from .certificates import apiserver_url, deploy_master_certificates
+from .certificates import MINION_KUBECONFIGS, apiserver_url, deploy_master_certificates
 from .common import place, service
 from .defaults import DEFAULTS, setting
 from .profiles import profile
@@ -25,8 +25,8 @@ def kube_template_data() -> dict:
         if secure
         else setting("apiserver_insecure_bind_address"),
         "apiserver_tls_arguments": api_tls.apiserver_arguments(),
-        "kubelet_arguments": f"--kubeconfig={api_tls.KUBECONFIGS['kubelet']}" if secure else "",
-        "proxy_arguments": f"--kubeconfig={api_tls.KUBECONFIGS['kube-proxy']}" if secure else "",
+        "kubelet_arguments": f"--kubeconfig={MINION_KUBECONFIGS['kubelet']}" if secure else "",
+        "proxy_arguments": f"--kubeconfig={MINION_KUBECONFIGS['kube-proxy']}" if secure else "",
         **{
             name: setting(name)
             for name in (
