@@ -1,0 +1,101 @@
+"""The Debian base image every lab machine boots from (an overlay each)."""
+
+import hashlib
+import json
+from pathlib import Path
+
+from util import LAB_DIR, log, output, remove_tree, run, write
+
+BASE = LAB_DIR / "images" / "base"
+BASE_HASH = LAB_DIR / "images" / "base.sha256"
+SUITE = "bookworm"
+DEBIAN = "http://deb.debian.org/debian"
+DEBIAN_SECURITY = "http://deb.debian.org/debian-security"
+BASE_PACKAGES = [
+    "systemd",
+    "systemd-sysv",
+    "dbus",
+    "openssh-server",
+    "python3",
+    "iproute2",
+    "iputils-ping",
+    "procps",
+    "ca-certificates",
+    "less",
+    "kmod",
+    "firewalld",
+    "netbase",  # /etc/protocols: without it firewalld exits at start ("INVALID_PROTOCOL: esp")
+]
+BASE_FILES = {
+    "etc/machine-id": "",  # each node gets its own at first boot of its overlay
+    "etc/resolv.conf": "# lab: no DNS; names come from /etc/hosts\n",
+    "etc/apt/apt.conf.d/02lab-nolang": 'Acquire::Languages "none";\n',
+    "etc/ssh/sshd_config.d/10-lab.conf": "PermitRootLogin prohibit-password\n"
+    "PasswordAuthentication no\n",
+    # nspawn drops CAP_SYS_TIME, so chrony.service would be skipped (ConditionCapability) while
+    # `systemctl start` returns 0: run chronyd without clock control (-x) instead.
+    "etc/systemd/system/chrony.service.d/10-lab-container.conf": "[Unit]\nConditionCapability=\n"
+    "[Service]\nExecStart=\nExecStart=!/usr/sbin/chronyd $DAEMON_OPTS -x\n",
+}
+BASE_LINKS = {
+    f"etc/systemd/system/{wants}/{unit}": f"/lib/systemd/system/{unit}"
+    for wants, unit in [
+        ("multi-user.target.wants", "systemd-networkd.service"),
+        ("sockets.target.wants", "systemd-networkd.socket"),
+        ("network-online.target.wants", "systemd-networkd-wait-online.service"),
+    ]
+}
+
+
+# ------------------------------------------------------------------------------------- base image
+
+
+def base_recipe_hash() -> str:
+    recipe = [SUITE, DEBIAN, DEBIAN_SECURITY, BASE_PACKAGES, BASE_FILES, BASE_LINKS]
+    return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()
+
+
+def build_base(any_running: bool) -> None:
+    wanted = base_recipe_hash()
+    current = BASE_HASH.read_text().strip() if BASE_HASH.exists() else None
+    if current == wanted and BASE.is_dir():
+        log(f"base image cached at {BASE}")
+        return
+    if any_running and BASE.is_dir():
+        log("base image is out of date, but machines use it: `down` then `up` rebuilds it")
+        return
+    log(f"building the base image ({SUITE} minbase) with mmdebstrap")
+    tmp = BASE.with_name("base.tmp")
+    if tmp.exists():
+        remove_tree(tmp)
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    run(
+        "mmdebstrap",
+        "--quiet",
+        "--variant=minbase",
+        f"--include={','.join(BASE_PACKAGES)}",
+        SUITE,
+        str(tmp),
+        f"deb {DEBIAN} {SUITE} main",
+        f"deb {DEBIAN} {SUITE}-updates main",
+        f"deb {DEBIAN_SECURITY} {SUITE}-security main",
+    )
+    customize_base(tmp)
+    BASE_HASH.unlink(missing_ok=True)
+    if BASE.exists():
+        remove_tree(BASE)
+    tmp.rename(BASE)
+    write(BASE_HASH, wanted + "\n")
+    log(f"base image: {output('du', '-sh', str(BASE)).split()[0]}")
+
+
+def customize_base(root: Path) -> None:
+    for key in root.glob("etc/ssh/ssh_host_*"):
+        key.unlink()  # every node gets its own
+    for rel, content in BASE_FILES.items():
+        write(root / rel, content)
+    for rel, target in BASE_LINKS.items():
+        link = root / rel
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.unlink(missing_ok=True)
+        link.symlink_to(target)
