@@ -4,7 +4,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from util import LAB_DIR, log, output, remove_tree, run, write
+from util import HERE, LAB_DIR, log, output, remove_tree, run, write
 
 BASE = LAB_DIR / "images" / "base"
 BASE_HASH = LAB_DIR / "images" / "base.sha256"
@@ -37,6 +37,9 @@ BASE_FILES = {
     "etc/systemd/system/chrony.service.d/10-lab-container.conf": "[Unit]\nConditionCapability=\n"
     "[Service]\nExecStart=\nExecStart=!/usr/sbin/chronyd $DAEMON_OPTS -x\n",
 }
+# PID 1 of every machine: readies cgroups and tunables for the kubelet, then execs systemd.
+NODE_INIT = HERE / "files" / "lab-init"
+NODE_INIT_PATH = "usr/local/sbin/lab-init"
 BASE_LINKS = {
     f"etc/systemd/system/{wants}/{unit}": f"/lib/systemd/system/{unit}"
     for wants, unit in [
@@ -51,7 +54,8 @@ BASE_LINKS = {
 
 
 def base_recipe_hash() -> str:
-    recipe = [SUITE, DEBIAN, DEBIAN_SECURITY, BASE_PACKAGES, BASE_FILES, BASE_LINKS]
+    init = NODE_INIT.read_text()
+    recipe = [SUITE, DEBIAN, DEBIAN_SECURITY, BASE_PACKAGES, BASE_FILES, BASE_LINKS, init]
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()
 
 
@@ -94,6 +98,7 @@ def customize_base(root: Path) -> None:
         key.unlink()  # every node gets its own
     for rel, content in BASE_FILES.items():
         write(root / rel, content)
+    write(root / NODE_INIT_PATH, NODE_INIT.read_text(), 0o755)
     for rel, target in BASE_LINKS.items():
         link = root / rel
         link.parent.mkdir(parents=True, exist_ok=True)

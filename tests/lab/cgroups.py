@@ -1,38 +1,76 @@
-"""The cgroups the lab creates: nested under the ones it was started in, removed by `down`."""
+"""The cgroups the lab creates: nested under the ones it was started in, removed by `down`.
+
+Each node's supervisor makes ``<its own cgroup>/lab/<node>`` in every hierarchy it belongs to
+(on this kind of host: each v1 controller, name=systemd and the unified one) and moves itself
+there before it starts nspawn. The node's cgroup namespace is rooted there, so its systemd,
+containerd and kubelet see a tree of their own, and nothing the lab does leaves the cgroups it
+found. ``machines/<node>/cgroups.json`` records the directories, for `down` to empty and remove.
+"""
 
 import os
 import signal
 from contextlib import suppress
 from pathlib import Path
 
-from util import rmdir, wait_until
+from util import MACHINES, read_json, rmdir, wait_until, write_json
 
-CGROUP = Path("/sys/fs/cgroup")
-
-
-# ---------------------------------------------------------------------------------------- cgroups
-# With --keep-unit every nspawn would create its payload/ cgroup beside the others: each
-# supervisor first moves itself into lab/<node> of the hierarchies nspawn uses.
+RECORD = "cgroups.json"
 
 
-def cgroup_hierarchies() -> list[Path]:
-    if (CGROUP / "cgroup.procs").exists():  # pure cgroup v2
-        return [CGROUP]
-    return [d for d in sorted(CGROUP.iterdir()) if (d / "cgroup.procs").exists()]
+def cgroup_mounts() -> list[tuple[str, set[str]]]:
+    """(mount point, controllers) of every cgroup hierarchy; cgroup2 has the empty set."""
+    mounts = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        local, _, remote = line.partition(" - ")
+        fstype, _, options = remote.split()[:3]
+        if fstype in ("cgroup", "cgroup2"):
+            controllers = set(options.split(",")) if fstype == "cgroup" else set()
+            mounts.append((local.split()[4], controllers))
+    return mounts
+
+
+def own_hierarchies() -> list[Path]:
+    """This process's cgroup directory in every hierarchy it belongs to."""
+    mounts = cgroup_mounts()
+    found = []
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        _, names, path = line.split(":", 2)
+        wanted = set(names.split(",")) if names else set()
+        for point, controllers in mounts:
+            if (wanted and wanted <= controllers) or (not wanted and not controllers):
+                found.append(Path(point) / path.lstrip("/"))
+                break
+    return found
+
+
+def make_cgroup(path: Path) -> None:
+    if path.is_dir():
+        return
+    path.mkdir()
+    for name in ("cpuset.cpus", "cpuset.mems"):  # a v1 cpuset takes no task until these are set
+        parent_value = path.parent / name
+        if parent_value.exists():
+            (path / name).write_text(parent_value.read_text())
 
 
 def enter_cgroups(short: str) -> None:
-    for root in (CGROUP / "systemd", CGROUP / "unified", CGROUP):
-        if (root / "cgroup.procs").exists():
-            own = root / "lab" / short
-            own.mkdir(parents=True, exist_ok=True)
-            (own / "cgroup.procs").write_text(f"{os.getpid()}\n")
+    """Move this process (a node's supervisor) into lab/<short> of each of its hierarchies."""
+    dirs = [parent / "lab" / short for parent in own_hierarchies()]
+    write_json(MACHINES / short / RECORD, [str(d) for d in dirs])
+    for own in dirs:
+        make_cgroup(own.parent)
+        make_cgroup(own)
+        (own / "cgroup.procs").write_text(f"{os.getpid()}\n")
+
+
+def node_cgroups(short: str) -> list[Path]:
+    return [Path(d) for d in read_json(MACHINES / short / RECORD) or []]
 
 
 def cgroup_pids(short: str) -> set[int]:
     pids = set()
-    for root in cgroup_hierarchies():
-        for dirpath, _, _ in os.walk(root / "lab" / short):
+    for own in node_cgroups(short):
+        for dirpath, _, _ in os.walk(own):
             with suppress(OSError):
                 pids.update(int(p) for p in Path(dirpath, "cgroup.procs").read_text().split())
     return pids
@@ -47,13 +85,18 @@ def kill_cgroup(short: str) -> set[int]:
 
 
 def remove_cgroups(short: str) -> None:
-    for root in cgroup_hierarchies():
-        own = root / "lab" / short
+    for own in node_cgroups(short):
         for dirpath, _, _ in sorted(os.walk(own), key=lambda w: len(w[0]), reverse=True):
             # an emptied cgroup can stay busy for a moment after its last process exits
             wait_until(lambda d=dirpath: rmdir(Path(d)), 5, 0.1)
-        rmdir(root / "lab")
+        rmdir(own.parent)  # lab/, once the last node is gone
+    (MACHINES / short / RECORD).unlink(missing_ok=True)
 
 
 def lab_cgroup_names() -> set[str]:
-    return {d.name for root in cgroup_hierarchies() for d in (root / "lab").glob("*/")}
+    return {record.parent.name for record in MACHINES.glob(f"*/{RECORD}")}
+
+
+def leftover_lab_cgroups() -> list[Path]:
+    """lab/ directories still present under this process's own cgroups (for the e2e check)."""
+    return [parent / "lab" for parent in own_hierarchies() if (parent / "lab").exists()]

@@ -11,7 +11,7 @@ import uuid
 from dataclasses import asdict
 from pathlib import Path
 
-from base_image import BASE
+from base_image import BASE, NODE_INIT_PATH
 from cgroups import cgroup_pids, enter_cgroups, kill_cgroup, remove_cgroups
 from network import BRIDGE
 from nodes import Node, gateway, is_running, machine_records
@@ -61,7 +61,7 @@ def node_files(node: Node, net: ipaddress.IPv4Network) -> dict[str, str]:
 
 def prepare_root(node: Node, net: ipaddress.IPv4Network) -> Path:
     root = node.dir / "root"
-    for sub in ("upper", "work", "root", "var-lib-containerd", "var-lib-docker"):
+    for sub in ("upper", "work", "root", "var-lib-containerd", "var-lib-docker", "var-lib-kubelet"):
         (node.dir / sub).mkdir(parents=True, exist_ok=True)
     if not os.path.ismount(root):
         layers = f"lowerdir={BASE},upperdir={node.dir / 'upper'},workdir={node.dir / 'work'}"
@@ -83,7 +83,6 @@ def nspawn_command(node: Node, root: Path) -> list[str]:
     # cannot nest on the overlay root).
     return [
         "systemd-nspawn",
-        "--boot",
         f"--directory={root}",
         f"--machine={node.short}",
         f"--network-bridge={BRIDGE}",
@@ -96,6 +95,12 @@ def nspawn_command(node: Node, root: Path) -> list[str]:
         "--system-call-filter=@keyring bpf",
         f"--bind={node.dir / 'var-lib-containerd'}:/var/lib/containerd",
         f"--bind={node.dir / 'var-lib-docker'}:/var/lib/docker",
+        f"--bind={node.dir / 'var-lib-kubelet'}:/var/lib/kubelet",
+        # the kubelet's OOM watcher reads the kernel log; reading it takes CAP_SYSLOG
+        "--bind-ro=/dev/kmsg",
+        "--capability=CAP_SYSLOG",
+        "--kill-signal=SIGRTMIN+3",  # systemd's "shut down cleanly"
+        f"/{NODE_INIT_PATH}",
     ]
 
 
@@ -124,7 +129,7 @@ def start_machine(node: Node, net: ipaddress.IPv4Network) -> bool:
     root = prepare_root(node, net)
     argv = [sys.executable, str(HERE / "lab.py"), "_supervise", node.short, "--"]
     argv += nspawn_command(node, root)
-    env = dict(os.environ, SYSTEMD_NSPAWN_UNIFIED_HIERARCHY="1")
+    env = dict(os.environ, SYSTEMD_NSPAWN_UNIFIED_HIERARCHY="0")
     note_created_dirs(NSPAWN_RUNTIME)
     pid = spawn(node.dir / "supervisor.json", argv, node.dir / "nspawn.log", env)
     log(f"{node.short} ({node.address}) booting, supervisor pid {pid}")

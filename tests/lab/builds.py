@@ -1,0 +1,292 @@
+"""The real upstream programs, built here from their published Go modules.
+
+Upstream's release downloads cannot be reached from this box, the Go module proxy can. Each
+component gets a small wrapper module of the lab's own (``require`` the upstream module at
+the pinned release, ``tool`` lines naming its main packages so ``go mod tidy`` keeps them),
+built with the flags upstream's release build uses, version stamps included. Results are
+cached per component and version in $LAB_BUILD_CACHE (default /var/cache/kubelab-lab, kept
+by `purge`): a warm run builds nothing.
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from util import LabError, log, write
+
+CACHE = Path(os.environ.get("LAB_BUILD_CACHE", "/var/cache/kubelab-lab"))
+GO_ENV = {
+    "GOMODCACHE": str(CACHE / "go" / "mod"),
+    "GOCACHE": str(CACHE / "go" / "build"),
+    "GOTOOLCHAIN": "local",  # the machine's Go; never download another
+    "GOFLAGS": "-mod=mod -buildvcs=false",
+}
+BUILD_TIMEOUT = 3600  # one component, cold (Kubernetes takes the longest)
+
+# k8s.io/kubernetes requires each of these at v0.0.0 and replaces it with its staging
+# directory; the wrapper points each at its published twin, v0.<minor>.<patch>.
+KUBE_STAGING = [
+    "api",
+    "apiextensions-apiserver",
+    "apimachinery",
+    "apiserver",
+    "cli-runtime",
+    "client-go",
+    "cloud-provider",
+    "cluster-bootstrap",
+    "code-generator",
+    "component-base",
+    "component-helpers",
+    "controller-manager",
+    "cri-api",
+    "cri-client",
+    "csi-translation-lib",
+    "dynamic-resource-allocation",
+    "endpointslice",
+    "externaljwt",
+    "kms",
+    "kube-aggregator",
+    "kube-controller-manager",
+    "kube-proxy",
+    "kube-scheduler",
+    "kubectl",
+    "kubelet",
+    "metrics",
+    "mount-utils",
+    "pod-security-admission",
+    "sample-apiserver",
+    "sample-cli-plugin",
+    "sample-controller",
+]
+KUBE_COMMANDS = (
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kubelet",
+    "kube-proxy",
+    "kubectl",
+)
+
+
+@dataclass(frozen=True)
+class Build:
+    component: str
+    version: str
+    modules: tuple  # the upstream modules required, each at ``version``
+    binaries: dict  # output file name -> main package
+    replace: dict = field(default_factory=dict)
+    cgo: bool = False
+    tags: str = ""
+    ldflags: str = ""
+    go_lines: str = "go 1.25.0"
+
+    @property
+    def key(self) -> str:
+        return f"{self.component}-{self.version}"
+
+    def go_mod(self) -> str:
+        lines = [f"module kubelab.lab/build/{self.component}", "", self.go_lines, ""]
+        lines += [f"require {module} {self.version}" for module in self.modules]
+        lines += [""] + [f"tool {package}" for package in sorted(set(self.binaries.values()))]
+        if self.replace:
+            lines += ["", "replace ("]
+            lines += [f"\t{old} => {new}" for old, new in sorted(self.replace.items())]
+            lines.append(")")
+        return "\n".join(lines) + "\n"
+
+    def recipe(self) -> str:
+        flags = [self.cgo, self.tags, self.ldflags, sorted(self.binaries.items())]
+        return hashlib.sha256(json.dumps([self.go_mod(), flags]).encode()).hexdigest()
+
+
+def kube_version_flags(version: str, build_date: str) -> str:
+    major, minor = version.lstrip("v").split(".")[:2]
+    values = {
+        "gitVersion": version,
+        "gitMajor": major,
+        "gitMinor": minor,
+        "gitTreeState": "archive",  # built from the module archive, not a git tree
+        "buildDate": build_date,
+    }
+    packages = ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version")
+    return " ".join(f"-X {p}.{k}={v}" for p in packages for k, v in values.items())
+
+
+def kubernetes(version: str) -> Build:
+    staging = "v0." + version.split(".", 1)[1]
+    return Build(
+        component="kubernetes",
+        version=version,
+        modules=("k8s.io/kubernetes",),
+        binaries={name: f"k8s.io/kubernetes/cmd/{name}" for name in KUBE_COMMANDS},
+        replace={f"k8s.io/{name}": f"k8s.io/{name} {staging}" for name in KUBE_STAGING},
+        tags="selinux,notest",
+        ldflags=kube_version_flags(version, release_time("k8s.io/kubernetes", version)),
+        # k8s.io/kubernetes' own go.mod says this; godebug acts only in the main module
+        go_lines="go 1.25.0\n\ngodebug default=go1.25",
+    )
+
+
+def etcd(version: str) -> Build:
+    return Build(
+        component="etcd",
+        version=version,
+        modules=("go.etcd.io/etcd/server/v3", "go.etcd.io/etcd/etcdctl/v3"),
+        binaries={"etcd": "go.etcd.io/etcd/server/v3", "etcdctl": "go.etcd.io/etcd/etcdctl/v3"},
+    )
+
+
+def flannel(version: str) -> Build:
+    return Build(
+        component="flannel",
+        version=version,
+        modules=("github.com/flannel-io/flannel",),
+        binaries={"flanneld": "github.com/flannel-io/flannel"},
+        cgo=True,  # the UDP backend's C proxy (amd64)
+        ldflags=f"-X github.com/flannel-io/flannel/pkg/version.Version={version} "
+        '-extldflags "-static"',
+    )
+
+
+def cni_plugins(version: str) -> Build:
+    base = "github.com/containernetworking/plugins/plugins"
+    return Build(
+        component="cni-plugins",
+        version=version,
+        modules=("github.com/containernetworking/plugins",),
+        binaries={
+            "bridge": f"{base}/main/bridge",
+            "loopback": f"{base}/main/loopback",
+            "host-local": f"{base}/ipam/host-local",
+            "portmap": f"{base}/meta/portmap",
+        },
+        ldflags="-X github.com/containernetworking/plugins/pkg/utils/buildversion.BuildVersion="
+        f"{version}",
+    )
+
+
+# github.com/flannel-io/cni-plugin is refused by the module proxy here (every version). The
+# flannel CNI plugin lived in containernetworking/plugins until v0.9.1, and flannel-io's
+# repository continues that code: the lab builds that last in-tree release.
+FLANNEL_CNI_ANCESTOR = "v0.9.1"
+
+
+def flannel_cni_plugin(served_as: str) -> Build:
+    return Build(
+        component="flannel-cni-plugin",
+        version=FLANNEL_CNI_ANCESTOR,
+        modules=("github.com/containernetworking/plugins",),
+        binaries={"flannel": "github.com/containernetworking/plugins/plugins/meta/flannel"},
+        ldflags="-X github.com/containernetworking/plugins/pkg/utils/buildversion.BuildVersion="
+        f"containernetworking/plugins-{FLANNEL_CNI_ANCESTOR}(served-as-{served_as})",
+    )
+
+
+def containerd(version: str) -> Build:
+    package = "github.com/containerd/containerd/v2"
+    stamp = f"-X {package}/version.Version={version} -X {package}/version.Package={package}"
+    return Build(
+        component="containerd",
+        version=version,
+        modules=(package,),
+        binaries={
+            "containerd": f"{package}/cmd/containerd",
+            "containerd-shim-runc-v2": f"{package}/cmd/containerd-shim-runc-v2",
+            "ctr": f"{package}/cmd/ctr",
+        },
+        tags="urfave_cli_no_docs",
+        ldflags=stamp,
+    )
+
+
+def runc(version: str) -> Build:
+    return Build(
+        component="runc",
+        version=version,
+        modules=("github.com/opencontainers/runc",),
+        binaries={"runc": "github.com/opencontainers/runc"},
+        cgo=True,  # libcontainer/nsenter is C; seccomp through libseccomp
+        tags="seccomp urfave_cli_no_docs netgo osusergo",
+        ldflags='-extldflags "-static"',
+    )
+
+
+def release_time(module: str, version: str) -> str:
+    """When upstream tagged ``module@version`` (the proxy's record), as the build date."""
+    info = go_json(["list", "-m", "-json", f"{module}@{version}"], Path("/"))
+    return info["Time"]
+
+
+def go_json(args: list[str], cwd: Path) -> dict:
+    result = go(args, cwd, capture=True, timeout=120)
+    return json.loads(result.stdout)
+
+
+def go(args: list[str], cwd: Path, env=None, capture=False, timeout=BUILD_TIMEOUT):
+    environment = dict(os.environ, **GO_ENV, **(env or {}))
+    try:
+        result = subprocess.run(
+            ["go", *args],
+            cwd=cwd,
+            env=environment,
+            capture_output=capture,
+            text=True,
+            timeout=timeout,
+        )
+    except FileNotFoundError:
+        raise LabError("the lab builds upstream programs with Go: no `go` on PATH") from None
+    except subprocess.TimeoutExpired:
+        raise LabError(
+            f"go {' '.join(args[:3])} did not finish in {timeout} s (in {cwd})"
+        ) from None
+    if result.returncode != 0:
+        detail = (result.stderr or "")[-2000:] if capture else "see its output above"
+        raise LabError(f"go {' '.join(args[:3])} failed in {cwd}: {detail}")
+    return result
+
+
+def output_dir(build: Build) -> Path:
+    return CACHE / "artifacts" / build.key
+
+
+def is_cached(build: Build) -> bool:
+    stamp = output_dir(build) / "recipe.sha256"
+    return stamp.exists() and stamp.read_text().strip() == build.recipe()
+
+
+def ensure_built(build: Build) -> Path:
+    """The directory holding ``build``'s binaries, built now unless cached."""
+    out = output_dir(build)
+    if is_cached(build):
+        return out
+    work = CACHE / "work" / build.component
+    shutil.rmtree(work, ignore_errors=True)
+    write(work / "go.mod", build.go_mod())
+    started = time.monotonic()
+    log(f"building {build.key} from Go modules (cold: minutes; cached afterwards)")
+    go(["mod", "tidy"], work)
+    staging = out.with_name(out.name + ".new")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    env = {"CGO_ENABLED": "1" if build.cgo else "0"}
+    for name, package in build.binaries.items():
+        flags = [
+            "-p",
+            str(os.cpu_count() or 2),
+            "-trimpath",
+            "-ldflags",
+            f"all=-s -w {build.ldflags}",
+        ]
+        if build.tags:
+            flags += ["-tags", build.tags]
+        go(["build", *flags, "-o", str(staging / name), package], work, env=env)
+    write(staging / "recipe.sha256", build.recipe() + "\n")
+    shutil.rmtree(out, ignore_errors=True)
+    staging.rename(out)
+    log(f"built {build.key} in {time.monotonic() - started:.0f} s")
+    return out
