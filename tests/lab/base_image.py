@@ -1,4 +1,11 @@
-"""The Debian base image every lab machine boots from (an overlay each)."""
+"""The Debian base image every lab machine boots from (an overlay each), and the Debian
+package repository the machines install from.
+
+The machines reach no package archive: the packages a deploy installs on Debian 12, with
+their dependencies, are downloaded once (with the base image, by the same mmdebstrap run, so
+they fit exactly what the image holds) into a flat repository on this box, which the lab
+serves on the bridge. A fetch from it never waits on anything outside this machine.
+"""
 
 import hashlib
 import json
@@ -8,6 +15,7 @@ from util import HERE, LAB_DIR, log, output, remove_tree, run, write
 
 BASE = LAB_DIR / "images" / "base"
 BASE_HASH = LAB_DIR / "images" / "base.sha256"
+PACKAGES_REPO = LAB_DIR / "images" / "packages"
 SUITE = "bookworm"
 DEBIAN = "http://deb.debian.org/debian"
 DEBIAN_SECURITY = "http://deb.debian.org/debian-security"
@@ -26,6 +34,8 @@ BASE_PACKAGES = [
     "firewalld",
     "netbase",  # /etc/protocols: without it firewalld exits at start ("INVALID_PROTOCOL: esp")
 ]
+# What kubelab installs with apt on a Debian 12 host (tests/unit/test_lab_packages.py checks it).
+DEPLOY_PACKAGES = ["chrony", "curl", "ca-certificates", "tar", "iptables", "conntrack", "socat"]
 BASE_FILES = {
     "etc/machine-id": "",  # each node gets its own at first boot of its overlay
     "etc/resolv.conf": "# lab: no DNS; names come from /etc/hosts\n",
@@ -56,28 +66,35 @@ BASE_LINKS = {
 def base_recipe_hash() -> str:
     init = NODE_INIT.read_text()
     recipe = [SUITE, DEBIAN, DEBIAN_SECURITY, BASE_PACKAGES, BASE_FILES, BASE_LINKS, init]
+    recipe.append(DEPLOY_PACKAGES)
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()
 
 
 def build_base(any_running: bool) -> None:
     wanted = base_recipe_hash()
     current = BASE_HASH.read_text().strip() if BASE_HASH.exists() else None
-    if current == wanted and BASE.is_dir():
+    if current == wanted and BASE.is_dir() and (PACKAGES_REPO / "Packages").exists():
         log(f"base image cached at {BASE}")
         return
     if any_running and BASE.is_dir():
         log("base image is out of date, but machines use it: `down` then `up` rebuilds it")
         return
     log(f"building the base image ({SUITE} minbase) with mmdebstrap")
-    tmp = BASE.with_name("base.tmp")
-    if tmp.exists():
-        remove_tree(tmp)
-    tmp.parent.mkdir(parents=True, exist_ok=True)
+    tmp, pool = BASE.with_name("base.tmp"), PACKAGES_REPO.with_name("packages.tmp")
+    for stale in (tmp, pool):
+        if stale.exists():
+            remove_tree(stale)
+    pool.mkdir(parents=True)
+    download = (
+        f"apt-get install --download-only --no-install-recommends -y {' '.join(DEPLOY_PACKAGES)}"
+    )
     run(
         "mmdebstrap",
         "--quiet",
         "--variant=minbase",
         f"--include={','.join(BASE_PACKAGES)}",
+        f'--customize-hook=chroot "$1" {download}',
+        f'--customize-hook=cp "$1"/var/cache/apt/archives/*.deb {pool}/',
         SUITE,
         str(tmp),
         f"deb {DEBIAN} {SUITE} main",
@@ -85,12 +102,22 @@ def build_base(any_running: bool) -> None:
         f"deb {DEBIAN_SECURITY} {SUITE}-security main",
     )
     customize_base(tmp)
+    index_packages(pool)
     BASE_HASH.unlink(missing_ok=True)
-    if BASE.exists():
-        remove_tree(BASE)
-    tmp.rename(BASE)
+    for done, final in ((tmp, BASE), (pool, PACKAGES_REPO)):
+        if final.exists():
+            remove_tree(final)
+        done.rename(final)
     write(BASE_HASH, wanted + "\n")
     log(f"base image: {output('du', '-sh', str(BASE)).split()[0]}")
+
+
+def index_packages(pool: Path) -> None:
+    """A flat repository (``deb [trusted=yes] URL ./``): the .debs, Packages, Release."""
+    packages = output("apt-ftparchive", "packages", ".", cwd=pool)
+    write(pool / "Packages", packages)
+    write(pool / "Release", output("apt-ftparchive", "release", ".", cwd=pool))
+    log(f"package repository: {len(list(pool.glob('*.deb')))} packages in {pool}")
 
 
 def customize_base(root: Path) -> None:

@@ -8,11 +8,15 @@ from util import KEY, LAB_DIR, RUN, LabError, log, output, run, write
 HOST_PACKAGES = [
     "systemd-container",
     "mmdebstrap",
-    "apt-cacher-ng",
+    "apt-utils",  # apt-ftparchive: the index of the lab's package repository
     "openssh-client",
     "iproute2",
     "kmod",
-    "containernetworking-plugins",  # the real CNI plugins in the mirror
+    # building runc and flanneld (cgo): a C toolchain and libseccomp, linked statically
+    "gcc",
+    "libc6-dev",
+    "libseccomp-dev",
+    "pkg-config",
 ]
 MODULES = {
     "br_netfilter": lambda: Path("/proc/sys/net/bridge").is_dir(),

@@ -20,6 +20,7 @@ import time
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
+import mirror
 from base_image import BASE, build_base
 from cgroups import lab_cgroup_names
 from host import (
@@ -40,7 +41,7 @@ from machines import (
 )
 from network import BRIDGE, bridge_address, bridge_down, bridge_up
 from nodes import Node, gateway, is_running, lab_network, load_inventory, machine_records
-from services import ACNG, MIRROR_PORT, build_mirror, services_down, services_up
+from services import MIRROR_PORT, services_down, services_up
 from ssh import ssh_output, write_ssh_config
 from util import (
     KEY,
@@ -81,13 +82,16 @@ def cmd_up(inventory: Path) -> None:
         install_host_packages()
     with phase("kernel modules"):
         load_modules()
-    with phase("base image"):
+    with phase("base image and package repository"):
         build_base(any_running=bool(running))
+    with phase("upstream programs (Go module builds, cached)"):
+        mirror.ensure_builds()
     with phase("network"):
         ensure_key()
         bridge_up(net, any_running=bool(running))
-    with phase("artifact mirror"):
-        build_mirror()
+    with phase("artifact mirror and image archives"):
+        files = mirror.build(MIRROR)
+        log(f"{len(files)} files in {MIRROR} (see MIRROR.txt there)")
     with phase("services on the bridge"):
         services_up(gateway(net))
     with phase("machines"):
@@ -136,7 +140,7 @@ def cmd_purge() -> None:
     for path in (
         BASE.with_name("base.tmp"),
         LAB_DIR / "images",
-        ACNG,
+        LAB_DIR / "acng",  # the apt cache of earlier lab versions
         MIRROR,
         MIRROR.with_name("mirror.new"),
         KEY,

@@ -15,7 +15,7 @@ from base_image import BASE, NODE_INIT_PATH
 from cgroups import cgroup_pids, enter_cgroups, kill_cgroup, remove_cgroups
 from network import BRIDGE
 from nodes import Node, gateway, is_running, machine_records
-from services import ACNG_PORT
+from services import PACKAGES_PORT
 from ssh import ssh_argv, ssh_output
 from util import (
     HERE,
@@ -50,11 +50,9 @@ def node_files(node: Node, net: ipaddress.IPv4Network) -> dict[str, str]:
         "ff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
         "etc/systemd/network/10-host0.network": "[Match]\nName=host0\n\n[Network]\n"
         f"Address={node.address}/{net.prefixlen}\nGateway={gw}\n",
-        # Nodes reach Debian's archive only through the cache on the bridge (no NAT, no routing).
-        # No pipelining, a timeout and retries: with several nodes filling a cold cache at once,
-        # apt's http method was seen waiting forever on a connection the cache had closed.
-        "etc/apt/apt.conf.d/01lab-proxy": f'Acquire::http::Proxy "http://{gw}:{ACNG_PORT}";\n'
-        'Acquire::http::Pipeline-Depth "0";\nAcquire::http::Timeout "30";\n'
+        # The lab's own package repository is the only source (no NAT, no routing outside).
+        "etc/apt/sources.list": f"deb [trusted=yes] http://{gw}:{PACKAGES_PORT}/ ./\n",
+        "etc/apt/apt.conf.d/01lab-timeouts": 'Acquire::http::Timeout "30";\n'
         'Acquire::Retries "3";\n',
     }
 

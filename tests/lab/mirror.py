@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""Fill a directory with kubelab's modern-profile artifacts in upstream's layout.
+"""The lab's artifact mirror: kubelab's release artifacts in upstream's layout, made from the
+programs builds.py built here, plus the lab's image archives.
 
-Every artifact of ``master_artifacts`` + ``minion_artifacts`` (kubelab's defaults) lands at
-``<root>/<upstream host>/<upstream path>``, beside ``<same path>.sha256`` holding only the hex
-digest. Kube binaries and flannel are stand-ins (tests/lab/standins); the CNI plugins are
-Debian's real ones (/usr/lib/cni). MIRROR.txt at the root says which is which.
+Every artifact lands at ``<root>/<upstream host>/<upstream path>``, packed as upstream packs it
+(a bare binary, or a tarball with upstream's member names), with its checksum file where
+upstream publishes one. ``artifact_sha256.json`` at the root pins every digest; the lab's
+group_data passes it to kubelab as ``artifact_sha256``, so the deploy's own download-and-verify
+path runs unchanged. MIRROR.txt says what each file is.
 
     python3 tests/lab/mirror.py DEST      (lab.py up does this for $LAB_DIR/mirror)
 """
@@ -13,20 +15,23 @@ import ast
 import gzip
 import hashlib
 import importlib.util
-import io
+import json
+import os
 import shutil
-import subprocess
 import sys
 import tarfile
-import tempfile
 from contextlib import suppress
 from pathlib import Path
 from types import SimpleNamespace
 from urllib.parse import urlsplit
 
+import builds
+import images
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-DEBIAN_CNI = Path("/usr/lib/cni")
+PINS = "artifact_sha256.json"
+IMAGES = "lab/images"  # where the image archives are served
 
 
 def load_module(name: str, path: Path):
@@ -37,12 +42,8 @@ def load_module(name: str, path: Path):
 
 
 def kubelab_defaults(path: Path) -> dict:
-    """DEFAULTS of deploys/defaults.py; without pyinfra (the lab runs on the system python3),
-    read from the literal ``Setting(name, default, ...)`` entries of its SETTINGS list."""
-    try:
-        return load_module("kubelab_lab_defaults", path).DEFAULTS
-    except ImportError:  # pyinfra, or a package-relative import
-        pass
+    """DEFAULTS of deploys/defaults.py, read from its literal ``Setting(name, default, ...)``
+    entries (the lab runs on the system python3, without pyinfra)."""
     defaults = {}
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Setting":
@@ -51,69 +52,57 @@ def kubelab_defaults(path: Path) -> dict:
     return defaults
 
 
-def kubelab_artifacts(repo: Path):
-    """The artifact list and the defaults, read from the project's own files (no install)."""
+def versions(repo: Path = REPO) -> SimpleNamespace:
+    return SimpleNamespace(**kubelab_defaults(repo / "deploys" / "defaults.py"))
+
+
+def planned(repo: Path = REPO) -> list[tuple]:
+    """(artifact, build, members: {member name: built file}) for every artifact kubelab fetches."""
     artifacts = load_module("kubelab_lab_artifacts", repo / "deploys" / "artifacts.py")
-    data = SimpleNamespace(**kubelab_defaults(repo / "deploys" / "defaults.py"))
-    unique = {a.url: a for a in artifacts.master_artifacts(data) + artifacts.minion_artifacts(data)}
-    return artifacts, data, list(unique.values())
+    v = versions(repo)
+    kube = builds.kubernetes(v.kube_version)
+    plan = [(artifacts.kube_binary(name, v.kube_version), kube, None) for name in kube.binaries]
+    plan.append((artifacts.flanneld(v.flannel_version), builds.flannel(v.flannel_version), None))
+    for artifact, build in (
+        (artifacts.cni_plugins(v.cni_plugins_version), builds.cni_plugins(v.cni_plugins_version)),
+        (
+            artifacts.flannel_cni_plugin(v.flannel_cni_plugin_version),
+            builds.flannel_cni_plugin(v.flannel_cni_plugin_version),
+        ),
+        (artifacts.etcd_release(v.etcd_version), builds.etcd(v.etcd_version)),
+        (
+            artifacts.containerd_release(v.containerd_version),
+            builds.containerd(v.containerd_version),
+        ),
+    ):
+        plan.append((artifact, build, {m: Path(m).name for m, _ in artifact.members}))
+    plan.append((artifacts.runc_release(v.runc_version), builds.runc(v.runc_version), None))
+    return plan
 
 
-def standin_builder():
-    sys.path.insert(0, str(HERE))
-    from standins import build  # tests/lab/standins
-
-    return build
+def ensure_builds(repo: Path = REPO) -> None:
+    for build in {b.key: b for _, b, _ in planned(repo)}.values():
+        builds.ensure_built(build)
 
 
-def make_artifact(artifact, artifacts, data, dest: Path, build) -> str:
-    """Write ``artifact`` to ``dest``; return what it is, for MIRROR.txt."""
-    name = artifact.name
-    if name in artifacts.KUBE_MASTER_BINARIES + artifacts.KUBE_MINION_BINARIES:
-        build(name, data.kube_version, dest)
-        return f"stand-in for {name} {data.kube_version}"
-    if name.startswith("flanneld-"):
-        build("flanneld", data.flannel_version, dest)
-        return f"stand-in for flanneld {data.flannel_version}"
-    if name.startswith("cni-plugins-linux-"):
-        plugins = sorted(p for p in DEBIAN_CNI.iterdir() if p.is_file())
-        if not plugins:
-            raise SystemExit(f"no CNI plugins in {DEBIAN_CNI}: install containernetworking-plugins")
-        write_tgz(dest, {p.name: p.read_bytes() for p in plugins})
-        names = " ".join(p.name for p in plugins)
-        return (
-            f"REAL CNI plugins from Debian's containernetworking-plugins ({debian_cni_version()}),"
-            f" not upstream {data.cni_plugins_version}: {names}"
-        )
-    if name.startswith("cni-plugin-flannel-linux-"):
-        member = f"flannel-{name.split('-')[4]}"
-        with tempfile.TemporaryDirectory() as tmp:
-            build(member, data.flannel_cni_plugin_version, Path(tmp) / member)
-            write_tgz(dest, {member: (Path(tmp) / member).read_bytes()})
-        return f"stand-in {member} (flannel CNI plugin {data.flannel_cni_plugin_version})"
-    raise SystemExit(f"mirror.py does not know how to make {name} ({artifact.url})")
+def member_source(member: str, build) -> str:
+    """The built file an archive member is: its base name, or the flannel CNI plugin's."""
+    name = Path(member).name
+    return "flannel" if name.startswith("flannel-") else name
 
 
-def write_tgz(dest: Path, members: dict[str, bytes]) -> None:
-    """A tarball like upstream's (./<name> at the root, mode 0755), byte-identical on rebuild."""
+def write_tgz(dest: Path, members: dict[str, Path]) -> None:
+    """A tarball like upstream's (mode 0755 members, fixed mtime): byte-identical on rebuild."""
     with (
         open(dest, "wb") as raw,
         gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, compresslevel=1) as gz,
         tarfile.open(fileobj=gz, mode="w", format=tarfile.GNU_FORMAT) as tar,
     ):
-        for member, content in members.items():
-            info = tarfile.TarInfo(f"./{member}")
-            info.size, info.mode, info.mtime = len(content), 0o755, 0
-            tar.addfile(info, io.BytesIO(content))
-
-
-def debian_cni_version() -> str:
-    result = subprocess.run(
-        ["dpkg-query", "-W", "-f", "${Version}", "containernetworking-plugins"],
-        capture_output=True,
-        text=True,
-    )
-    return result.stdout.strip() or "unknown version"
+        for member, source in members.items():
+            info = tarfile.TarInfo(member if "/" in member else f"./{member}")
+            info.size, info.mode, info.mtime = source.stat().st_size, 0o755, 0
+            with open(source, "rb") as f:
+                tar.addfile(info, f)
 
 
 def sha256(path: Path) -> str:
@@ -124,38 +113,99 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def mirror_path(root: Path, url: str) -> Path:
+    parts = urlsplit(url)
+    return root / parts.netloc / parts.path.lstrip("/")
+
+
+def write_artifact(root: Path, artifact, build, members, artifacts) -> str:
+    """Pack one artifact and its checksum file; return its digest."""
+    built = builds.output_dir(build)
+    dest = mirror_path(root, artifact.url)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if members is None:
+        name = artifact.name.removesuffix("-amd64").removesuffix(".amd64")
+        link_or_copy(built / name, dest)
+    else:
+        write_tgz(dest, {m: built / member_source(m, build) for m in members})
+    digest = sha256(dest)
+    listing = artifacts.checksum_url(artifact)
+    text = digest if listing == artifact.url + ".sha256" else f"{digest}  {artifact.name}"
+    sums = mirror_path(root, listing)
+    with open(sums, "a") as f:  # etcd's SHA256SUMS lists several files
+        f.write(text + "\n")
+    return digest
+
+
+def link_or_copy(source: Path, dest: Path) -> None:
+    try:
+        os.link(source, dest)
+    except OSError:  # another filesystem
+        shutil.copy2(source, dest)
+
+
+def recipe(plan, image_files: dict) -> str:
+    parts = [(a.url, b.recipe(), m) for a, b, m in plan]
+    parts.append(sorted((ref, sha256_of_name(p)) for ref, p in image_files.items()))
+    return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()
+
+
+def sha256_of_name(path: Path) -> str:
+    return f"{path.name}:{path.stat().st_size}:{path.stat().st_mtime_ns}"
+
+
 def build(root: Path, repo: Path = REPO) -> list[Path]:
-    """(Re)build the mirror at ``root``; swap it in whole so a running server never sees half."""
-    artifacts, data, wanted = kubelab_artifacts(repo)
-    builder = standin_builder()
+    """(Re)build the mirror at ``root`` unless it is current; swapped in whole."""
+    artifacts = load_module("kubelab_lab_artifacts", repo / "deploys" / "artifacts.py")
+    plan = planned(repo)
+    image_files = images.ensure_images()
+    wanted = recipe(plan, image_files)
+    stamp = root / "recipe.sha256"
+    if stamp.exists() and stamp.read_text().strip() == wanted:
+        return sorted(root.rglob("*"))
     new = root.with_name(root.name + ".new")
     shutil.rmtree(new, ignore_errors=True)
-    notes, written = [], []
-    for artifact in wanted:
-        url = urlsplit(artifact.url)
-        dest = new / url.netloc / url.path.lstrip("/")
+    new.mkdir(parents=True)
+    pins, notes = {}, []
+    for artifact, build_, members in plan:
+        pins[artifact.name] = write_artifact(new, artifact, build_, members, artifacts)
+        notes.append(
+            f"{urlsplit(artifact.url).netloc}{urlsplit(artifact.url).path}\n    "
+            f"built here from Go modules: {describe(build_)}"
+        )
+    for ref, archive in image_files.items():
+        dest = new / IMAGES / archive.name
         dest.parent.mkdir(parents=True, exist_ok=True)
-        what = make_artifact(artifact, artifacts, data, dest, builder)
-        dest.chmod(0o644 if artifact.members else 0o755)
-        dest.with_name(dest.name + ".sha256").write_text(sha256(dest))
-        notes.append(f"{url.netloc}{url.path}\n    {what}")
-        written.append(dest)
+        link_or_copy(archive, dest)
+        notes.append(f"{IMAGES}/{archive.name}\n    image archive of {ref} (tests/lab/images.py)")
+    (new / PINS).write_text(json.dumps(pins, indent=1, sort_keys=True) + "\n")
     (new / "MIRROR.txt").write_text(mirror_notes(notes))
+    (new / "recipe.sha256").write_text(wanted + "\n")
     old = root.with_name(root.name + ".old")
     if root.exists():
         root.rename(old)
     new.rename(root)
     shutil.rmtree(old, ignore_errors=True)
-    return [root / p.relative_to(new) for p in written]
+    return sorted(root.rglob("*"))
+
+
+def describe(build) -> str:
+    text = f"{', '.join(build.modules)} {build.version}"
+    if build.component == "flannel-cni-plugin":
+        text += (
+            " (its plugins/meta/flannel: the module github.com/flannel-io/cni-plugin is not "
+            "served by the Go module proxy here, so the pinned release's path holds this "
+            "ancestor of it)"
+        )
+    return text
 
 
 def mirror_notes(notes: list[str]) -> str:
     return (
         "kubelab lab artifact mirror (written by tests/lab/mirror.py; not upstream's files)\n\n"
-        "Layout: <upstream host>/<upstream path>, each with <path>.sha256 (hex digest only).\n"
-        "Kube binaries and flannel are STAND-INS: small programs that behave enough like the\n"
-        "real ones for the deploy and its specs (tests/lab/standins). The CNI plugins tarball\n"
-        "holds Debian's REAL plugins, whose version is Debian's, not the one in the path.\n\n"
+        "Layout: <upstream host>/<upstream path>, with upstream's checksum file names.\n"
+        "Every program is the real upstream one, built on this machine from its Go module at\n"
+        "the release in the path (tests/lab/builds.py), except where a note says otherwise.\n\n"
         + "\n".join(notes)
         + "\n"
     )
@@ -164,5 +214,6 @@ def mirror_notes(notes: list[str]) -> str:
 if __name__ == "__main__":
     if len(sys.argv) != 2:
         raise SystemExit(__doc__)
+    ensure_builds()
     for path in build(Path(sys.argv[1]).resolve()):
         print(path)

@@ -46,8 +46,8 @@ def run(*argv: str, check: bool = True, **kwargs) -> subprocess.CompletedProcess
     return subprocess.run(argv, check=check, text=True, **kwargs)
 
 
-def output(*argv: str) -> str:
-    return run(*argv, capture_output=True).stdout
+def output(*argv: str, **kwargs) -> str:
+    return run(*argv, capture_output=True, **kwargs).stdout
 
 
 def write(path: Path, content: str, mode: int = 0o644) -> None:
