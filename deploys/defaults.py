@@ -144,6 +144,25 @@ SETTINGS = [
     ),
     Setting("apiserver_port", 6443, "The apiserver's HTTPS port (el7: with `secure`)."),
     Setting("cluster_domain", "cluster.local", "DNS domain of the cluster's services.", "modern"),
+    # The smoke test (deploys/smoke.py)
+    Setting(
+        "smoke_image",
+        "docker.io/library/nginx:1.27",
+        "Image of the smoke test's nginx pods (`imagePullPolicy: IfNotPresent`: a minion "
+        "without a registry must hold it already).",
+    ),
+    Setting(
+        "smoke_timeout",
+        300,
+        "Seconds each wait of the smoke test may take (nodes Ready, pods Running, answers) "
+        "before it fails naming what is not ready.",
+    ),
+    Setting(
+        "smoke_cleanup",
+        False,
+        "At the end of the smoke test, delete what it created (the nginx ReplicationController "
+        "and service, its manifests). Off: they stay, and a re-run reuses them.",
+    ),
 ]
 
 DEFAULTS = {setting.name: setting.default for setting in SETTINGS}

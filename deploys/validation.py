@@ -22,6 +22,7 @@ from .profiles import PROFILES, SUPPORTED, distribution, profile
 
 INT_RANGES = {
     "flannel_subnet_len": (1, 32),
+    "smoke_timeout": (1, 86400),  # a day
     "flannel_vni": (0, 2**24 - 1),  # VXLAN network identifiers are 24 bits
     "etcd_client_port": (1, 65535),
     "etcd_peer_port": (1, 65535),
@@ -329,6 +330,13 @@ def check_values(target):
     bind = setting("apiserver_insecure_bind_address", target)
     if _ipv4(bind) is None:
         _fail("apiserver_insecure_bind_address", target, f"{bind!r} is not an IPv4 address")
+    image = setting("smoke_image", target)
+    if not re.fullmatch(r"[a-z0-9][A-Za-z0-9._/:@-]*", image):
+        _fail(
+            "smoke_image",
+            target,
+            f"{image!r} is not an image reference like 'docker.io/library/nginx:1.27'",
+        )
     node = target.data.get("node_name")
     if node and not re.fullmatch(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?", node):
         _fail(
