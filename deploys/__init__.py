@@ -6,10 +6,14 @@ Importing the package runs nothing; call the deploys from a pyinfra deploy file:
     deploy_cluster()
 """
 
+from .container_runtime import deploy_container_runtime
 from .control_plane import deploy_master_services
 from .defaults import SettingError
 from .etcd import deploy_etcd
 from .flannel import deploy_flannel, deploy_flannel_network_config
+from .images import deploy_image_archives
+from .kube_proxy import deploy_kube_proxy
+from .kubelet import deploy_kubelet
 from .node import deploy_node
 from .prerequisites import deploy_prerequisites
 from .roles import deploy_cluster, deploy_master, deploy_minion
@@ -20,9 +24,13 @@ from .validation import validate_inventory
 __all__ = [
     "SettingError",
     "deploy_cluster",
+    "deploy_container_runtime",
     "deploy_etcd",
     "deploy_flannel",
     "deploy_flannel_network_config",
+    "deploy_image_archives",
+    "deploy_kube_proxy",
+    "deploy_kubelet",
     "deploy_master",
     "deploy_master_services",
     "deploy_minion",

@@ -15,6 +15,7 @@ from pyinfra.facts.files import File
 from pyinfra.operations import files
 
 from . import secrets, topology
+from .admin_kubeconfig import write_user_kubeconfig
 from .common import tracked
 from .defaults import DEFAULTS, setting, setting_error
 from .pki import ClusterPKI, PKIError, PKIMissing
@@ -120,6 +121,8 @@ def deploy_master_certificates():
         "apiserver-kubelet-client", "kube-apiserver-kubelet-client", ["system:masters"]
     )
     sa_private, sa_public = pki.service_account_keypair()
+    admin = kubeconfig(pki, "admin", "admin", ["system:masters"])
+    write_user_kubeconfig(pki_directory(), admin)  # the same, for kubectl on this machine
     etcd_client = {}
     if setting("secure"):
         cert, key = pki.client_cert("apiserver-etcd-client", "apiserver")
@@ -143,9 +146,7 @@ def deploy_master_certificates():
             "/etc/kubernetes/scheduler.kubeconfig": kubeconfig(
                 pki, "scheduler", "system:kube-scheduler"
             ),
-            "/etc/kubernetes/admin.kubeconfig": kubeconfig(
-                pki, "admin", "admin", ["system:masters"]
-            ),
+            "/etc/kubernetes/admin.kubeconfig": admin,
             **etcd_client,
         }
     )
@@ -179,20 +180,28 @@ MINION_KUBECONFIGS = {
 }
 
 
+def kube_proxy_kubeconfig(pki: ClusterPKI) -> bytes:
+    """kube-proxy's kubeconfig (one client certificate for every host's kube-proxy)."""
+    return kubeconfig(pki, "kube-proxy", "system:kube-proxy", ["system:node-proxier"])
+
+
+def kubelet_kubeconfig(pki: ClusterPKI) -> bytes:
+    """This minion's kubelet's kubeconfig (its own node identity)."""
+    node = topology.node_name()
+    return kubeconfig(
+        pki, f"kubelet-{topology.short_name()}", f"system:node:{node}", ["system:nodes"]
+    )
+
+
 def minion_kubeconfigs(pki: ClusterPKI) -> dict[str, bytes]:
     """The kubelet's and kube-proxy's kubeconfigs, with their client certificates."""
-    node = topology.node_name()
-    return {
-        "kubelet": kubeconfig(
-            pki, f"kubelet-{topology.short_name()}", f"system:node:{node}", ["system:nodes"]
-        ),
-        "kube-proxy": kubeconfig(pki, "kube-proxy", "system:kube-proxy", ["system:node-proxier"]),
-    }
+    return {"kubelet": kubelet_kubeconfig(pki), "kube-proxy": kube_proxy_kubeconfig(pki)}
 
 
-@deploy("Minion certificates", data_defaults=DEFAULTS)
-def deploy_minion_certificates():
-    """A minion's certificates, keys and kubeconfigs; returns service -> their operations."""
+@deploy("kubelet certificates", data_defaults=DEFAULTS)
+def deploy_kubelet_certificates() -> list:
+    """A minion's kubelet: its serving certificate, the CA and its kubeconfig; returns their
+    operations."""
     private_directory()
     pki = cluster_pki()
     node = topology.node_name()
@@ -203,18 +212,14 @@ def deploy_minion_certificates():
             f"{PKI}/ca.crt": pki.ca_cert_pem,
             f"{PKI}/kubelet.crt": serving[0],
             f"{PKI}/kubelet.key": serving[1],
-            **{MINION_KUBECONFIGS[name]: text for name, text in minion_kubeconfigs(pki).items()},
+            MINION_KUBECONFIGS["kubelet"]: kubelet_kubeconfig(pki),
         }
     )
-    return by_service(
-        installed,
-        {
-            "kubelet": (
-                f"{PKI}/ca.crt",
-                f"{PKI}/kubelet.crt",
-                f"{PKI}/kubelet.key",
-                MINION_KUBECONFIGS["kubelet"],
-            ),
-            "kube-proxy": (MINION_KUBECONFIGS["kube-proxy"],),
-        },
-    )
+    return list(installed.values())
+
+
+@deploy("kube-proxy kubeconfig", data_defaults=DEFAULTS)
+def deploy_kube_proxy_kubeconfig() -> list:
+    """kube-proxy's kubeconfig on any host (modern: the master runs kube-proxy too)."""
+    path = MINION_KUBECONFIGS["kube-proxy"]
+    return list(install({path: kube_proxy_kubeconfig(cluster_pki())}).values())

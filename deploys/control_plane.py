@@ -1,13 +1,16 @@
-"""The master's kube services: kube-apiserver, kube-controller-manager, kube-scheduler."""
+"""The master's kube services: kube-apiserver, kube-controller-manager, kube-scheduler (and on
+the modern profile kube-proxy)."""
 
 from pyinfra.api import deploy
 
-from . import api_tls, downloads, packages, topology
+from . import api_tls, packages, topology
 from .api_tls import api_url
-from .artifacts import KUBE_MASTER_BINARIES, kube_binary
-from .certificates import MINION_KUBECONFIGS, apiserver_url, deploy_master_certificates
+from .artifacts import KUBE_MASTER_BINARIES
+from .certificates import MINION_KUBECONFIGS, deploy_master_certificates
 from .common import place, service
 from .defaults import DEFAULTS, setting
+from .kube_proxy import deploy_kube_proxy
+from .kube_services import install_kube_binaries, unit
 from .profiles import profile
 from .service_account import deploy_service_account_key
 
@@ -64,30 +67,6 @@ def deploy_master_services():
         deploy_modern_master_services()
 
 
-def install_kube_binaries(names) -> dict:
-    """The named Kubernetes binaries at kube_version, each checked against its sha256."""
-    installed = {}
-    for name in names:
-        artifact = kube_binary(name, setting("kube_version"))
-        installed[name] = downloads.install(artifact, f"{name} {setting('kube_version')}")
-    return installed
-
-
-def unit(name: str, **extra):
-    """/etc/systemd/system/<name>.service from its template."""
-    return place(
-        f"/etc/systemd/system/{name}.service",
-        cluster_name=setting("cluster_name"),
-        master_address=topology.master_address(),
-        etcd_url=topology.etcd_url(),
-        apiserver_url=apiserver_url(),
-        apiserver_port=setting("apiserver_port"),
-        service_cluster_ip_range=setting("service_cluster_ip_range"),
-        secure=setting("secure"),
-        **extra,
-    )
-
-
 def deploy_modern_master_services():
     binaries = install_kube_binaries(KUBE_MASTER_BINARIES)
     certificates = deploy_master_certificates()
@@ -97,3 +76,6 @@ def deploy_modern_master_services():
     certificates["kube-scheduler"].append(scheduler_config)
     for name in ("kube-apiserver", "kube-controller-manager", "kube-scheduler"):
         service(name, changed=[binaries[name], *certificates[name]], units=[unit(name)])
+    # The master reaches service cluster IPs too: the apiserver calls webhooks and aggregated
+    # APIs through them.
+    deploy_kube_proxy()

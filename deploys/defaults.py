@@ -99,22 +99,24 @@ SETTINGS = [
         "el7",
     ),
     # modern: upstream binaries
-    Setting("kube_version", "v1.35.0", "Kubernetes release of the binaries.", "modern"),
+    Setting("kube_version", "v1.35.8", "Kubernetes release of the binaries.", "modern"),
     Setting("flannel_version", "v0.28.9", "flannel release.", "modern"),
     Setting(
         "etcd_version",
         "v3.6.14",
-        "etcd release, for hosts whose distribution has no etcd 3.4+ (Ubuntu 22.04, EL 8/9).",
+        "etcd release, on every modern master (distributions package none that Kubernetes "
+        "1.35 supports), run as the system user `etcd` by kubelab's unit.",
         "modern",
     ),
     Setting("cni_plugins_version", "v1.7.1", "containernetworking/plugins release.", "modern"),
     Setting(
         "containerd_version",
-        "v2.1.0",
-        "containerd release, for hosts whose distribution does not package it (EL 8/9).",
+        "v2.2.9",
+        "containerd release, on every modern minion (Kubernetes 1.35 supports 2.2.0+, 2.1.5+, "
+        "1.7.28+; Debian 12 packages 1.6, Debian 13 1.7.24), run by kubelab's unit.",
         "modern",
     ),
-    Setting("runc_version", "v1.3.0", "runc release, with containerd_version.", "modern"),
+    Setting("runc_version", "v1.3.6", "runc release, with containerd_version.", "modern"),
     Setting(
         "flannel_cni_plugin_version",
         "v1.9.1-flannel3",
@@ -144,6 +146,30 @@ SETTINGS = [
     ),
     Setting("apiserver_port", 6443, "The apiserver's HTTPS port (el7: with `secure`)."),
     Setting("cluster_domain", "cluster.local", "DNS domain of the cluster's services.", "modern"),
+    # modern: the container runtime and kube-proxy
+    Setting(
+        "sandbox_image",
+        "registry.k8s.io/pause:3.10.1",
+        "containerd's pinned sandbox (pause) image, the one kubeadm 1.35 pins; without a "
+        "registry, import it with `image_archives`.",
+        "modern",
+    ),
+    Setting(
+        "image_archives",
+        {},
+        "Images for air-gapped sites, `{reference: archive}`: each minion imports every image "
+        "its containerd does not hold yet (pinned, linux/amd64) from the archive, a path on "
+        "the machine running pyinfra (uploaded) or an http(s) URL (fetched with curl).",
+        "modern",
+    ),
+    Setting(
+        "kube_proxy_conntrack_max_per_core",
+        None,
+        "kube-proxy's `conntrack.maxPerCore`. Unset: kube-proxy's own default; 0: leave "
+        "nf_conntrack_max alone (where kube-proxy runs in a container whose /proc/sys is not "
+        "the host's).",
+        "modern",
+    ),
     # The smoke test (deploys/smoke.py)
     Setting(
         "smoke_image",

@@ -1,15 +1,17 @@
 """etcd on the master: the store of the API's objects and of flannel's network config."""
 
 from pyinfra.api import deploy
+from pyinfra.operations import files, server
 
 from . import downloads, etcd_tls, packages, topology
 from .artifacts import etcd_release
 from .common import place, service
 from .defaults import DEFAULTS, setting
-from .profiles import distribution, profile
+from .profiles import profile
 
-# Where the distribution's own etcd is recent enough (3.4 or later, with the v3 gateway).
-DISTRIBUTION_ETCD = {("debian", 12), ("debian", 13), ("ubuntu", 24)}
+# modern: upstream's etcd runs as this system user, its data under DATA_DIR (mode 0700).
+ETCD_USER = "etcd"
+DATA_DIR = "/var/lib/etcd"
 
 
 def etcd_template_data() -> dict:
@@ -24,7 +26,7 @@ def etcd_template_data() -> dict:
     }
 
 
-def server_certificate(owner: str = "etcd") -> list:
+def server_certificate(owner: str = ETCD_USER) -> list:
     """With ``secure``: etcd's serving certificate, for the user etcd runs as."""
     return etcd_tls.deploy_etcd_server_certificate(owner) if etcd_tls.enabled() else []
 
@@ -40,12 +42,29 @@ def deploy_etcd():
 
 
 def deploy_modern_etcd():
-    units, binaries, owner = [], [], "etcd"
-    if distribution() in DISTRIBUTION_ETCD:
-        packages.install(["etcd-server", "etcd-client"])
-    else:  # our own unit runs etcd as root
-        owner = "root"
-        binaries = [downloads.install(etcd_release(setting("etcd_version")))]
-        units.append(place("/etc/systemd/system/etcd.service"))
+    """
+    Upstream's release under kubelab's unit on every modern master: no supported distribution
+    packages an etcd Kubernetes 1.35 supports (3.4.29+, 3.5.11+; Debian 12 has 3.4.23, and 3.4
+    is end of life).
+    """
+    server.user(
+        name=f"System user {ETCD_USER}",
+        user=ETCD_USER,
+        system=True,
+        home=DATA_DIR,
+        shell="/usr/sbin/nologin",
+        ensure_home=False,
+    )
+    # Recursive: a data directory an earlier etcd wrote as root becomes etcd's.
+    files.directory(
+        name=f"{DATA_DIR} for {ETCD_USER} only",
+        path=DATA_DIR,
+        user=ETCD_USER,
+        group=ETCD_USER,
+        mode="700",
+        recursive=True,
+    )
+    binaries = downloads.install(etcd_release(setting("etcd_version")))
+    unit = place("/etc/systemd/system/etcd.service", etcd_user=ETCD_USER)
     config = place("/etc/default/etcd", **etcd_template_data())
-    service("etcd", changed=[config, *binaries, *server_certificate(owner)], units=units)
+    service("etcd", changed=[config, binaries, *server_certificate()], units=[unit])

@@ -52,3 +52,32 @@ class FilesNewerThanService(FactBase):
 
     def process(self, output):
         return [line.strip() for line in output if line.strip()]
+
+
+class CgroupVersion(FactBase):
+    """
+    2 when /sys/fs/cgroup is the unified cgroup v2 hierarchy (the test the kubelet makes), 1 for
+    a cgroup v1 or hybrid host.
+    """
+
+    def command(self):
+        return "stat -fc %T /sys/fs/cgroup"
+
+    def process(self, output):
+        return 2 if "".join(output).strip() == "cgroup2fs" else 1
+
+
+class ContainerdImages(FactBase):
+    """The image references containerd holds in ``namespace`` (empty without ctr or containerd)."""
+
+    requires_command = "ctr"
+
+    @staticmethod
+    def default():
+        return []
+
+    def command(self, namespace="k8s.io"):
+        return f"ctr -n {shlex.quote(namespace)} images ls -q 2>/dev/null || true"
+
+    def process(self, output):
+        return [line.strip() for line in output if line.strip()]

@@ -150,7 +150,7 @@ class ClusterPKI:
                 serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
             )
             if not pub_path.exists() or pub_path.read_bytes() != public_pem:
-                _write_private(pub_path, public_pem)
+                write_private(pub_path, public_pem)
             return key_path.read_bytes(), pub_path.read_bytes()
 
     def kubeconfig(
@@ -204,7 +204,7 @@ class ClusterPKI:
             )
             .sign(key, hashes.SHA256())
         )
-        _write_private(self.ca_cert_path, cert.public_bytes(serialization.Encoding.PEM))
+        write_private(self.ca_cert_path, cert.public_bytes(serialization.Encoding.PEM))
 
     def _load_ca(self) -> None:
         if not self.ca_key_path.exists():
@@ -222,7 +222,7 @@ class ClusterPKI:
         with _locked(self.directory):
             key = _load_or_create_key(key_path)
             if not (cert_path.exists() and self._stored_fits(cert_path, key, request)):
-                _write_private(cert_path, self._issue(request, key.public_key()))
+                write_private(cert_path, self._issue(request, key.public_key()))
             return cert_path.read_bytes(), key_path.read_bytes()
 
     def _stored_fits(self, cert_path: Path, key: rsa.RSAPrivateKey, request: _Request) -> bool:
@@ -297,7 +297,7 @@ def _locked(directory: Path) -> Iterator[None]:
         yield
 
 
-def _write_private(path: Path, data: bytes) -> None:
+def write_private(path: Path, data: bytes) -> None:
     """Replace ``path`` with ``data`` atomically; the file is mode 0600 from its creation."""
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
@@ -328,7 +328,7 @@ def _load_or_create_key(path: Path) -> rsa.RSAPrivateKey:
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
-        _write_private(path, pem)
+        write_private(path, pem)
     return _load_key(path)
 
 

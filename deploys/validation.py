@@ -13,10 +13,11 @@ import re
 import weakref
 from functools import cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pyinfra import host, state
 
-from . import topology
+from . import images, topology
 from .defaults import DEFAULTS, setting, setting_error
 from .profiles import PROFILES, SUPPORTED, distribution, profile
 
@@ -29,9 +30,12 @@ INT_RANGES = {
     "apiserver_insecure_port": (1, 65535),
     "apiserver_port": (1, 65535),
     "kube_log_level": (0, 10),
+    "kube_proxy_conntrack_max_per_core": (0, 2**31 - 1),  # an int32 in kube-proxy's config
 }
 # Settings unset by default that hold a string when set.
 OPTIONAL_STRINGS = ("profile", "kube_address", "node_name", "artifact_mirror")
+# Settings unset by default that hold a whole number when set.
+OPTIONAL_INTS = ("kube_proxy_conntrack_max_per_core",)
 NETWORKS = ("flannel_network", "service_cluster_ip_range")
 # Backend types both flannel 0.7.1 (el7) and 0.28 (modern) implement for hosts on one network.
 FLANNEL_BACKENDS = ("vxlan", "host-gw", "udp")
@@ -62,6 +66,7 @@ PYINFRA_PREFIXES = (
     "vagrant_",
     "terraform_",
 )
+EXAMPLE = "registry.k8s.io/pause:3.10.1"  # an image reference, for messages
 SUPPORTED_TEXT = "CentOS/RHEL 7, Debian 12/13, Ubuntu 22.04/24.04, Rocky/Alma 8/9"
 
 _validated = weakref.WeakSet()
@@ -156,7 +161,7 @@ def check_setting_names(target):
 
 def _expected_type(name: str, default):
     if default is None:
-        return str if name in OPTIONAL_STRINGS else None
+        return str if name in OPTIONAL_STRINGS else int if name in OPTIONAL_INTS else None
     return type(default)
 
 
@@ -373,6 +378,40 @@ def check_values(target):
             target,
             f"{pki_dir!r} has a {{...}} placeholder other than {{cluster_name}}",
         )
+    sandbox = setting("sandbox_image", target)
+    if not images.REFERENCE.fullmatch(sandbox):
+        _fail("sandbox_image", target, f"{sandbox!r} is not an image reference like {EXAMPLE!r}")
+    check_image_archives(target)
+
+
+def check_image_archives(target):
+    """Each entry: an image reference -> a local file or an http(s) URL."""
+    for reference, archive in setting("image_archives", target).items():
+        if not isinstance(reference, str) or not images.REFERENCE.fullmatch(reference):
+            _fail(
+                "image_archives",
+                target,
+                f"{reference!r} is not an image reference like {EXAMPLE!r}",
+            )
+        what = f"the archive of {reference!r}"
+        if not isinstance(archive, (str, os.PathLike)) or not str(archive).strip():
+            _fail(
+                "image_archives",
+                target,
+                f"{what} is {archive!r}, not a file name or an http(s) URL",
+            )
+        archive = str(archive)
+        if re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", archive):
+            if not images.is_url(archive) or not urlsplit(archive).hostname:
+                _fail("image_archives", target, f"{what}, {archive!r}, is not an http(s) URL")
+            continue
+        path = images.local_path(archive)
+        if not path.exists():
+            _fail("image_archives", target, f"{what}, {archive!r}, does not exist on this machine")
+        if not path.is_file():
+            _fail("image_archives", target, f"{what}, {archive!r}, is not a file")
+        if not os.access(path, os.R_OK):
+            _fail("image_archives", target, f"{what}, {archive!r}, is not readable by this user")
 
 
 def network(name: str, target) -> ipaddress.IPv4Network:

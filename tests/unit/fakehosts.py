@@ -10,13 +10,16 @@ run over the resulting Machines shows whether a converged cluster is left alone.
 from __future__ import annotations
 
 import hashlib
+import io
+import json
 import re
 import shlex
+import tarfile
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from kubelab.facts import EtcdValue, FilesNewerThanService
+from kubelab.facts import CgroupVersion, ContainerdImages, EtcdValue, FilesNewerThanService
 from pyinfra.api import Config, State
 from pyinfra.api.connect import connect_all
 from pyinfra.api.deploy import add_deploy
@@ -35,6 +38,8 @@ from pyinfra_cli.inventory import make_inventory
 REPO = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 11, 26, 12, 0, 0)
 DEBIAN = ("debian", "ubuntu")
+# What a simulated curl fetches from an http(s) URL that is not a release artifact.
+WEB: dict[str, bytes] = {}
 
 # What installing a package puts on a host: its units and the users it creates.
 PACKAGE_UNITS = {
@@ -87,9 +92,13 @@ class Machine:
     files: dict[str, FileState] = field(default_factory=dict)
     dirs: set[str] = field(default_factory=lambda: {"/etc", "/tmp", "/var/lib"})
     dir_modes: dict[str, int] = field(default_factory=dict)  # those not 0755
+    dir_owners: dict[str, tuple[str, str]] = field(default_factory=dict)  # those not root:root
     packages: set[str] = field(default_factory=set)
     units: dict[str, dict] = field(default_factory=dict)  # name -> {"active", "enabled"}
     users: set[str] = field(default_factory=lambda: {"root"})
+    homes: dict[str, str] = field(default_factory=dict)  # user -> home, of users we created
+    cgroup: int = 2  # the cgroup version the host boots with
+    images: set[str] = field(default_factory=set)  # in containerd's k8s.io namespace
     etcd: dict[tuple[int, str], str] = field(default_factory=dict)  # (api, key) -> value
     downloads: list[str] = field(default_factory=list)  # URLs fetched
     restarts: list[str] = field(default_factory=list)
@@ -155,7 +164,28 @@ def answer_fact(machine: Machine, cls, kwargs: dict):
     if cls is server_facts.Date:
         return NOW
     if cls is server_facts.Which:
-        return None
+        command = kwargs.get("command")
+        return f"/usr/sbin/{command}" if command in ("useradd", "usermod") else None
+    if cls is server_facts.Os:
+        return "Linux"
+    if cls is server_facts.Users:
+        return {
+            name: {
+                "home": machine.homes.get(name, "/root" if name == "root" else f"/var/lib/{name}"),
+                "shell": "/usr/sbin/nologin",
+                "group": name,
+                "groups": [],
+                "comment": None,
+                "password": None,
+            }
+            for name in machine.users
+        }
+    if cls is server_facts.Groups:
+        return sorted(machine.users)
+    if cls is CgroupVersion:
+        return machine.cgroup
+    if cls is ContainerdImages:
+        return sorted(machine.images)
     if cls is server_facts.TmpDir:
         return "/tmp"
     if cls is file_facts.File:
@@ -172,10 +202,11 @@ def answer_fact(machine: Machine, cls, kwargs: dict):
     if cls is file_facts.Directory:
         if path not in machine.dirs:
             return None
+        user, group = machine.dir_owners.get(path, ("root", "root"))
         return {
             "mode": int(oct(machine.dir_modes.get(path, 0o755))[2:]),
-            "user": "root",
-            "group": "root",
+            "user": user,
+            "group": group,
         }
     if cls is file_facts.Sha1File:
         state = machine.files.get(path)
@@ -211,6 +242,27 @@ def _only(units: dict, services) -> dict:
         return units
     services = [services] if isinstance(services, str) else services
     return {name: value for name, value in units.items() if name in services}
+
+
+def image_archive(*references: str) -> bytes:
+    """An image archive as ``ctr images export`` writes one: its index names the images."""
+    index = {
+        "schemaVersion": 2,
+        "manifests": [{"annotations": {"io.containerd.image.name": ref}} for ref in references],
+    }
+    data = json.dumps(index).encode()
+    stream = io.BytesIO()
+    with tarfile.open(fileobj=stream, mode="w") as tar:
+        info = tarfile.TarInfo("index.json")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    return stream.getvalue()
+
+
+def archive_images(content: bytes) -> list[str]:
+    with tarfile.open(fileobj=io.BytesIO(content)) as tar:
+        index = json.load(tar.extractfile("index.json"))
+    return [entry["annotations"]["io.containerd.image.name"] for entry in index["manifests"]]
 
 
 class Interpreter:
@@ -251,20 +303,52 @@ class Interpreter:
     def daemon_reload(self):
         pass
 
-    def chmod(self, mode, path):
+    def below(self, path):
+        """The files under the directory ``path``."""
+        return [name for name in self.machine.files if name.startswith(path.rstrip("/") + "/")]
+
+    def chmod(self, recursive, mode, path):
         path = path.strip("'")
         if path in self.machine.dirs:
             self.machine.dir_modes[path] = int(mode, 8)
+            for name in self.below(path) if recursive else []:
+                self.machine.files[name].mode = int(mode, 8)
         else:
             self.machine.files[path].mode = int(mode, 8)
 
-    def chown(self, owner, path):
+    def chown(self, recursive, owner, path):
         user, _, group = owner.partition(":")
-        if path.strip("'") in self.machine.dirs:
-            return
-        state = self.machine.files[path.strip("'")]
+        path = path.strip("'")
         assert user in self.machine.users, f"chown to unknown user {user}"
-        state.user, state.group = user, group or state.group
+        if path in self.machine.dirs:
+            self.machine.dir_owners[path] = (user, group or user)
+            targets = self.below(path) if recursive else []
+        else:
+            targets = [path]
+        for name in targets:
+            state = self.machine.files[name]
+            state.user, state.group = user, group or state.group
+
+    def useradd(self, args):
+        words = shlex.split(args)
+        name = words[-1]
+        assert name not in self.machine.users, f"useradd of an existing user {name}"
+        self.machine.users.add(name)
+        if "-d" in words:
+            self.machine.homes[name] = words[words.index("-d") + 1]
+
+    def fetch(self, dest, url):
+        assert url in WEB, f"fakehosts: nothing at {url}"
+        self.machine.downloads.append(url)
+        self.machine.files[dest] = FileState(WEB[url])
+
+    def import_image(self, archive, wanted):
+        """ctr importing an archive (see ``image_archive``): its images, then the check."""
+        assert "/usr/local/bin/ctr" in self.machine.files, "ctr is not installed"
+        assert self.machine.units.get("containerd.service", {}).get("active"), "no containerd"
+        content = self.machine.files.pop(archive).content
+        self.machine.images.update(archive_images(content))
+        return shlex.split(wanted)[0] in self.machine.images
 
     def mkdir(self, paths):
         self.machine.dirs.update(path.strip("'") for path in paths.split())
@@ -318,8 +402,9 @@ class Interpreter:
         (r"yum install -y (.+)", yum_install),
         (r"systemctl (start|stop|restart|enable|disable) (\S+)", systemctl),
         (r"systemctl daemon-reload", daemon_reload),
-        (r"chmod (\d+) (\S+)", chmod),
-        (r"chown (\S+) (\S+)", chown),
+        (r"chmod (-R )?(\d+) (\S+)", chmod),
+        (r"chown (-R )?(\S+) (\S+)", chown),
+        (r"useradd (.+)", useradd),
         (r"touch (\S+)", touch),
         (r"mkdir -p (.+)", mkdir),
         (
@@ -331,6 +416,18 @@ class Interpreter:
             r"curl -fsSL --retry 3 -o (\S+) (\S+) && echo '(\w+)  \S+' \| sha256sum -c --quiet - "
             r"\|\| \{.*?\} && (.*)",
             download,
+        ),
+        (
+            r"curl -fsSL --connect-timeout \d+ --max-time \d+ --retry \d+ -o (\S+) (\S+) "
+            r"\|\| \{ rm -f \S+; exit 1; \}",
+            fetch,
+        ),
+        (
+            r"ctr --namespace k8s.io images import --platform linux/amd64 "
+            r"--label io.cri-containerd.pinned=pinned (\S+); imported=\$\?; rm -f \S+; "
+            r"\[ \$imported = 0 \] && ctr --namespace k8s.io images ls -q \| grep -qxF (\S+) "
+            r"\|\| \{ echo .* >&2; exit 1; \}",
+            import_image,
         ),
         (r"install -d -m 700 (\S+) && mkdir -p (\S+)", secret_dir),
         (r"chown (\w+):(\w+) (\S+) && chmod (\d+) (\S+) && mv -f \S+ (\S+)", secret_move),
@@ -363,8 +460,8 @@ class SimulatedConnector(FakeConnector):
         text = command if isinstance(command, str) else command.get_raw_value()
         self.executed_commands.append(text)
         self.host.kubelab_commands.append(text)
-        Interpreter(self.machines[self.host.name]).run(text)
-        return True, CommandOutput([])
+        succeeded = Interpreter(self.machines[self.host.name]).run(text) is not False
+        return succeeded, CommandOutput([])
 
     def put_file(self, filename_or_io, remote_filename, remote_temp_filename=None, **kwargs):
         if hasattr(filename_or_io, "read"):

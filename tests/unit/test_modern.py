@@ -5,6 +5,7 @@ import hashlib
 import re
 from types import SimpleNamespace
 
+import fakehosts
 import kubelab
 import pytest
 from conftest import HOSTS, MASTER, MINIONS
@@ -48,10 +49,16 @@ def unit_flags(text: str) -> list[str]:
 def test_debian_master_gets_packages_binaries_and_units(debian):
     machines, run, _ = debian
     master = machines[MASTER]
-    assert {"etcd-server", "etcd-client", "chrony", "curl"} <= master.packages
-    for binary in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl"):
+    assert {"chrony", "curl", "conntrack"} <= master.packages
+    for binary in (
+        "kube-apiserver",
+        "kube-controller-manager",
+        "kube-scheduler",
+        "kubectl",
+        "kube-proxy",
+    ):
         assert master.files[f"/usr/local/bin/{binary}"].mode == 0o755
-        assert f"{MIRROR}/dl.k8s.io/v1.35.0/bin/linux/amd64/{binary}" in master.downloads
+        assert f"{MIRROR}/dl.k8s.io/v1.35.8/bin/linux/amd64/{binary}" in master.downloads
     assert "/usr/local/bin/flanneld" in master.files
     for unit in (
         "etcd",
@@ -59,23 +66,23 @@ def test_debian_master_gets_packages_binaries_and_units(debian):
         "kube-apiserver",
         "kube-controller-manager",
         "kube-scheduler",
+        "kube-proxy",
         "chrony",
     ):
         assert master.units[f"{unit}.service"] == {"active": True, "enabled": True}, unit
-    assert "containerd" not in master.packages
+    assert "/usr/local/bin/containerd" not in master.files
+    assert "/usr/local/bin/kubelet" not in master.files
 
 
 def test_debian_minions_get_runtime_cni_and_node_services(debian):
     machines, _, _ = debian
     for name in MINIONS:
         minion = machines[name]
-        assert "containerd" in minion.packages
+        assert "containerd" not in minion.packages
         for plugin in ("bridge", "host-local", "loopback", "portmap", "flannel"):
             assert f"/opt/cni/bin/{plugin}" in minion.files, plugin
         for unit in ("containerd", "flanneld", "kubelet", "kube-proxy"):
             assert minion.units[f"{unit}.service"] == {"active": True, "enabled": True}, unit
-        config = minion.text("/etc/containerd/config.toml")
-        assert "SystemdCgroup = true" in config and 'bin_dir = "/opt/cni/bin"' in config
         assert '"type": "flannel"' in minion.text("/etc/cni/net.d/10-flannel.conflist")
         kubelet = minion.text("/etc/kubernetes/kubelet-config.yaml")
         assert "cgroupDriver: systemd" in kubelet and "failSwapOn: false" in kubelet
@@ -118,7 +125,7 @@ def test_etcd_environment_is_etcd_settings(debian, flags):
     machines, _, _ = debian
     text = machines[MASTER].text("/etc/default/etcd")
     names = set(re.findall(r"^(ETCD_\w+)=", text, re.M))
-    known = set(flags["etcd_env"]["3.3.11"].values()) & set(flags["etcd_env"]["3.5.33"].values())
+    known = set(flags["etcd_env"]["3.6.14"].values())
     assert names and names <= known, names - known
     assert f'ETCD_ADVERTISE_CLIENT_URLS="http://{MASTER_IP}:2379"' in text
 
@@ -183,27 +190,55 @@ def test_other_distributions_converge(factory, tmp_path):
     assert again.commands == {host: [] for host in HOSTS}
 
 
-def test_rocky_gets_etcd_from_its_release(tmp_path):
-    machines, _, _ = build(rocky9, tmp_path)
+@pytest.mark.parametrize("factory", [debian12, ubuntu24, rocky9])
+def test_every_master_runs_upstream_etcd_as_its_own_user(factory, tmp_path):
+    machines, run, _ = build(factory, tmp_path)
     master = machines[MASTER]
     assert "/usr/local/bin/etcd" in master.files and "/usr/local/bin/etcdctl" in master.files
-    assert "etcd-server" not in master.packages
-    assert "ExecStart=/usr/local/bin/etcd" in master.text("/etc/systemd/system/etcd.service")
+    assert not {"etcd", "etcd-server", "etcd-client"} & master.packages
+    release = f"etcd-{DEFAULTS['etcd_version']}-linux-amd64.tar.gz"
+    assert any(url.endswith(f"/{release}") for url in master.downloads)
+    unit = master.text("/etc/systemd/system/etcd.service")
+    assert "ExecStart=/usr/local/bin/etcd" in unit
+    assert "User=etcd\nGroup=etcd\n" in unit
+    assert "useradd -d /var/lib/etcd -s /usr/sbin/nologin -r -M etcd" in run.commands[MASTER]
+    assert master.dir_owners["/var/lib/etcd"] == ("etcd", "etcd")
+    assert master.dir_modes["/var/lib/etcd"] == 0o700
+    assert 'ETCD_DATA_DIR="/var/lib/etcd/default"' in master.text("/etc/default/etcd")
+    assert master.units["etcd.service"] == {"active": True, "enabled": True}
 
 
-def test_rocky_gets_containerd_and_runc_from_their_releases(tmp_path):
-    machines, _, _ = build(rocky9, tmp_path)
+def test_etcd_data_written_as_root_becomes_etcds(debian):
+    """A master whose etcd ran as root (kubelab's earlier EL unit): its data turns etcd's."""
+    machines, _, settings = debian
+    converged = copy.deepcopy(machines)
+    master = converged[MASTER]
+    master.dir_owners["/var/lib/etcd"] = ("root", "root")
+    master.files["/var/lib/etcd/default/member/snap/db"] = fakehosts.FileState(b"db", 0o600)
+    run = run_deploy(converged, kubelab.deploy_cluster, data=settings)
+    assert run.commands[MASTER] == ["chown -R etcd:etcd /var/lib/etcd"]
+    assert master.files["/var/lib/etcd/default/member/snap/db"].user == "etcd"
+
+
+@pytest.mark.parametrize("factory", [debian12, ubuntu24, rocky9])
+def test_every_minion_runs_upstream_containerd_and_runc(factory, tmp_path):
+    machines, _, _ = build(factory, tmp_path)
     minion = machines[MINIONS[0]]
-    assert "containerd" not in minion.packages
+    assert "containerd" not in minion.packages and "runc" not in minion.packages
     for path in (
         "/usr/local/bin/containerd",
         "/usr/local/bin/containerd-shim-runc-v2",
+        "/usr/local/bin/ctr",
         "/usr/local/sbin/runc",
         "/etc/systemd/system/containerd.service",
     ):
         assert path in minion.files, path
+    assert any("containerd-2.2.9-linux-amd64.tar.gz" in url for url in minion.downloads)
+    assert any(url.endswith("/v1.3.6/runc.amd64") for url in minion.downloads)
+    unit = minion.text("/etc/systemd/system/containerd.service")
+    assert "ExecStart=/usr/local/bin/containerd\n" in unit and "Delegate=yes" in unit
     assert minion.units["containerd.service"] == {"active": True, "enabled": True}
-    assert "conntrack-tools" in minion.packages
+    assert ("conntrack-tools" if factory is rocky9 else "conntrack") in minion.packages
 
 
 def test_lost_pki_with_a_running_cluster_stops_before_any_change(debian, tmp_path):

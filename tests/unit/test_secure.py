@@ -80,8 +80,8 @@ def test_el7_flanneld_presents_its_certificate(el7, flags):
 
 
 def test_kubelab_etcdctl_presents_a_certificate(el7, modern):
-    v2 = [c for c in el7[1].commands[MASTER] if "etcdctl" in c]
-    v3 = [c for c in modern[1].commands[MASTER] if "etcdctl" in c]
+    v2 = [c for c in el7[1].commands[MASTER] if "ETCDCTL_API" in c]
+    v3 = [c for c in modern[1].commands[MASTER] if "ETCDCTL_API" in c]
     assert v2 and all("--cert-file=/etc/flannel/pki/flanneld-etcd-client.crt" in c for c in v2)
     assert v3 and all("--cert=/etc/flannel/pki/flanneld-etcd-client.crt" in c for c in v3)
 

@@ -327,8 +327,8 @@ CASES = [
         Case(
             "kube_version",
             MASTER,
-            "'1.35.0' is not a release tag like 'v1.35.0' \\(did you mean 'v1.35.0'\\?\\)",
-            data={"kube_version": "1.35.0"},
+            "'1.35.8' is not a release tag like 'v1.35.8' \\(did you mean 'v1.35.8'\\?\\)",
+            data={"kube_version": "1.35.8"},
         ),
         id="version-without-v",
     ),
@@ -340,6 +340,97 @@ CASES = [
             data={"artifact_sha256": {"kubelet": "abc"}},
         ),
         id="bad-sha256-pin",
+    ),
+    pytest.param(
+        Case(
+            "sandbox_image",
+            MASTER,
+            "'pause 3.10' is not an image reference like 'registry.k8s.io/pause:3.10.1'$",
+            data={"sandbox_image": "pause 3.10"},
+        ),
+        id="sandbox-image-not-a-reference",
+    ),
+    pytest.param(
+        Case(
+            "image_archives",
+            MINION1,
+            "'Nginx:1.27' is not an image reference like 'registry.k8s.io/pause:3.10.1'$",
+            inventory=minions_with({"image_archives": {"Nginx:1.27": "/srv/nginx.tar"}}),
+        ),
+        id="image-archive-reference-upper-case",
+    ),
+    pytest.param(
+        Case(
+            "image_archives",
+            MASTER,
+            "the archive of 'registry.k8s.io/pause:3.10.1', '/nonexistent/pause.tar', does not "
+            "exist on this machine$",
+            data={"image_archives": {"registry.k8s.io/pause:3.10.1": "/nonexistent/pause.tar"}},
+        ),
+        id="image-archive-missing-file",
+    ),
+    pytest.param(
+        Case(
+            "image_archives",
+            MASTER,
+            "the archive of 'nginx', '/tmp', is not a file$",
+            data={"image_archives": {"nginx": "/tmp"}},
+        ),
+        id="image-archive-directory",
+    ),
+    pytest.param(
+        Case(
+            "image_archives",
+            MASTER,
+            "the archive of 'nginx', 'ftp://mirror/nginx.tar', is not an http\\(s\\) URL$",
+            data={"image_archives": {"nginx": "ftp://mirror/nginx.tar"}},
+        ),
+        id="image-archive-ftp-url",
+    ),
+    pytest.param(
+        Case(
+            "image_archives",
+            MASTER,
+            "the archive of 'nginx', 'http:///nginx.tar', is not an http\\(s\\) URL$",
+            data={"image_archives": {"nginx": "http:///nginx.tar"}},
+        ),
+        id="image-archive-url-without-host",
+    ),
+    pytest.param(
+        Case(
+            "image_archives",
+            MASTER,
+            "the archive of 'nginx' is 5, not a file name or an http\\(s\\) URL$",
+            data={"image_archives": {"nginx": 5}},
+        ),
+        id="image-archive-not-a-string",
+    ),
+    pytest.param(
+        Case(
+            "image_archives",
+            MASTER,
+            "\\['nginx.tar'\\] is not a mapping",
+            data={"image_archives": ["nginx.tar"]},
+        ),
+        id="image-archives-a-list",
+    ),
+    pytest.param(
+        Case(
+            "kube_proxy_conntrack_max_per_core",
+            MASTER,
+            "-1 is out of range 0-2147483647$",
+            data={"kube_proxy_conntrack_max_per_core": -1},
+        ),
+        id="conntrack-max-per-core-negative",
+    ),
+    pytest.param(
+        Case(
+            "kube_proxy_conntrack_max_per_core",
+            MASTER,
+            "'0' is a string, not a whole number \\(write 0 without quotes\\)",
+            data={"kube_proxy_conntrack_max_per_core": "0"},
+        ),
+        id="conntrack-max-per-core-as-string",
     ),
     # Networks
     pytest.param(
@@ -602,6 +693,21 @@ def test_a_valid_inventory_passes_and_the_deploy_runs(tmp_path, io_log):
     run = run_deploy(machines, kubelab.deploy_cluster, inventory=write_inventory(tmp_path, case))
     assert run.changed_hosts() == HOSTS
     assert io_log
+
+
+def test_image_archives_of_local_files_and_urls_pass(tmp_path, io_log):
+    archive = tmp_path / "pause.tar"
+    archive.write_bytes(b"an archive")
+    data = {
+        "image_archives": {
+            "registry.k8s.io/pause:3.10.1": str(archive),
+            "docker.io/library/nginx:1.27": "http://192.168.122.1:8080/lab/images/nginx.tar",
+        },
+        "kube_proxy_conntrack_max_per_core": 0,
+    }
+    machines = {name: centos7() for name in HOSTS}
+    run = run_deploy(machines, kubelab.deploy_cluster, data=data)
+    assert run.changed_hosts() == HOSTS
 
 
 def test_consumer_data_and_pyinfra_settings_are_not_flagged(io_log):

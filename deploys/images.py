@@ -1,0 +1,81 @@
+"""Image archives for air-gapped sites (``image_archives``), imported into containerd.
+
+Each entry maps an image reference to an archive (``ctr images export`` or ``docker save``
+output): a file on the machine running pyinfra, uploaded, or an http(s) URL, fetched by the
+minion. An image containerd already holds in the CRI's namespace is never imported again.
+"""
+
+import hashlib
+import re
+import shlex
+from pathlib import Path
+
+from pyinfra import host
+from pyinfra.api import FileUploadCommand, deploy, operation
+
+from .defaults import DEFAULTS, setting
+from .facts import ContainerdImages
+
+NAMESPACE = "k8s.io"  # the CRI plugin's, where the kubelet looks
+STAGING = "/var/lib/kubelab/images"
+CURL = "curl -fsSL --connect-timeout 10 --max-time 1800 --retry 3"
+IMPORT = (
+    f"ctr --namespace {NAMESPACE} images import --platform linux/amd64 "
+    "--label io.cri-containerd.pinned=pinned"
+)
+# [domain[:port]/]path[:tag][@digest], lower case names as containerd requires
+COMPONENT = r"[a-z0-9]+(?:[._-]+[a-z0-9]+)*"
+REFERENCE = re.compile(
+    rf"{COMPONENT}(?::\d+)?(?:/{COMPONENT})*(?::\w[\w.-]{{0,127}})?(?:@sha256:[0-9a-f]{{64}})?"
+)
+
+
+def is_url(archive: str) -> bool:
+    return archive.startswith(("http://", "https://"))
+
+
+def local_path(archive: str) -> Path:
+    """A local archive's path (``~`` expanded; relative to where pyinfra runs)."""
+    return Path(archive).expanduser()
+
+
+def normalized(reference: str) -> str:
+    """``reference`` as containerd lists it: Docker Hub's domain and ``library/`` spelt out,
+    ``:latest`` where it names no tag or digest."""
+    name, at, digest = reference.partition("@")
+    first, _, rest = name.partition("/")
+    if not rest or not ("." in first or ":" in first or first == "localhost"):
+        name = f"docker.io/{name}"
+    if name.startswith("docker.io/") and name.count("/") == 1:
+        name = "docker.io/library/" + name.removeprefix("docker.io/")
+    if not at and ":" not in name.rsplit("/", 1)[1]:
+        name += ":latest"
+    return name + at + digest
+
+
+@operation()
+def image(reference: str, archive: str):
+    """containerd holds ``reference``, imported (pinned) from ``archive`` if it did not."""
+    wanted = normalized(reference)
+    if wanted in host.get_fact(ContainerdImages, namespace=NAMESPACE):
+        host.noop(f"containerd holds {wanted}")
+        return
+    temp = f"{STAGING}/{hashlib.sha256(wanted.encode()).hexdigest()[:16]}.tar"
+    yield f"mkdir -p {STAGING}"
+    if is_url(archive):
+        yield f"{CURL} -o {temp} {shlex.quote(archive)} || {{ rm -f {temp}; exit 1; }}"
+    else:
+        yield FileUploadCommand(str(local_path(archive)), temp, remote_temp_filename=temp + ".part")
+    check = f"ctr --namespace {NAMESPACE} images ls -q | grep -qxF {shlex.quote(wanted)}"
+    problem = shlex.quote(f"kubelab: {archive} holds no image {wanted}")
+    yield (
+        f"{IMPORT} {temp}; imported=$?; rm -f {temp}; "
+        f"[ $imported = 0 ] && {check} || {{ echo {problem} >&2; exit 1; }}"
+    )
+
+
+@deploy("Image archives", data_defaults=DEFAULTS)
+def deploy_image_archives():
+    """Every image of ``image_archives`` in containerd (which must be running)."""
+    for reference, archive in sorted(setting("image_archives").items()):
+        image(name=f"Import {reference} into containerd", reference=reference, archive=archive)
