@@ -26,6 +26,8 @@ REPO = Path(__file__).resolve().parents[2]
 ROLE_FIXTURES = {"node": "all", "master": topology.MASTERS_GROUP, "minion": topology.MINIONS_GROUP}
 ALL_ADDRESSES = {"0.0.0.0", "::", "*"}
 FLANNEL_SUBNET_FILE = "/run/flannel/subnet.env"
+KUBECTL = "/usr/local/bin/kubectl"  # modern; el7's package puts kubectl on the PATH
+ADMIN_KUBECONFIG = "/etc/kubernetes/admin.kubeconfig"
 # The lab rebuilds its machines with new host keys; pyinfra's lab data turns checking off too.
 SSH_CONFIG = "Host *\n    StrictHostKeyChecking no\n"
 _CLUSTER = pytest.StashKey()
@@ -244,6 +246,37 @@ class Node:
             path: f"{mode:04o} {user}:{group}" for path, (mode, user, group) in wanted.items()
         }
         assert not wrong, f"{self.name}: expected {expected}; wrong: {wrong}"
+
+    def kubectl(self, *argv):
+        """kubectl on this host (the master) with the cluster's admin credentials."""
+        if self.profile == "el7":
+            prefix = [
+                "kubectl",
+                "-s",
+                f"http://127.0.0.1:{self.setting('apiserver_insecure_port')}",
+            ]
+        else:
+            prefix = [KUBECTL, "--kubeconfig", ADMIN_KUBECONFIG, "--request-timeout=20s"]
+        return self.run(*prefix, *argv)
+
+    def http_get(self, url, *curl_options):
+        """(HTTP status, body) of GET ``url`` from this host; status '000' when nothing answers
+        (the body then holds curl's error)."""
+        result = self.run(
+            "curl", "-sS", "--max-time", "5", *curl_options, "-w", "\n%{http_code}", url
+        )
+        body, _, code = result.stdout.rpartition("\n")
+        if result.rc != 0:
+            return "000", (body + result.stderr).strip()
+        return code.strip(), body.strip()
+
+    def assert_healthy(self, what, url, *curl_options, body="ok"):
+        """GET ``url`` answers 200 (and ``body``, unless None)."""
+        __tracebackhide__ = True
+        code, found = self.http_get(url, *curl_options)
+        ok = code == "200" and (body is None or found == body)
+        wanted = "HTTP 200" + (f" {body!r}" if body is not None else "")
+        assert ok, f"{self.name}: expected {what} {url} to answer {wanted}, found {code} {found!r}"
 
     def assert_verifies(self, cert, ca):
         __tracebackhide__ = True

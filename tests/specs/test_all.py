@@ -1,10 +1,14 @@
-"""Every cluster host: names, firewall, time, kernel networking, its flannel lease."""
+"""Every cluster host: names, firewall, time, kernel networking, its flannel lease and device,
+kube-proxy (modern)."""
 
 import ipaddress
 from itertools import combinations
 
+import pytest
+
 SYSCTL_FILE = "/etc/sysctl.d/90-kubelab.conf"
 SYSCTLS = {"net.ipv4.ip_forward": "1", "net.bridge.bridge-nf-call-iptables": "1"}
+KUBE_PROXY_HEALTHZ = "http://127.0.0.1:10256/healthz"
 
 
 def hosts_line(target):
@@ -77,3 +81,34 @@ def test_flannel_leases_are_distinct(cluster):
         if leases[a].overlaps(leases[b])
     ]
     assert not clashes, f"expected a distinct flannel subnet per host, found overlaps: {clashes}"
+
+
+def test_flannel_device_carries_the_lease(node, cluster):
+    backend = cluster.master.setting("flannel_backend")
+    if backend != "vxlan":
+        pytest.skip(f"flannel_backend is {backend}: no flannel.<VNI> VXLAN device")
+    device = f"flannel.{cluster.master.setting('flannel_vni')}"
+    lease = node.flannel_subnet().network
+    result = node.run("ip", "-o", "-4", "addr", "show", "dev", device)
+    assert result.rc == 0, (
+        f"{node.name}: expected flanneld's VXLAN device {device}, found "
+        f"{(result.stdout + result.stderr).strip()!r}"
+    )
+    addresses = [
+        ipaddress.ip_interface(word)
+        for line in result.stdout.splitlines()
+        for before, word in zip(line.split(), line.split()[1:], strict=False)
+        if before == "inet"
+    ]
+    assert any(address.ip in lease for address in addresses), (
+        f"{node.name}: expected {device} to carry an address inside its flannel lease {lease}, "
+        f"found {[str(address) for address in addresses] or 'none'}"
+    )
+
+
+def test_kube_proxy_runs_and_is_healthy(node):
+    node.only(
+        "modern", "kube-proxy healthz on 10256 (el7: the minions' kube-proxy runs, test_minions.py)"
+    )
+    node.assert_running("kube-proxy")
+    node.assert_healthy("kube-proxy's", KUBE_PROXY_HEALTHZ, body=None)

@@ -7,15 +7,22 @@ import pytest
 
 ETCD_CONFIG = {"el7": "/etc/etcd/etcd.conf", "modern": "/etc/default/etcd"}
 SERVICES = ("etcd", "flanneld", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
-# Health ports: kube 1.5's plain HTTP ones, the HTTPS ones of current releases.
-HEALTH_PORTS = {
-    "el7": {"kube-controller-manager": 10252, "kube-scheduler": 10251},
-    "modern": {"kube-controller-manager": 10257, "kube-scheduler": 10259},
+# Health endpoints: kube 1.5's plain HTTP ports, the HTTPS ones of current releases (their
+# serving certificates are self-signed: curl -k).
+HEALTHZ = {
+    "el7": {
+        "kube-controller-manager": "http://127.0.0.1:10252/healthz",
+        "kube-scheduler": "http://127.0.0.1:10251/healthz",
+    },
+    "modern": {
+        "kube-controller-manager": "https://127.0.0.1:10257/healthz",
+        "kube-scheduler": "https://127.0.0.1:10259/healthz",
+    },
 }
 MASTER_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "flanneld")
 BINARIES = {
     "el7": [f"/usr/bin/{name}" for name in MASTER_BINARIES],
-    "modern": [f"/usr/local/bin/{name}" for name in (*MASTER_BINARIES, "kubectl")],
+    "modern": [f"/usr/local/bin/{name}" for name in (*MASTER_BINARIES, "kube-proxy", "kubectl")],
 }
 PKI = "/etc/kubernetes/pki"
 MODERN_SECRETS = [
@@ -107,9 +114,35 @@ def test_apiserver_listens(master):
     master.assert_listening("kube-apiserver", port, on)
 
 
+def test_apiserver_is_ready(master):
+    if master.profile == "el7":  # kubernetes 1.5 has /healthz only
+        port = master.setting("apiserver_insecure_port")
+        master.assert_healthy("the apiserver's", f"http://127.0.0.1:{port}/healthz")
+        return
+    result = master.kubectl("get", "--raw", "/readyz")
+    assert result.rc == 0 and result.stdout.strip() == "ok", (
+        f"{master.name}: expected kubectl get --raw /readyz to answer ok, found rc={result.rc} "
+        f"{(result.stdout + result.stderr).strip()!r}"
+    )
+
+
 @pytest.mark.parametrize("service", ["kube-controller-manager", "kube-scheduler"])
-def test_health_port_listens(master, service):
-    master.assert_listening(service, HEALTH_PORTS[master.profile][service], "any")
+def test_component_is_healthy(master, service):
+    url = HEALTHZ[master.profile][service]
+    master.assert_healthy(f"{service}'s", url, *(["-k"] if url.startswith("https") else []))
+
+
+def test_etcd_is_healthy(master, cluster):
+    argv = ["env", "ETCDCTL_API=3", "etcdctl", f"--endpoints={cluster.etcd_url}"]
+    if cluster.secure:
+        tls = FLANNEL_CLIENT
+        argv += [f"--cacert={tls['ca']}", f"--cert={tls['cert']}", f"--key={tls['key']}"]
+    result = master.run(*argv, "endpoint", "health")
+    output = (result.stdout + result.stderr).strip()
+    assert result.rc == 0 and "is healthy" in output, (
+        f"{master.name}: expected {' '.join(argv)} endpoint health to find etcd healthy, found "
+        f"rc={result.rc} {output!r}"
+    )
 
 
 def test_binaries_are_executable(master):

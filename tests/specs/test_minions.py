@@ -4,6 +4,7 @@ import json
 import re
 
 import pytest
+from kubelab import topology
 
 RUNTIME = {"el7": "docker", "modern": "containerd"}
 BINARIES = {
@@ -11,6 +12,8 @@ BINARIES = {
     "modern": [f"/usr/local/bin/{name}" for name in ("kubelet", "kube-proxy", "flanneld")],
 }
 KUBELET_PORT = 10250
+KUBELET_HEALTHZ = "http://127.0.0.1:10248/healthz"  # the kubelet's default, 1.5 and 1.35 alike
+READY = '{.status.conditions[?(@.type=="Ready")]'
 PKI = "/etc/kubernetes/pki"
 DOCKER_NETWORK = "/run/flannel/docker"
 CNI_CONFIG = "/etc/cni/net.d/10-flannel.conflist"
@@ -76,3 +79,46 @@ def test_kubelet_credentials(minion):
     ]
     wanted = {path: (0o600, "root", "root") for path in secrets}
     minion.assert_owned({**wanted, PKI: (0o700, "root", "root")})
+
+
+def node_status(minion, cluster, field):
+    """``kubectl get node`` of the minion's node name, on the master: the STATUS column
+    (``field`` None) or a jsonpath ``field``."""
+    __tracebackhide__ = True
+    name = topology.node_name(minion.inventory_host)
+    master = cluster.master
+    if field is None:
+        result = master.kubectl("get", "node", name, "--no-headers")
+    else:
+        result = master.kubectl("get", "node", name, "-o", f"jsonpath={field}")
+    assert result.rc == 0, (
+        f"{minion.name}: expected the Node {name} in kubectl get nodes on {master.name}, found "
+        f"{(result.stdout + result.stderr).strip()!r}"
+    )
+    if field is None:
+        return (result.stdout.split() + ["", ""])[1]
+    return result.stdout.strip()
+
+
+def test_node_is_ready(minion, cluster):
+    status = node_status(minion, cluster, None)
+    if status != "Ready":
+        why = node_status(minion, cluster, f"{READY}.reason}}: {READY}.message}}")
+        pytest.fail(
+            f"{minion.name}: expected its Node Ready in kubectl get nodes, found {status} ({why})",
+            pytrace=False,
+        )
+
+
+def test_kubelet_version(minion, cluster):
+    minion.only("modern", "kube_version (its kubelet is the package's)")
+    wanted = minion.setting("kube_version")
+    found = node_status(minion, cluster, "{.status.nodeInfo.kubeletVersion}")
+    assert found == wanted, (
+        f"{minion.name}: expected status.nodeInfo.kubeletVersion {wanted} (kube_version), "
+        f"found {found!r}"
+    )
+
+
+def test_kubelet_is_healthy(minion):
+    minion.assert_healthy("the kubelet's", KUBELET_HEALTHZ)
