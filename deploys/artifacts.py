@@ -63,7 +63,7 @@ def flannel_cni_plugin(version: str, arch: str = "amd64") -> Artifact:
 
 
 def etcd_release(version: str, arch: str = "amd64") -> Artifact:
-    """etcd from upstream, for distributions without a recent enough package."""
+    """etcd from upstream (every modern master)."""
     name = f"etcd-{version}-linux-{arch}.tar.gz"
     base = f"https://github.com/etcd-io/etcd/releases/download/{version}"
     folder = f"etcd-{version}-linux-{arch}"
@@ -77,16 +77,22 @@ def etcd_release(version: str, arch: str = "amd64") -> Artifact:
 
 
 def master_artifacts(data) -> list[Artifact]:
-    return [kube_binary(name, data.kube_version) for name in KUBE_MASTER_BINARIES] + [
+    """What a master fetches (modern: kube-proxy runs there too)."""
+    names = (*KUBE_MASTER_BINARIES, "kube-proxy")
+    return [kube_binary(name, data.kube_version) for name in names] + [
         flanneld(data.flannel_version),
+        etcd_release(data.etcd_version),
     ]
 
 
 def minion_artifacts(data) -> list[Artifact]:
+    """What a minion fetches."""
     return [kube_binary(name, data.kube_version) for name in KUBE_MINION_BINARIES] + [
         flanneld(data.flannel_version),
         cni_plugins(data.cni_plugins_version),
         flannel_cni_plugin(data.flannel_cni_plugin_version),
+        containerd_release(data.containerd_version),
+        runc_release(data.runc_version),
     ]
 
 
@@ -99,7 +105,7 @@ def download_url(url: str, mirror: str | None) -> str:
 
 
 def containerd_release(version: str, arch: str = "amd64") -> Artifact:
-    """containerd from upstream, for distributions that do not package it (EL 8/9)."""
+    """containerd from upstream (every modern minion)."""
     name = f"containerd-{version.lstrip('v')}-linux-{arch}.tar.gz"
     url = f"https://github.com/containerd/containerd/releases/download/{version}/{name}"
     return Artifact(
