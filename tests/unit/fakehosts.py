@@ -20,6 +20,7 @@ from datetime import datetime
 from pathlib import Path
 
 from kubelab.facts import CgroupVersion, ContainerdImages, EtcdValue, FilesNewerThanService
+from kubelab.images import normalized
 from pyinfra.api import Config, State
 from pyinfra.api.connect import connect_all
 from pyinfra.api.deploy import add_deploy
@@ -38,7 +39,8 @@ from pyinfra_cli.inventory import make_inventory
 REPO = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 11, 26, 12, 0, 0)
 DEBIAN = ("debian", "ubuntu")
-# What a simulated curl fetches from an http(s) URL that is not a release artifact.
+# What a simulated curl fetches from an http(s) URL that is not a release artifact (besides
+# the image archives the inventory's own ``image_archives`` name, see ``served_archives``).
 WEB: dict[str, bytes] = {}
 
 # What installing a package puts on a host: its units and the users it creates.
@@ -338,9 +340,10 @@ class Interpreter:
             self.machine.homes[name] = words[words.index("-d") + 1]
 
     def fetch(self, dest, url):
-        assert url in WEB, f"fakehosts: nothing at {url}"
+        web = {**SimulatedConnector.served, **WEB}
+        assert url in web, f"fakehosts: nothing at {url}"
         self.machine.downloads.append(url)
-        self.machine.files[dest] = FileState(WEB[url])
+        self.machine.files[dest] = FileState(web[url])
 
     def import_image(self, archive, wanted):
         """ctr importing an archive (see ``image_archive``): its images, then the check."""
@@ -452,6 +455,7 @@ class Interpreter:
 
 class SimulatedConnector(FakeConnector):
     machines: dict[str, Machine] = {}
+    served: dict[str, bytes] = {}  # URL -> image archive, see ``served_archives``
 
     def _sleep(self):
         pass
@@ -483,6 +487,20 @@ class SimulatedConnector(FakeConnector):
         return True
 
 
+def served_archives(inventory) -> dict[str, bytes]:
+    """The web server of every http(s) archive the hosts' ``image_archives`` name (the lab's
+    group_data, say): each holds the image it is named for."""
+    served = {}
+    for target in inventory:
+        archives = target.data.get("image_archives") or {}
+        if not isinstance(archives, dict):
+            continue
+        for reference, archive in archives.items():
+            if isinstance(archive, str) and archive.startswith(("http://", "https://")):
+                served[archive] = image_archive(normalized(reference))
+    return served
+
+
 @dataclass
 class Run:
     """What one deploy did: commands and uploads per host name."""
@@ -505,6 +523,7 @@ def run_deploy(machines: dict[str, Machine], deploy_func, inventory="inventory.p
             group_data_directories=[str(REPO / "group_data")],
         )
     SimulatedConnector.machines = machines
+    SimulatedConnector.served = served_archives(inv)
     for target in inv:
         target.connector_cls = SimulatedConnector
     state.init(inv, Config())
