@@ -22,6 +22,7 @@ import pytest
 from conftest import HOSTS, MASTER, MINIONS
 from fakehosts import FileState, centos7, debian12, run_deploy
 from kubelab import smoke_test
+from kubelab.defaults import DEFAULTS, setting
 from pyinfra.connectors.util import CommandOutput, OutputLine
 
 CLUSTER_IP = "10.254.0.17"
@@ -94,6 +95,21 @@ class SmokeHosts:
         monkeypatch.setattr(fakehosts.SimulatedConnector, "run_shell_command", run_shell_command)
 
 
+def machines_image() -> str:
+    """smoke_image as the repo's inventory and group_data set it (the lab sets its own)."""
+    from pyinfra.api import State
+    from pyinfra.context import ctx_state
+    from pyinfra_cli.inventory import make_inventory
+
+    with ctx_state.use(State(check_for_changes=False)):
+        inventory = make_inventory(
+            str(fakehosts.REPO / "inventory.py"),
+            cwd=str(fakehosts.REPO),
+            group_data_directories=[str(fakehosts.REPO / "group_data")],
+        )
+    return setting("smoke_image", inventory.get_host(MASTER))
+
+
 def machines_with_leases(make):
     machines = {name: make() for name in HOSTS}
     for name, machine in machines.items():
@@ -158,11 +174,12 @@ def test_modern_master_runs_every_step_with_the_admin_kubeconfig(monkeypatch):
     assert "delete pod kubelab-smoke-token --wait=false" in token
     rc = machines[MASTER].text("/etc/kubernetes/smoke/nginx-rc.yaml")
     assert "kind: ReplicationController" in rc and "replicas: 3" in rc
-    assert 'image: "docker.io/library/nginx:1.27"' in rc and "imagePullPolicy: IfNotPresent" in rc
+    image = machines_image()
+    assert f'image: "{image}"' in rc and "imagePullPolicy: IfNotPresent" in rc
     assert "topologySpreadConstraints:" in rc and "whenUnsatisfiable: ScheduleAnyway" in rc
     pod = machines[MASTER].text("/etc/kubernetes/smoke/token-pod.yaml")
     assert "name: kubelab-smoke-token" in pod and "automountServiceAccountToken" not in pod
-    assert 'image: "docker.io/library/nginx:1.27"' in pod
+    assert f'image: "{image}"' in pod
     expose = script_of(scripts, "expose")
     assert f"{MODERN_KUBECTL} get service nginx >/dev/null 2>&1 || {{" in expose
     replicas = script_of(scripts, "replicas")
@@ -247,6 +264,11 @@ def test_cleanup_only_when_asked(monkeypatch):
     assert run.commands[MASTER][-1] == "rm -rf /etc/kubernetes/smoke"
 
 
+def test_the_default_image_is_upstream_nginx():
+    assert DEFAULTS["smoke_image"] == "docker.io/library/nginx:1.27"
+    assert (DEFAULTS["smoke_timeout"], DEFAULTS["smoke_cleanup"]) == (300, False)
+
+
 def test_the_image_is_a_setting(monkeypatch):
     _, machines, _ = smoke_run(monkeypatch, debian12, data={"smoke_image": "lab/nginx:offline"})
     assert 'image: "lab/nginx:offline"' in machines[MASTER].text(
@@ -276,6 +298,65 @@ def test_a_pod_outside_its_minions_lease_fails_that_minion(monkeypatch, caplog):
         f"smoke test: pod nginx-a2 on node {MINIONS[0]} has IP 10.20.9.3, outside the node's "
         "flannel lease 10.20.1.0/24 (/run/flannel/subnet.env)"
     ) in "\n".join(record.getMessage() for record in caplog.records)
+
+
+def test_the_cli_runs_each_step_on_every_host_before_the_next(monkeypatch):
+    """In the pyinfra CLI, operations of different hosts are ordered by the lines that call
+    them: every step must be one operation of every host, in the order of the steps."""
+    import pyinfra
+    from pyinfra.api import Config, State
+    from pyinfra.api.connect import connect_all
+    from pyinfra.api.host import Host
+    from pyinfra.api.state import StateStage
+    from pyinfra.context import ctx_host, ctx_state
+    from pyinfra_cli.inventory import make_inventory
+
+    machines = machines_with_leases(debian12)
+    state = State(check_for_changes=False)
+    with ctx_state.use(state):
+        inventory = make_inventory(
+            str(fakehosts.REPO / "inventory.py"),
+            override_data={"smoke_cleanup": True},
+            cwd=str(fakehosts.REPO),
+            group_data_directories=[str(fakehosts.REPO / "group_data")],
+        )
+    fakehosts.SimulatedConnector.machines = machines
+    for target in inventory:
+        target.connector_cls = fakehosts.SimulatedConnector
+    state.init(inventory, Config())
+    connect_all(state)
+    monkeypatch.setattr(
+        Host,
+        "get_fact",
+        lambda self, cls, *a, **k: fakehosts.answer_fact(machines[self.name], cls, k),
+    )
+    monkeypatch.setattr(pyinfra, "is_cli", True)
+    state.set_stage(StateStage.Prepare)
+    with ctx_state.use(state):
+        for target in inventory:
+            with ctx_host.use(target):
+                kubelab.deploy_smoke()
+    steps = []
+    for op_hash in state.get_op_order():
+        assert all(op_hash in state.ops[target] for target in inventory)
+        (name,) = state.get_op_meta(op_hash).names
+        steps.append(name.removeprefix("Smoke test | "))
+    assert steps == [
+        "Every minion's Node is Ready",
+        "The default service account exists",
+        "Upload /etc/kubernetes/smoke/token-pod.yaml",
+        "A pod gets the default service account's token, and the token authenticates",
+        "Upload /etc/kubernetes/smoke/nginx-rc.yaml",
+        "Apply /etc/kubernetes/smoke/nginx-rc.yaml",
+        "3 nginx replicas are Running, spread over the minions",
+        "kubectl expose rc nginx --port=80 (once)",
+        "List the nginx service and pods for the other hosts' checks",
+        "nginx's cluster IP answers here; on a minion, the nginx pods of the other minions by "
+        "pod IP too",
+        "A deleted nginx pod is replaced by the ReplicationController",
+        "Delete the smoke test's service, ReplicationController and pod (smoke_cleanup)",
+        "Remove /etc/kubernetes/smoke",
+    ]
 
 
 def test_parse_listing_and_leases():
