@@ -21,7 +21,7 @@ import kubelab
 import pytest
 from conftest import HOSTS, MASTER, MINIONS
 from fakehosts import FileState, centos7, debian12, run_deploy
-from kubelab import smoke_test
+from kubelab import SettingError, smoke_test
 from kubelab.defaults import DEFAULTS, setting
 from pyinfra.connectors.util import CommandOutput, OutputLine
 
@@ -357,6 +357,28 @@ def test_the_cli_runs_each_step_on_every_host_before_the_next(monkeypatch):
         "Delete the smoke test's service, ReplicationController and pod (smoke_cleanup)",
         "Remove /etc/kubernetes/smoke",
     ]
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"smoke_timeout": 0}, "'smoke_timeout' on kubemaster.traininglab.com: 0 is out of range"),
+        ({"smoke_timeout": "300"}, "'smoke_timeout' on .*: '300' is a string, not a whole number"),
+        ({"smoke_cleanup": "yes"}, "'smoke_cleanup' on .*: 'yes' is a string, not True or False"),
+        ({"smoke_image": "nginx latest"}, "'smoke_image' on .*: 'nginx latest' is not an image"),
+        (
+            {"smoke_imgae": "nginx"},
+            "'smoke_imgae' on .*: unknown setting, did you mean 'smoke_image'",
+        ),
+    ],
+)
+def test_bad_smoke_settings_stop_before_any_command(monkeypatch, data, message):
+    smoke = SmokeHosts()
+    smoke.install(monkeypatch)
+    machines = machines_with_leases(debian12)
+    with pytest.raises(SettingError, match=message):
+        run_deploy(machines, kubelab.deploy_smoke, data=data)
+    assert smoke.scripts == {}
 
 
 def test_parse_listing_and_leases():
