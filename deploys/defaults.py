@@ -174,8 +174,8 @@ SETTINGS = [
     Setting(
         "smoke_image",
         "docker.io/library/nginx:1.27",
-        "Image of the smoke test's nginx pods (`imagePullPolicy: IfNotPresent`: a minion "
-        "without a registry must hold it already).",
+        "Image of the smoke test's pods, nginx (`imagePullPolicy: IfNotPresent`: without a "
+        "registry, the minions must hold it, e.g. through `image_archives`).",
     ),
     Setting(
         "smoke_timeout",
