@@ -32,6 +32,10 @@ def deploy_container_runtime():
     downloads.install(cni_plugins(setting("cni_plugins_version")))
     downloads.install(flannel_cni_plugin(setting("flannel_cni_plugin_version")))
     cni = runtime_template("/etc/cni/net.d/10-flannel.conflist")
-    config = runtime_template("/etc/containerd/config.toml", sandbox_image=setting("sandbox_image"))
+    config = runtime_template(
+        "/etc/containerd/config.toml",
+        sandbox_image=setting("sandbox_image"),
+        restrict_oom_score_adj=setting("containerd_restrict_oom_score_adj"),
+    )
     unit = runtime_template("/etc/systemd/system/containerd.service")
     service("containerd", changed=[containerd, config, cni], units=[unit])

@@ -170,6 +170,13 @@ SETTINGS = [
         "the host's).",
         "modern",
     ),
+    Setting(
+        "containerd_restrict_oom_score_adj",
+        False,
+        "containerd keeps every container's oom_score_adj at or above its own (for hosts that "
+        "may not lower it, such as containers without CAP_SYS_RESOURCE: runc fails there).",
+        "modern",
+    ),
     # The smoke test (deploys/smoke.py)
     Setting(
         "smoke_image",

@@ -37,6 +37,9 @@ BASE_PACKAGES = [
 # What kubelab installs with apt on a Debian 12 host (tests/unit/test_lab_packages.py checks it).
 DEPLOY_PACKAGES = ["chrony", "curl", "ca-certificates", "tar", "iptables", "conntrack", "socat"]
 BASE_FILES = {
+    # `down` powers machines off: a service slow to stop (the kubelet's pods, etcd) may not
+    # hold that up for systemd's default 90 s
+    "etc/systemd/system.conf.d/10-lab.conf": "[Manager]\nDefaultTimeoutStopSec=15s\n",
     "etc/machine-id": "",  # each node gets its own at first boot of its overlay
     "etc/resolv.conf": "# lab: no DNS; names come from /etc/hosts\n",
     "etc/apt/apt.conf.d/02lab-nolang": 'Acquire::Languages "none";\n',

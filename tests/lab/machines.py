@@ -96,7 +96,9 @@ def nspawn_command(node: Node, root: Path) -> list[str]:
         f"--bind={node.dir / 'var-lib-kubelet'}:/var/lib/kubelet",
         # the kubelet's OOM watcher reads the kernel log; reading it takes CAP_SYSLOG
         "--bind-ro=/dev/kmsg",
-        "--capability=CAP_SYSLOG",
+        # beyond nspawn's default set: the kubelet and runc lower oom_score_adj (SYS_RESOURCE),
+        # containers may lock memory (IPC_LOCK)
+        "--capability=CAP_SYSLOG,CAP_SYS_RESOURCE,CAP_IPC_LOCK",
         "--kill-signal=SIGRTMIN+3",  # systemd's "shut down cleanly"
         f"/{NODE_INIT_PATH}",
     ]

@@ -21,22 +21,45 @@ class StepFailed(Exception):
     pass
 
 
-def run(name: str, command: list[str], log: Path | None = None) -> tuple[str, float]:
+# Every step has a deadline, so a hang fails the step (and CI) instead of waiting for CI's limit.
+DEADLINES = {"lab up": 3600, "lab down": 300, "specs": 300, "smoke": 900}
+DEPLOY_DEADLINE = 900
+
+
+def run(
+    name: str, command: list[str], log: Path | None = None, deadline: float | None = None
+) -> tuple[str, float]:
     """Run ``command``; its output goes to ``log`` (and the screen when no log is given)."""
     started = time.monotonic()
-    if log:
-        log.parent.mkdir(parents=True, exist_ok=True)
-        result = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
-        log.write_text(result.stdout + result.stderr)
-        output = result.stdout + result.stderr
-    else:
-        result = subprocess.run(command, cwd=REPO, text=True)
-        output = ""
+    deadline = deadline or DEADLINES.get(name.split(" (")[0], DEPLOY_DEADLINE)
+    try:
+        if log:
+            log.parent.mkdir(parents=True, exist_ok=True)
+            result = subprocess.run(
+                command, cwd=REPO, capture_output=True, text=True, timeout=deadline
+            )
+            log.write_text(result.stdout + result.stderr)
+            output = result.stdout + result.stderr
+        else:
+            result = subprocess.run(command, cwd=REPO, text=True, timeout=deadline)
+            output = ""
+    except subprocess.TimeoutExpired as expired:
+        if log:
+            log.write_text(text_of(expired.stdout) + text_of(expired.stderr))
+        where = f"; output so far in {log}" if log else ""
+        message = f"{name} did not finish within its deadline of {deadline:g} s{where}"
+        raise StepFailed(message) from None
     seconds = time.monotonic() - started
     if result.returncode != 0:
         where = f"; output in {log}" if log else ""
         raise StepFailed(f"{name} failed (exit {result.returncode}{where})")
     return output, seconds
+
+
+def text_of(output) -> str:
+    if isinstance(output, bytes):
+        return output.decode(errors="replace")
+    return output or ""
 
 
 def lab_up(inventory: str) -> float:
@@ -73,6 +96,12 @@ def results(output: str) -> list[tuple[str, str, str]]:
 def changed_operations(output: str) -> list[tuple[str, str]]:
     """(host, operation) for every operation that changed something."""
     return [(host, op) for host, op, result in results(output) if result == "Success"]
+
+
+def smoke(inventory: str, log_name: str, *data: str) -> float:
+    """The reference setup's final test (deploys/smoke.py) on the lab's cluster."""
+    command = [*PYINFRA, inventory, "deploys/smoke.py", "-y", *(f"--data={d}" for d in data)]
+    return run(f"smoke ({log_name})", command, LOGS / f"{log_name}.log")[1]
 
 
 def specs(inventory: str) -> float:

@@ -28,7 +28,8 @@ def start_service(name: str, argv: list[str], address: str, port: int) -> None:
         return
     end_recorded(record, name)  # a leftover with another address or command line
     pid = spawn(record, argv, RUN / f"{name}.log")
-    if not wait_until(lambda: port_open(address, port), 15):
+    listening = wait_until(lambda: port_open(address, port), 15)
+    if not listening or not recorded_pid(record):  # or another process holds the port
         logfile = tail(RUN / f"{name}.log")
         raise LabError(f"{name} did not listen on {address}:{port}; its log:\n{logfile}")
     log(f"{name} on {address}:{port} (pid {pid})")
@@ -42,5 +43,5 @@ def services_up(address: str) -> None:
 
 
 def services_down() -> None:
-    for name in SERVICES:
+    for name in (*SERVICES, "apt-cacher-ng"):  # the package cache of earlier lab versions
         end_recorded(RUN / f"{name}.json", name)
