@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
-"""The lab end to end (make test): lab up, deploy, specs, a re-run that must change nothing,
-one more minion joining, lab down. Prints each check and a closing 'N passed, N failed'."""
+"""The lab end to end (make test), on the real cluster: lab up, deploy, specs, the reference
+setup's final test, a re-run that changes nothing and restarts no pod, the fault scenarios, a
+fourth minion joining and taking pods, the switch to `secure`, lab down. Prints each check and
+a closing 'N passed, N failed'. Every step has a deadline (pipeline.DEADLINES)."""
 
 import subprocess
 import sys
@@ -9,7 +11,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import cgroups  # noqa: E402
 import faults  # noqa: E402
+import kube  # noqa: E402
 import pipeline  # noqa: E402
 
 INVENTORY = "inventory.py"
@@ -18,34 +22,40 @@ results: list[tuple[str, bool, str]] = []
 
 def check(name: str, ok: bool, detail: str = ""):
     results.append((name, ok, detail))
-    print(f"e2e {'PASS' if ok else 'FAIL'}: {name}" + (f" ({detail})" if detail else ""))
+    print(f"e2e {'PASS' if ok else 'FAIL'}: {name}" + (f" ({detail})" if detail else ""), flush=True)
     if not ok:
         raise pipeline.StepFailed(name)
 
 
 def lab_is_clean() -> bool:
     links = subprocess.run(["ip", "-br", "link"], capture_output=True, text=True).stdout
-    return "br-lab" not in links and not any(Path("/sys/fs/cgroup").glob("*/lab"))
+    return "br-lab" not in links and not cgroups.leftover_lab_cgroups()
 
 
-def scenario():
+def first_cluster():
     pipeline.lab_down()
     seconds = pipeline.lab_up(INVENTORY)
     check("lab up (3 machines)", True, f"{seconds:.1f} s")
-
     changes, seconds = pipeline.deploy(INVENTORY, "e2e-first")
-    check(
-        "first deploy succeeds",
-        sum(changes.values()) > 0,
-        f"{seconds:.1f} s, {sum(changes.values())} changes",
-    )
-
+    total = sum(changes.values())
+    check("first deploy succeeds", total > 0, f"{seconds:.1f} s, {total} changes")
     seconds = pipeline.specs(INVENTORY)
     check("specs pass on every host", True, f"{seconds:.1f} s")
-
+    seconds = pipeline.smoke(INVENTORY, "e2e-smoke")
+    check(
+        "the final test passes: minions Ready, token, nginx x3 on both minions, cluster IP from "
+        "every host, pod IPs across minions, a deleted pod replaced",
+        True,
+        f"{seconds:.1f} s",
+    )
+    before = kube.nginx_pods()
     changes, seconds = pipeline.deploy(INVENTORY, "e2e-second")
     check("second deploy changes nothing", not changes, f"{seconds:.1f} s, changes {dict(changes)}")
+    kept, states = kube.pods_kept(before, kube.nginx_pods())
+    check("the pods still run, none restarted", kept, states)
 
+
+def faults_on_the_cluster():
     for name, fault in (
         ("a minion stopped during the deploy", faults.minion_stopped_during_deploy),
         ("the deploy killed midway, then re-run", faults.deploy_killed_midway),
@@ -60,27 +70,48 @@ def scenario():
         check(name, True, f"{outcome}; {time.monotonic() - started:.0f} s")
     pipeline.specs(INVENTORY)
     check("specs pass after the faults", True)
+    seconds = pipeline.smoke(INVENTORY, "e2e-smoke-after-faults")
+    check("the final test passes after the faults", True, f"{seconds:.1f} s")
 
+
+def fourth_minion_joins() -> str:
     bigger = pipeline.derived_inventory(INVENTORY, pipeline.LOGS / "inventory-4.py", 1)
     pipeline.lab_up(bigger)
     changes, seconds = pipeline.deploy(bigger, "e2e-join")
     joined = [host for host in changes if host.startswith("kubeminion3")]
     check("a fourth host joins on re-run", bool(joined), f"{seconds:.1f} s")
     pipeline.specs(bigger)
-    check("specs pass with the new minion", True)
+    check("specs pass with the new minion (its Node Ready at the pinned version)", True)
+    pod = kube.scale_until_on("kubeminion3.traininglab.com", 6)
+    check("the new minion takes pods", True, f"{pod} runs there")
+    pipeline.smoke(bigger, "e2e-smoke-join")
+    check("the final test passes with three minions", True)
     changes, _ = pipeline.deploy(bigger, "e2e-join-again")
     check("re-run after the join changes nothing", not changes, f"changes {dict(changes)}")
+    return bigger
 
+
+def switch_to_secure(inventory: str):
     secure = pipeline.derived_inventory(
-        bigger, pipeline.LOGS / "inventory-secure.py", data={"secure": True}
+        inventory, pipeline.LOGS / "inventory-secure.py", data={"secure": True}
     )
+    before = kube.nginx_pods()
     changes, seconds = pipeline.deploy(secure, "e2e-secure")
     check("the running cluster switches to secure", sum(changes.values()) > 0, f"{seconds:.1f} s")
     pipeline.specs(secure)
     check("specs pass with etcd over TLS (anonymous client refused, cluster cert served)", True)
+    kept, states = kube.pods_kept(before, kube.nginx_pods())
+    check("the pods kept running through the switch", kept, states)
+    pipeline.smoke(secure, "e2e-smoke-secure")
+    check("the final test passes on the secure cluster", True)
     changes, _ = pipeline.deploy(secure, "e2e-secure-again")
     check("secure re-run changes nothing", not changes, f"changes {dict(changes)}")
 
+
+def scenario():
+    first_cluster()
+    faults_on_the_cluster()
+    switch_to_secure(fourth_minion_joins())
     pipeline.lab_down()
     check("lab down leaves no bridge or cgroups", lab_is_clean())
 

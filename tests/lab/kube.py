@@ -1,0 +1,59 @@
+"""The lab's cluster as kubectl on the master sees it (for e2e.py and demo.py)."""
+
+import json
+import subprocess
+import time
+
+import pipeline
+
+MASTER = "kubemaster"
+KUBECTL = "kubectl --kubeconfig /etc/kubernetes/admin.kubeconfig --request-timeout=20s"
+
+
+def kubectl(args: str) -> str:
+    command = [*pipeline.LAB, "ssh", MASTER, f"{KUBECTL} {args}"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    if result.returncode != 0:
+        raise pipeline.StepFailed(f"kubectl {args} failed: {result.stderr.strip()}")
+    return result.stdout
+
+
+def nginx_pods() -> dict[str, dict]:
+    """name -> node, phase, restarts, uid of every pod of the smoke test's nginx RC."""
+    pods = {}
+    for pod in json.loads(kubectl("get pods -l app=nginx -o json"))["items"]:
+        statuses = pod["status"].get("containerStatuses", [])
+        pods[pod["metadata"]["name"]] = {
+            "node": pod["spec"].get("nodeName", ""),
+            "phase": pod["status"]["phase"],
+            "restarts": sum(s["restartCount"] for s in statuses),
+            "uid": pod["metadata"]["uid"],
+        }
+    return pods
+
+
+def pods_kept(before: dict, after: dict) -> tuple[bool, str]:
+    """Whether the same pods still run, none restarted."""
+    same = before.keys() == after.keys() and all(
+        after[n]["uid"] == before[n]["uid"] for n in before
+    )
+    running = all(p["phase"] == "Running" and p["restarts"] == 0 for p in after.values())
+    states = ", ".join(f"{n} {p['phase']} restarts={p['restarts']}" for n, p in after.items())
+    return same and running, states
+
+
+def scale_until_on(node: str, replicas: int, timeout: float = 180) -> str:
+    """Scale the nginx RC until one of its pods runs on ``node``; then back to 3."""
+    kubectl(f"scale rc nginx --replicas={replicas}")
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            on_node = [
+                n for n, p in nginx_pods().items() if p["node"] == node and p["phase"] == "Running"
+            ]
+            if on_node:
+                return on_node[0]
+            time.sleep(3)
+        raise pipeline.StepFailed(f"no nginx pod Running on {node} after {timeout:g} s")
+    finally:
+        kubectl("scale rc nginx --replicas=3")
