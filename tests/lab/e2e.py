@@ -22,7 +22,8 @@ results: list[tuple[str, bool, str]] = []
 
 def check(name: str, ok: bool, detail: str = ""):
     results.append((name, ok, detail))
-    print(f"e2e {'PASS' if ok else 'FAIL'}: {name}" + (f" ({detail})" if detail else ""), flush=True)
+    line = f"e2e {'PASS' if ok else 'FAIL'}: {name}" + (f" ({detail})" if detail else "")
+    print(line, flush=True)
     if not ok:
         raise pipeline.StepFailed(name)
 
@@ -39,8 +40,6 @@ def first_cluster():
     changes, seconds = pipeline.deploy(INVENTORY, "e2e-first")
     total = sum(changes.values())
     check("first deploy succeeds", total > 0, f"{seconds:.1f} s, {total} changes")
-    seconds = pipeline.specs(INVENTORY)
-    check("specs pass on every host", True, f"{seconds:.1f} s")
     seconds = pipeline.smoke(INVENTORY, "e2e-smoke")
     check(
         "the final test passes: minions Ready, token, nginx x3 on both minions, cluster IP from "
@@ -48,6 +47,8 @@ def first_cluster():
         True,
         f"{seconds:.1f} s",
     )
+    seconds = pipeline.specs(INVENTORY)
+    check("specs pass on every host", True, f"{seconds:.1f} s")
     before = kube.nginx_pods()
     changes, seconds = pipeline.deploy(INVENTORY, "e2e-second")
     check("second deploy changes nothing", not changes, f"{seconds:.1f} s, changes {dict(changes)}")
@@ -80,12 +81,12 @@ def fourth_minion_joins() -> str:
     changes, seconds = pipeline.deploy(bigger, "e2e-join")
     joined = [host for host in changes if host.startswith("kubeminion3")]
     check("a fourth host joins on re-run", bool(joined), f"{seconds:.1f} s")
+    pipeline.smoke(bigger, "e2e-smoke-join")
+    check("the final test passes with three minions", True)
     pipeline.specs(bigger)
     check("specs pass with the new minion (its Node Ready at the pinned version)", True)
     pod = kube.scale_until_on("kubeminion3.traininglab.com", 6)
     check("the new minion takes pods", True, f"{pod} runs there")
-    pipeline.smoke(bigger, "e2e-smoke-join")
-    check("the final test passes with three minions", True)
     changes, _ = pipeline.deploy(bigger, "e2e-join-again")
     check("re-run after the join changes nothing", not changes, f"changes {dict(changes)}")
     return bigger

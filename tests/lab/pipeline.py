@@ -12,6 +12,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 LAB = [sys.executable, str(REPO / "tests/lab/lab.py")]
 PYINFRA = [sys.executable, "-m", "pyinfra"]
+PYTHON_PYTEST = [sys.executable, "-m", "pytest"]
 LOGS = REPO / ".lab" / "logs"
 RESULT = re.compile(r"^\s+\[(?P<host>[^\]]+)\]\s+(?P<result>Success|No changes|Error)", re.M)
 OPERATION = re.compile(r"^--> Starting operation: (?P<name>.*?)\s*$", re.M)
@@ -104,21 +105,25 @@ def smoke(inventory: str, log_name: str, *data: str) -> float:
     return run(f"smoke ({log_name})", command, LOGS / f"{log_name}.log")[1]
 
 
-def specs(inventory: str) -> float:
-    return run(
-        "specs",
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "tests/specs",
-            "--inventory",
-            inventory,
-            "-q",
-            "-p",
-            "no:cacheprovider",
-        ],
-    )[1]
+def specs(inventory: str, log_name: str = "specs") -> float:
+    command = [
+        *PYTHON_PYTEST,
+        "tests/specs",
+        "--inventory",
+        inventory,
+        "-q",
+        "-p",
+        "no:cacheprovider",
+    ]
+    try:
+        return run("specs", command, LOGS / f"{log_name}.log")[1]
+    except StepFailed:
+        print(tail_of(LOGS / f"{log_name}.log"), file=sys.stderr)
+        raise
+
+
+def tail_of(path: Path, lines: int = 30) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
 def derived_inventory(base: str, path: Path, extra_minions: int = 0, data=None) -> str:
