@@ -100,3 +100,15 @@ def lab_cgroup_names() -> set[str]:
 def leftover_lab_cgroups() -> list[Path]:
     """lab/ directories still present under this process's own cgroups (for the e2e check)."""
     return [parent / "lab" for parent in own_hierarchies() if (parent / "lab").exists()]
+
+
+def memory_use(short: str) -> dict[str, int] | None:
+    """A machine's memory as its v1 memory cgroup counts it (bytes): everything charged to it
+    (page cache included), and the resident memory of its processes."""
+    for own in node_cgroups(short):
+        stat = own / "memory.stat"
+        if stat.exists():
+            values = dict(line.split() for line in stat.read_text().splitlines())
+            usage = int((own / "memory.usage_in_bytes").read_text())
+            return {"charged": usage, "rss": int(values["total_rss"])}
+    return None

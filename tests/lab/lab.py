@@ -22,7 +22,7 @@ from pathlib import Path
 
 import mirror
 from base_image import BASE, build_base
-from cgroups import lab_cgroup_names
+from cgroups import lab_cgroup_names, memory_use
 from host import (
     check_host,
     check_state_filesystem,
@@ -41,7 +41,7 @@ from machines import (
 )
 from network import BRIDGE, bridge_address, bridge_down, bridge_up
 from nodes import Node, gateway, is_running, lab_network, load_inventory, machine_records
-from services import MIRROR_PORT, services_down, services_up
+from services import MIRROR_PORT, SERVICES, services_down, services_up
 from ssh import ssh_output, write_ssh_config
 from util import (
     KEY,
@@ -157,7 +157,7 @@ def cmd_purge() -> None:
 def cmd_status() -> None:
     address = bridge_address()
     print(f"bridge {BRIDGE}: {address or ('no address' if address == '' else 'absent')}")
-    for name in ("apt-cacher-ng", "mirror"):
+    for name in SERVICES:
         pid = recorded_pid(RUN / f"{name}.json")
         print(f"{name}: {f'running (pid {pid})' if pid else 'stopped'}")
     nodes = machine_records()
@@ -169,6 +169,10 @@ def cmd_status() -> None:
         if pid:
             system = ssh_output(node, "systemctl is-system-running").strip() or "no ssh"
             state = f"running (supervisor pid {pid}), system {system}"
+            memory = memory_use(node.short)
+            if memory:
+                mib = {k: v // 2**20 for k, v in memory.items()}
+                state += f", memory {mib['rss']} MiB resident, {mib['charged']} MiB charged"
         print(f"{node.short:<14} {node.address:<16} {state}")
 
 
