@@ -7,7 +7,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import cgroups  # noqa: E402
+import nodes  # noqa: E402
 import pipeline  # noqa: E402
+
+
+def memory_report() -> str:
+    lines = []
+    for node in nodes.machine_records():
+        use = cgroups.memory_use(node.short)
+        if use:
+            resident, charged = use["rss"] // 2**20, use["charged"] // 2**20
+            lines.append(f"  {node.short:<14} {resident:5} MiB resident, {charged:5} MiB charged")
+    return "\n".join(lines)
 
 
 def main() -> int:
@@ -19,7 +31,8 @@ def main() -> int:
     try:
         up = pipeline.lab_up(inventory)
         changes, deployed = pipeline.deploy(inventory, "demo-deploy")
-        checked = pipeline.specs(inventory)
+        smoked = pipeline.smoke(inventory, "demo-smoke")
+        checked = pipeline.specs(inventory, "demo-specs")
     except pipeline.StepFailed as error:
         print(f"demo: {error}")
         return 1
@@ -29,9 +42,15 @@ kubelab demo: the cluster of {inventory} is deployed and verified on the local l
   lab up   {up:6.1f} s
   deploy   {deployed:6.1f} s  ({sum(changes.values())} operations changed something; log in
                      {pipeline.LOGS / "demo-deploy.log"})
+  final test {smoked:4.1f} s  (deploys/smoke.py: minions Ready, the service-account token, nginx x3
+                     on the minions, its cluster IP from every host, pod to pod across minions)
   specs    {checked:6.1f} s
-The kube and flannel binaries in the lab are stand-ins (see tests/lab/README.md).
-Explore:  make lab-ssh HOST=kubemaster     Tear down:  make lab-down"""
+Memory per machine (its cgroup):
+{memory_report()}
+Everything in the lab is the real program, built here from Go modules (tests/lab/README.md).
+Explore:  make lab-ssh HOST=kubemaster, there: kubectl --kubeconfig /etc/kubernetes/admin.kubeconfig
+          get pods -o wide (or from here with ~/.kubelab/kubelab/admin.kubeconfig)
+Tear down:  make lab-down"""
     )
     return 0
 

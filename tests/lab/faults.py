@@ -2,13 +2,19 @@
 raises StepFailed."""
 
 import signal
+import socket
 import subprocess
+import threading
 import time
+from contextlib import contextmanager, suppress
 
+import kube
 import pipeline
 
 MASTER, VICTIM = "kubemaster", "kubeminion2"
 FQDN = ".traininglab.com"
+STALLED_PORT = 3143
+APT_STAMP = "/var/lib/apt/periodic/update-success-stamp"  # pyinfra's "updated lately" mark
 
 
 def ssh(host: str, command: str, check: bool = True) -> str:
@@ -113,7 +119,16 @@ def etcd_restarting_while_config_written(inventory: str) -> str:
     if '"10.30.0.0/16"' not in stored:
         raise pipeline.StepFailed(f"flannel config after etcd restarts: {stored!r}")
     pipeline.deploy(inventory, "fault-etcd-restore")
+    after_network_change(inventory)
     return "config written through 8 etcd restarts, then restored"
+
+
+def after_network_change(inventory: str) -> None:
+    """What the README asks after a pod network change: each minion's CNI bridge still has its
+    address from the old lease, and the pods theirs: drop the bridge, recreate the pods."""
+    for host in ("kubeminion1", VICTIM):
+        ssh(host, "ip link delete cni0 2>/dev/null; true")
+    kube.kubectl("delete pods --all --wait=false")
 
 
 def hand_edited_config(inventory: str) -> str:
@@ -133,3 +148,62 @@ def hand_edited_config(inventory: str) -> str:
     if "edited by hand" in ssh("kubeminion1", f"cat {path}"):
         raise pipeline.StepFailed(f"{path} was not restored")
     return "restored; only kube-proxy on kubeminion1 restarted"
+
+
+@contextmanager
+def stalled_source(address: str, port: int):
+    """A package source that accepts connections and never answers (on the lab's bridge)."""
+    listener = socket.create_server((address, port))
+    listener.settimeout(0.5)
+    held, stop = [], threading.Event()
+
+    def accept():
+        while not stop.is_set():
+            with suppress(TimeoutError, OSError):
+                held.append(listener.accept()[0])  # kept open, never read, never answered
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://{address}:{port}/"
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        for connection in held:
+            connection.close()
+        listener.close()
+
+
+def package_source_stalls(inventory: str) -> str:
+    """apt on one minion also reads a source that never answers: the deploy fails within its
+    bound naming the host and the source, the other hosts finish; once the source is gone a
+    re-run converges."""
+    host, timeout = "kubeminion1", 5
+    sources = "/etc/apt/sources.list.d/lab-stalled.list"
+    with stalled_source(pipeline.GATEWAY, STALLED_PORT) as url:
+        ssh(host, f"echo 'deb [trusted=yes] {url} ./' > {sources}; rm -f {APT_STAMP}")
+        started = time.monotonic()
+        try:
+            pipeline.deploy(inventory, "fault-stalled-source", f"network_timeout={timeout}")
+        except pipeline.StepFailed:
+            pass
+        else:
+            raise pipeline.StepFailed("the deploy passed although a package source never answers")
+        seconds = time.monotonic() - started
+    output = (pipeline.LOGS / "fault-stalled-source.log").read_text()
+    named = [
+        line
+        for line in output.splitlines()
+        if f"[{host}{FQDN}]" in line and url.rstrip("/") in line
+    ]
+    if not named:
+        raise pipeline.StepFailed(f"no line names {host} and {url} (fault-stalled-source.log)")
+    others = {h for h, _, result in pipeline.results(output) if result == "Error"}
+    if others != {f"{host}{FQDN}"}:
+        raise pipeline.StepFailed(f"expected errors on {host} only, got {sorted(others)}")
+    ssh(host, f"rm -f {sources}")
+    pipeline.deploy(inventory, "fault-stalled-source-gone")
+    again, _ = pipeline.deploy(inventory, "fault-stalled-source-converged")
+    if again:
+        raise pipeline.StepFailed(f"after the source was removed, a re-run changed {again}")
+    return f"failed in {seconds:.0f} s naming {host} and {url}; converged once it was gone"

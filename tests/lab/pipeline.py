@@ -14,6 +14,7 @@ LAB = [sys.executable, str(REPO / "tests/lab/lab.py")]
 PYINFRA = [sys.executable, "-m", "pyinfra"]
 PYTHON_PYTEST = [sys.executable, "-m", "pytest"]
 LOGS = REPO / ".lab" / "logs"
+GATEWAY = "192.168.122.1"  # the lab bridge's address for inventory.py's hosts
 RESULT = re.compile(r"^\s+\[(?P<host>[^\]]+)\]\s+(?P<result>Success|No changes|Error)", re.M)
 OPERATION = re.compile(r"^--> Starting operation: (?P<name>.*?)\s*$", re.M)
 
