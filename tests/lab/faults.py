@@ -9,7 +9,9 @@ import time
 from contextlib import contextmanager, suppress
 
 import kube
+import nodes
 import pipeline
+import util
 
 MASTER, VICTIM = "kubemaster", "kubeminion2"
 FQDN = ".traininglab.com"
@@ -70,6 +72,9 @@ def minion_stopped_during_deploy(inventory: str) -> str:
         raise pipeline.StepFailed(f"the run names no error on {VICTIM} ({log})")
     if ("kubeminion1", "No changes") not in outcome and ("kubeminion1", "Success") not in outcome:
         raise pipeline.StepFailed(f"kubeminion1 did not finish after {VICTIM} stopped ({log})")
+    # its shutdown may still run: `up` must find it stopped, not take it for running
+    if not util.wait_until(lambda: not nodes.is_running(VICTIM), 120, 0.5):
+        raise pipeline.StepFailed(f"{VICTIM} did not finish powering off in 120 s")
     pipeline.lab_up(inventory)
     changes, _ = pipeline.deploy(inventory, "fault-minion-back")
     again, _ = pipeline.deploy(inventory, "fault-minion-converged")
