@@ -124,7 +124,7 @@ def deploy_master_certificates():
     admin = kubeconfig(pki, "admin", "admin", ["system:masters"])
     write_user_kubeconfig(pki_directory(), admin)  # the same, for kubectl on this machine
     etcd_client = {}
-    if setting("secure"):
+    if topology.secure():
         cert, key = pki.client_cert("apiserver-etcd-client", "apiserver")
         etcd_client = {
             f"{PKI}/apiserver-etcd-client.crt": cert,

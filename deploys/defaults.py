@@ -8,6 +8,7 @@ as ``data_defaults``; the README's settings table is generated from ``SETTINGS``
 from typing import Any, NamedTuple
 
 from pyinfra.api.exceptions import PyinfraError
+from pyinfra_cli.exceptions import CliError
 
 
 class Setting(NamedTuple):
@@ -40,11 +41,12 @@ SETTINGS = [
     ),
     Setting(
         "secure",
-        False,
+        None,
         "etcd serves TLS and answers only clients with a certificate of the cluster CA "
         "(apiserver, flanneld); el7: the apiserver's plain HTTP port listens on localhost only, "
         "minions use its TLS port with client certificates. Off: the reference setup's open "
-        "etcd and (el7) open API port.",
+        "etcd and (el7) open API port. Unset: on for modern, off for el7 (each run then warns "
+        "of what is open); True or False sets it for both.",
     ),
     Setting("etcd_client_port", 2379, "etcd client port on the master."),
     Setting("etcd_peer_port", 2380, "etcd peer port (listens on localhost only: one member)."),
@@ -177,6 +179,21 @@ SETTINGS = [
         "may not lower it, such as containers without CAP_SYS_RESOURCE: runc fails there).",
         "modern",
     ),
+    # Bounded time
+    Setting(
+        "network_timeout",
+        30,
+        "Seconds any remote fetch may wait for a connection or go without data before it "
+        "fails: apt (`Acquire::http(s)::Timeout`, 2 retries), yum (`timeout`, 2 retries), "
+        "curl (`--connect-timeout`, `--speed-time` below 1 KiB/s, 3 retries), the checksums "
+        "fetched on this machine.",
+    ),
+    Setting(
+        "operation_timeout",
+        900,
+        "Seconds one package operation (apt, yum: pyinfra's `_timeout`) or one download "
+        "(curl's `--max-time`, and no retry starts after it) may take in all.",
+    ),
     # The smoke test (deploys/smoke.py)
     Setting(
         "smoke_image",
@@ -208,13 +225,28 @@ def setting(name: str, target=None):
     return (host if target is None else target).data.get(name, DEFAULTS[name])
 
 
-class SettingError(PyinfraError):
-    """A setting or the inventory is wrong; raised before any operation changes a host."""
+def secure_for(value, profile: str) -> bool:
+    """Whether ``secure`` is on, given its value and the cluster's profile: True or False as
+    set, unset (None) on for modern and off for el7 (the reference setup)."""
+    return profile == "modern" if value is None else bool(value)
+
+
+class SettingError(PyinfraError, CliError):
+    """A setting or the inventory is wrong; raised before any operation changes a host.
+
+    Also a CliError of pyinfra's CLI, which prints it as its one line (``--> pyinfra error:
+    kubelab: setting ...``) rather than as a pyinfra error with the file and line of the
+    ``raise``."""
 
 
 def setting_error(name: str, target, problem: str) -> SettingError:
     where = f"on {target.name}" if target is not None else "in the inventory"
     return SettingError(f"kubelab: setting '{name}' {where}: {problem}")
+
+
+def fail(name: str, target, problem: str):
+    """Stop with one line; a value holding a line break cannot split it."""
+    raise setting_error(name, target, problem.replace("\r", "\\r").replace("\n", "\\n"))
 
 
 def settings_table() -> str:

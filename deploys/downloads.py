@@ -13,19 +13,19 @@ from pyinfra import host
 from pyinfra.api import operation
 from pyinfra.facts.files import File, FileContents, Sha256File
 
+from . import bounds
 from .artifacts import Artifact, checksum_url, download_url
 from .common import tracked
 from .defaults import setting, setting_error
 
-DOWNLOAD_TIMEOUT = 60
-
 
 @cache
-def _published_sha256(url: str, file_name: str) -> str:
+def _published_sha256(url: str, file_name: str, timeout: int) -> str:
     """The digest upstream publishes at ``url`` for ``file_name``: either the bare hex digest
-    (Kubernetes' ``<file>.sha256``) or a ``sha256sum`` listing (etcd's ``SHA256SUMS``)."""
-    with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT) as response:
-        text = response.read().decode()
+    (Kubernetes' ``<file>.sha256``) or a ``sha256sum`` listing (etcd's ``SHA256SUMS``).
+    ``timeout`` bounds the connection and every read."""
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        text = response.read(1 << 20).decode()
     for line in text.splitlines():
         fields = line.split()
         if len(fields) == 1 or (len(fields) == 2 and fields[1].lstrip("*") == file_name):
@@ -39,13 +39,16 @@ def expected_sha256(artifact: Artifact) -> str:
     if pinned:
         return pinned.lower()
     url = download_url(checksum_url(artifact), setting("artifact_mirror"))
+    wait = bounds.network_timeout()
     try:
-        digest = _published_sha256(url, artifact.name)
+        digest = _published_sha256(url, artifact.name, wait)
     except (OSError, ValueError) as error:
+        timed_out = isinstance(getattr(error, "reason", error), TimeoutError)
+        gave = f"did not answer within {wait} s (network_timeout)" if timed_out else f"gave {error}"
         raise setting_error(
             "artifact_sha256",
             host,
-            f"no checksum for {artifact.name}: {url} gave {error}; pin it with "
+            f"no checksum for {artifact.name}: {url} {gave}; pin it with "
             f"artifact_sha256={{'{artifact.name}': '<sha256>'}}",
         ) from None
     if not re.fullmatch(r"[0-9a-f]{64}", digest):
@@ -53,16 +56,21 @@ def expected_sha256(artifact: Artifact) -> str:
     return digest
 
 
-def _fetch_and_verify(url: str, path: str, sha256: str) -> str:
+def _fetch_and_verify(url: str, path: str, sha256: str, label: str) -> str:
+    """Shell: ``url`` fetched to ``path`` in bounded time, then checked; on failure nothing
+    stays and one line says why."""
+    mismatch = shlex.quote(
+        f"kubelab: {host.name}: {label}: {url} does not match its sha256 {sha256}"
+    )
     return (
-        f"curl -fsSL --retry 3 -o {path} {shlex.quote(url)} && "
-        f"echo '{sha256}  {path}' | sha256sum -c --quiet - || "
-        f"{{ rm -f {path}; echo 'sha256 mismatch or download failed: {url}' >&2; exit 1; }}"
+        f"{bounds.fetch(url, path, label)}; "
+        f"echo '{sha256}  {path}' | sha256sum -c --quiet - >/dev/null 2>&1 || "
+        f"{{ rm -f {path}; echo {mismatch} >&2; exit 1; }}"
     )
 
 
 @operation()
-def binary(artifact: Artifact, sha256: str):
+def binary(artifact: Artifact, sha256: str, label: str = ""):
     """Install one executable at ``artifact.install_path`` once its sha256 matches."""
     dest = artifact.install_path
     if host.get_fact(Sha256File, path=dest) == sha256:
@@ -71,7 +79,8 @@ def binary(artifact: Artifact, sha256: str):
     url = download_url(artifact.url, setting("artifact_mirror"))
     temp = f"{dest}.download"
     yield f"mkdir -p {shlex.quote(dest.rsplit('/', 1)[0])}"
-    yield (f"{_fetch_and_verify(url, temp, sha256)} && chmod 755 {temp} && mv -f {temp} {dest}")
+    fetch = _fetch_and_verify(url, temp, sha256, label or artifact.name)
+    yield f"{fetch} && chmod 755 {temp} && mv -f {temp} {dest}"
 
 
 def archive_marker(artifact: Artifact) -> str:
@@ -79,7 +88,7 @@ def archive_marker(artifact: Artifact) -> str:
 
 
 @operation()
-def archive(artifact: Artifact, sha256: str):
+def archive(artifact: Artifact, sha256: str, label: str = ""):
     """Unpack the ``members`` of a verified archive into ``artifact.install_path``; a marker
     file remembers which archive (by sha256) they came from."""
     marker = archive_marker(artifact)
@@ -96,10 +105,8 @@ def archive(artifact: Artifact, sha256: str):
         for member, target in targets.items()
     )
     yield f"mkdir -p /var/lib/kubelab/artifacts {shlex.quote(artifact.install_path)}"
-    yield (
-        f"{_fetch_and_verify(url, temp, sha256)} && {unpack} && echo {sha256} > {marker} "
-        f"&& rm -f {temp}"
-    )
+    fetch = _fetch_and_verify(url, temp, sha256, label or artifact.name)
+    yield f"{fetch} && {unpack} && echo {sha256} > {marker} && rm -f {temp}"
 
 
 def member_targets(artifact: Artifact) -> dict[str, str]:
@@ -111,10 +118,9 @@ def install(artifact: Artifact, label: str | None = None):
     """Install a release artifact (a binary, or an archive's members) checked against its
     sha256; the operation remembers the installed path (see ``common.service``)."""
     operation = archive if artifact.members else binary
+    name = f"Install {label or artifact.name}"
     installed = operation(
-        name=f"Install {label or artifact.name}",
-        artifact=artifact,
-        sha256=expected_sha256(artifact),
+        name=name, artifact=artifact, sha256=expected_sha256(artifact), label=name
     )
     path = archive_marker(artifact) if artifact.members else artifact.install_path
     return tracked(installed, path)

@@ -7,7 +7,7 @@ for both profiles.
 
 from . import topology
 from .certificates import PKI, cluster_pki, install
-from .defaults import setting
+from .defaults import secure_for, setting
 from .profiles import profile
 
 ETCD_PKI = "/etc/etcd/pki"
@@ -16,7 +16,8 @@ EL7_KUBE_TLS = "/etc/kubernetes/tls"  # el7: read by kube-apiserver, which runs 
 
 
 def enabled(target=None) -> bool:
-    return bool(setting("secure", target))
+    """``secure`` as it applies to the cluster of ``target``: unset, per profile."""
+    return secure_for(setting("secure", target), profile(target))
 
 
 def scheme() -> str:

@@ -1,5 +1,6 @@
 """Facts kubelab reads from hosts besides pyinfra's own."""
 
+import re
 import shlex
 
 from pyinfra.api import FactBase
@@ -81,3 +82,25 @@ class ContainerdImages(FactBase):
 
     def process(self, output):
         return [line.strip() for line in output if line.strip()]
+
+
+class PackageSources(FactBase):
+    """The URLs the host's apt or yum sources name (one-line and deb822 apt sources, yum
+    repositories' baseurl, mirrorlist and metalink), in order, each once."""
+
+    @staticmethod
+    def default():
+        return []
+
+    def command(self):
+        return (
+            "cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list "
+            "/etc/apt/sources.list.d/*.sources /etc/yum.repos.d/*.repo 2>/dev/null || true"
+        )
+
+    def process(self, output):
+        urls = []
+        for line in output:
+            if re.match(r"\s*(deb(-src)?\s|URIs:|(baseurl|mirrorlist|metalink)\s*=)", line):
+                urls += [url for url in re.findall(r"\w[\w+.-]*://[^\s\]]+", line)]
+        return list(dict.fromkeys(urls))

@@ -3,10 +3,11 @@
 import json
 import shlex
 
+from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import server
 
-from . import downloads, etcd_tls, packages, topology
+from . import bounds, downloads, etcd_tls, packages, topology
 from .artifacts import flanneld
 from .common import place, service
 from .defaults import DEFAULTS, setting
@@ -17,6 +18,7 @@ from .profiles import profile
 # current releases v3 only (keys of one API are invisible to the other).
 ETCD_API = {"el7": 2, "modern": 3}
 WRITE_ATTEMPTS = 10
+WRITE_PAUSE = 2  # seconds between two attempts
 
 
 def network_config() -> dict:
@@ -38,7 +40,7 @@ def stored_config(api: int):
         endpoint=topology.etcd_url(),
         key=config_key(),
         api=api,
-        tls_args=etcd_tls.etcdctl_args(api),
+        tls_args=f"{bounds.etcdctl_options(api)} {etcd_tls.etcdctl_args(api)}".strip(),
     )
     try:
         return json.loads(value) if value else None
@@ -47,16 +49,24 @@ def stored_config(api: int):
 
 
 def write_config_command(api: int) -> str:
-    """etcdctl writing the config, retried while etcd (re)starts."""
+    """etcdctl writing the config, retried while etcd (re)starts: WRITE_ATTEMPTS tries, each
+    bounded by etcdctl's own timeouts; then one line naming the endpoint and etcdctl's error."""
     value = shlex.quote(json.dumps(network_config(), sort_keys=True))
     verb = "set" if api == 2 else "put"
-    etcdctl = f"ETCDCTL_API={api} etcdctl --endpoints={topology.etcd_url()}"
+    endpoint = topology.etcd_url()
+    etcdctl = f"ETCDCTL_API={api} etcdctl --endpoints={endpoint} {bounds.etcdctl_options(api)}"
     if etcd_tls.enabled():
         etcdctl += f" {etcd_tls.etcdctl_args(api)}"
-    write = f"{etcdctl} {verb} {shlex.quote(config_key())} {value} >/dev/null"
+    write = f"{etcdctl} {verb} {shlex.quote(config_key())} {value}"
+    problem = shlex.quote(
+        f"kubelab: {host.name}: storing flannel's network config: etcd at {endpoint} did not "
+        f"accept it in {WRITE_ATTEMPTS} attempts (each at most {bounds.ETCD_DIAL_TIMEOUT} s to "
+        f"connect, {bounds.ETCD_COMMAND_TIMEOUT} s to answer): "
+    )
     return (
-        f"for attempt in $(seq {WRITE_ATTEMPTS}); do {write} && exit 0; sleep 2; done; "
-        f"echo 'etcd did not accept the flannel config' >&2; exit 1"
+        f"for attempt in $(seq {WRITE_ATTEMPTS}); do err=$({write} 2>&1 >/dev/null) && exit 0; "
+        f"sleep {WRITE_PAUSE}; done; "
+        f'echo {problem}"$(printf %s "$err" | tail -n 1)" >&2; exit 1'
     )
 
 

@@ -13,12 +13,12 @@ from pathlib import Path
 from pyinfra import host
 from pyinfra.api import FileUploadCommand, deploy, operation
 
+from . import bounds
 from .defaults import DEFAULTS, setting
 from .facts import ContainerdImages
 
 NAMESPACE = "k8s.io"  # the CRI plugin's, where the kubelet looks
 STAGING = "/var/lib/kubelab/images"
-CURL = "curl -fsSL --connect-timeout 10 --max-time 1800 --retry 3"
 IMPORT = (
     f"ctr --namespace {NAMESPACE} images import --platform linux/amd64 "
     "--label io.cri-containerd.pinned=pinned"
@@ -63,7 +63,7 @@ def image(reference: str, archive: str):
     temp = f"{STAGING}/{hashlib.sha256(wanted.encode()).hexdigest()[:16]}.tar"
     yield f"mkdir -p {STAGING}"
     if is_url(archive):
-        yield f"{CURL} -o {temp} {shlex.quote(archive)} || {{ rm -f {temp}; exit 1; }}"
+        yield bounds.fetch(archive, temp, f"Import {reference} into containerd")
     else:
         yield FileUploadCommand(str(local_path(archive)), temp, remote_temp_filename=temp + ".part")
     check = f"ctr --namespace {NAMESPACE} images ls -q | grep -qxF {shlex.quote(wanted)}"

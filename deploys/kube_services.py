@@ -1,6 +1,6 @@
 """What every kube service of the modern profile has: its binary and its systemd unit."""
 
-from . import downloads, topology
+from . import downloads, etcd_tls, topology
 from .artifacts import kube_binary
 from .certificates import apiserver_url
 from .common import place
@@ -26,6 +26,6 @@ def unit(name: str, **extra):
         apiserver_url=apiserver_url(),
         apiserver_port=setting("apiserver_port"),
         service_cluster_ip_range=setting("service_cluster_ip_range"),
-        secure=setting("secure"),
+        secure=etcd_tls.enabled(topology.master()),
         **extra,
     )

@@ -8,7 +8,7 @@ from pyinfra.facts.files import FileContents
 from pyinfra.facts.systemd import SystemdStatus
 from pyinfra.operations import apt, files, server, systemd
 
-from . import packages, topology
+from . import bounds, packages, topology
 from .common import place
 from .defaults import DEFAULTS, setting
 from .profiles import family, profile
@@ -53,7 +53,20 @@ def deploy_prerequisites():
         )
 
     if family() == "debian":
-        apt.update(name="Refresh the package index (daily)", cache_time=APT_CACHE_SECONDS)
+        place(
+            bounds.APT_CONFIG,
+            name="Bound apt's fetches, and fail an update that cannot fetch a source",
+            cluster_name=setting("cluster_name"),
+            network_timeout=bounds.network_timeout(),
+            retries=bounds.PACKAGE_RETRIES,
+        )
+        bounds.waits_on_packages(
+            apt.update(
+                name="Refresh the package index (daily)",
+                cache_time=APT_CACHE_SECONDS,
+                _timeout=bounds.operation_timeout(),
+            )
+        )
 
     packages.install(["chrony"])
     systemd.service(

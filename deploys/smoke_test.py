@@ -40,7 +40,7 @@ from pyinfra.api.arguments import CONNECTOR_ARGUMENT_KEYS
 from pyinfra.facts.systemd import SystemdStatus
 from pyinfra.operations import files, python, server
 
-from . import topology
+from . import etcd_tls, topology
 from .api_tls import APISERVER_FILES
 from .certificates import PKI, apiserver_url
 from .common import template
@@ -61,6 +61,7 @@ WELCOME = "Welcome to nginx"
 FLANNEL_SUBNET_FILE = "/run/flannel/subnet.env"
 INTERVAL = 5  # seconds between two tries of a check
 CURL = "curl -sS --max-time 5"
+REQUEST_TIMEOUT = 20  # seconds, each kubectl request
 # Columns of `kubectl get pods` the checks read: values without spaces, <none> when unset.
 POD_COLUMNS = "NAME:.metadata.name,NODE:.spec.nodeName,PHASE:.status.phase,IP:.status.podIP"
 # Prints its arguments as one line, 'smoke test: ...', on stderr, and fails the command.
@@ -77,10 +78,12 @@ _LISTINGS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def kubectl() -> str:
-    """kubectl on the master, with the cluster's admin credentials."""
+    """kubectl on the master, with the cluster's admin credentials; no request waits longer
+    than REQUEST_TIMEOUT (kubectl 1.5 has the flag too: client-go 1.5, kubernetes#33958)."""
+    bound = f"--request-timeout={REQUEST_TIMEOUT}s"
     if profile() == "el7":
-        return f"kubectl -s http://127.0.0.1:{setting('apiserver_insecure_port')}"
-    return f"{KUBECTL} --kubeconfig {ADMIN_KUBECONFIG} --request-timeout=20s"
+        return f"kubectl -s http://127.0.0.1:{setting('apiserver_insecure_port')} {bound}"
+    return f"{KUBECTL} --kubeconfig {ADMIN_KUBECONFIG} {bound}"
 
 
 def timeout() -> int:
@@ -175,7 +178,7 @@ def service_account_check() -> str:
 
 def api_tls() -> tuple[str, str]:
     """(URL of the apiserver's TLS port, curl's TLS options) for a check from the master."""
-    if profile() == "el7" and not setting("secure", topology.master()):
+    if profile() == "el7" and not etcd_tls.enabled(topology.master()):
         # kubernetes 1.5 serves its TLS port with a self-signed certificate of its own.
         return f"https://{topology.master_address()}:{setting('apiserver_port')}", "-k"
     ca = APISERVER_FILES["ca"] if profile() == "el7" else f"{PKI}/ca.crt"

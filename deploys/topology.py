@@ -3,7 +3,8 @@
 from pyinfra import host
 from pyinfra.api.host import Host
 
-from .defaults import setting
+from .defaults import secure_for, setting
+from .profiles import profile
 
 MASTERS_GROUP = "masters"
 MINIONS_GROUP = "minions"
@@ -53,6 +54,11 @@ def master_address() -> str:
     return address(master())
 
 
+def secure() -> bool:
+    """``secure`` as it applies to the cluster: the master's value, unset per profile."""
+    return secure_for(setting("secure", master()), profile(master()))
+
+
 def etcd_url() -> str:
-    scheme = "https" if setting("secure", master()) else "http"
+    scheme = "https" if secure() else "http"
     return f"{scheme}://{master_address()}:{setting('etcd_client_port', master())}"

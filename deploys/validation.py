@@ -9,17 +9,17 @@ values, networks, profiles, ports.
 import difflib
 import ipaddress
 import os
-import re
 import weakref
 from functools import cache
 from pathlib import Path
-from urllib.parse import urlsplit
 
-from pyinfra import host, state
+from pyinfra import host, logger, state
 
-from . import images, topology
-from .defaults import DEFAULTS, setting, setting_error
+from . import topology
+from .defaults import DEFAULTS, fail, setting
+from .kinds import dns_problem, is_ip
 from .profiles import PROFILES, SUPPORTED, distribution, profile
+from .value_checks import check_values
 
 INT_RANGES = {
     "flannel_subnet_len": (1, 32),
@@ -31,14 +31,26 @@ INT_RANGES = {
     "apiserver_port": (1, 65535),
     "kube_log_level": (0, 10),
     "kube_proxy_conntrack_max_per_core": (0, 2**31 - 1),  # an int32 in kube-proxy's config
+    "network_timeout": (1, 3600),  # an hour
+    "operation_timeout": (1, 86400),  # a day
 }
 # Settings unset by default that hold a string when set.
 OPTIONAL_STRINGS = ("profile", "kube_address", "node_name", "artifact_mirror")
 # Settings unset by default that hold a whole number when set.
 OPTIONAL_INTS = ("kube_proxy_conntrack_max_per_core",)
+# Settings unset by default that hold True or False when set.
+OPTIONAL_BOOLS = ("secure",)
+# Ports the master's services listen on whatever the settings say, per profile.
+FIXED_PORTS = {
+    "el7": {10251: "kube-scheduler's port", 10252: "kube-controller-manager's port"},
+    "modern": {
+        10249: "kube-proxy's metrics port",
+        10256: "kube-proxy's health port",
+        10257: "kube-controller-manager's port",
+        10259: "kube-scheduler's port",
+    },
+}
 NETWORKS = ("flannel_network", "service_cluster_ip_range")
-# Backend types both flannel 0.7.1 (el7) and 0.28 (modern) implement for hosts on one network.
-FLANNEL_BACKENDS = ("vxlan", "host-gw", "udp")
 # Read on every host, so every host must hold the master's value.
 CLUSTER_WIDE = (
     "cluster_name",
@@ -66,20 +78,9 @@ PYINFRA_PREFIXES = (
     "vagrant_",
     "terraform_",
 )
-EXAMPLE = "registry.k8s.io/pause:3.10.1"  # an image reference, for messages
 SUPPORTED_TEXT = "CentOS/RHEL 7, Debian 12/13, Ubuntu 22.04/24.04, Rocky/Alma 8/9"
 
 _validated = weakref.WeakSet()
-
-
-def _fail(name: str, target, problem: str):
-    """Stop with one line; a value holding a line break cannot split it."""
-    raise setting_error(name, target, problem.replace("\r", "\\r").replace("\n", "\\n"))
-
-
-def _did_you_mean(value, choices) -> str:
-    close = difflib.get_close_matches(str(value).lower(), choices, n=1, cutoff=0.6)
-    return f", did you mean {close[0]!r}?" if close else ""
 
 
 def _ipv4(value):
@@ -106,29 +107,29 @@ def check_groups():
         close = difflib.get_close_matches(group, others, n=1, cutoff=0.6)
         hint = f" (the inventory has a group {close[0]!r}: rename it {group!r})" if close else ""
         needs = "exactly one host" if group == topology.MASTERS_GROUP else "at least one host"
-        _fail(group, None, f"the group must hold {needs}, it holds none{hint}")
+        fail(group, None, f"the group must hold {needs}, it holds none{hint}")
     if len(masters) != 1:
         names = ", ".join(h.name for h in masters)
-        _fail(
+        fail(
             topology.MASTERS_GROUP,
             None,
             f"the group must hold exactly one host, it holds {len(masters)}: {names}",
         )
     for target in topology.minions():
         if target in masters:
-            _fail("masters", target, "the host is in both groups masters and minions")
+            fail("masters", target, "the host is in both groups masters and minions")
     hosts = topology.cluster_hosts()
     seen = {}
     for target in hosts:
         short = topology.short_name(target)
         if short in seen:
-            _fail("name", target, f"short name {short!r} is also the short name of {seen[short]}")
+            fail("name", target, f"short name {short!r} is also the short name of {seen[short]}")
         seen[short] = target.name
     seen = {}
     for target in topology.minions():
         node = topology.node_name(target)
         if node in seen:
-            _fail("node_name", target, f"{node!r} is also the node name of {seen[node]}")
+            fail("node_name", target, f"{node!r} is also the node name of {seen[node]}")
         seen[node] = target.name
 
 
@@ -156,12 +157,13 @@ def check_setting_names(target):
             continue
         close = difflib.get_close_matches(key.lower(), DEFAULTS, n=1, cutoff=0.85)
         if close:
-            _fail(key, target, f"unknown setting, did you mean {close[0]!r}?")
+            fail(key, target, f"unknown setting, did you mean {close[0]!r}?")
 
 
 def _expected_type(name: str, default):
     if default is None:
-        return str if name in OPTIONAL_STRINGS else int if name in OPTIONAL_INTS else None
+        optional = {**dict.fromkeys(OPTIONAL_STRINGS, str), **dict.fromkeys(OPTIONAL_INTS, int)}
+        return {**optional, **dict.fromkeys(OPTIONAL_BOOLS, bool)}.get(name)
     return type(default)
 
 
@@ -173,30 +175,30 @@ def check_types(target):
             continue
         if expected is bool and not isinstance(value, bool):
             if isinstance(value, str):
-                _fail(
+                fail(
                     name,
                     target,
                     f"{value!r} is a string, not True or False (write True or False without "
                     "quotes)",
                 )
-            _fail(name, target, f"{value!r} is not True or False")
+            fail(name, target, f"{value!r} is not True or False")
         if expected is int:
             if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-                _fail(
+                fail(
                     name,
                     target,
                     f"{value!r} is a string, not a whole number (write {value.strip()} "
                     "without quotes)",
                 )
             if isinstance(value, bool) or not isinstance(value, int):
-                _fail(name, target, f"{value!r} is not a whole number")
+                fail(name, target, f"{value!r} is not a whole number")
             low, high = INT_RANGES.get(name, (value, value))
             if not low <= value <= high:
-                _fail(name, target, f"{value} is out of range {low}-{high}")
+                fail(name, target, f"{value} is out of range {low}-{high}")
         if expected is str and not isinstance(value, str):
-            _fail(name, target, f"{value!r} is not a string")
+            fail(name, target, f"{value!r} is not a string")
         if expected is dict and not isinstance(value, dict):
-            _fail(name, target, f"{value!r} is not a mapping (a dict)")
+            fail(name, target, f"{value!r} is not a mapping (a dict)")
 
 
 # SSH: only for hosts pyinfra reaches with its ssh connector ---------------------------------
@@ -222,30 +224,36 @@ def check_ssh(target):
         return
     hostname = target.data.get("ssh_hostname")
     if hostname is not None and (not isinstance(hostname, str) or not hostname.strip()):
-        _fail("ssh_hostname", target, f"{hostname!r} is not a host name or address")
+        fail("ssh_hostname", target, f"{hostname!r} is not a host name or address")
+    if hostname and not is_ip(hostname) and dns_problem(hostname):
+        fail(
+            "ssh_hostname",
+            target,
+            f"{hostname!r} is neither an IP address nor a DNS name: it {dns_problem(hostname)}",
+        )
     port = target.data.get("ssh_port")
     if port is not None:
         if isinstance(port, bool) or not isinstance(port, int):
             kind = "a string, not a port number" if isinstance(port, str) else "not a port number"
-            _fail("ssh_port", target, f"{port!r} is {kind} (a whole number 1-65535)")
+            fail("ssh_port", target, f"{port!r} is {kind} (a whole number 1-65535)")
         if not 1 <= port <= 65535:
-            _fail("ssh_port", target, f"{port} is out of range 1-65535")
+            fail("ssh_port", target, f"{port} is out of range 1-65535")
     user = target.data.get("ssh_user")
     if user is not None and (not isinstance(user, str) or not user.strip()):
-        _fail("ssh_user", target, f"{user!r} is not a user name")
+        fail("ssh_user", target, f"{user!r} is not a user name")
     key = target.data.get("ssh_key")
     if key is None or key == "":  # pyinfra connects without a key file
         return
     if not isinstance(key, (str, os.PathLike)) or not str(key).strip():
-        _fail("ssh_key", target, f"{key!r} is not a file name")
+        fail("ssh_key", target, f"{key!r} is not a file name")
     candidates = _key_candidates(str(key))
     found = next((path for path in candidates if path.exists()), None)
     if found is None:
-        _fail("ssh_key", target, f"the key file {str(key)!r} does not exist")
+        fail("ssh_key", target, f"the key file {str(key)!r} does not exist")
     if not found.is_file():
-        _fail("ssh_key", target, f"{str(found)!r} is not a file")
+        fail("ssh_key", target, f"{str(found)!r} is not a file")
     if not os.access(found, os.R_OK):
-        _fail("ssh_key", target, f"the key file {str(found)!r} is not readable by this user")
+        fail("ssh_key", target, f"the key file {str(found)!r} is not readable by this user")
 
 
 # Addresses ---------------------------------------------------------------------------------
@@ -257,17 +265,17 @@ def check_address(target):
     ssh_hostname = target.data.get("ssh_hostname")
     if kube_address:
         if _ipv4(kube_address) is None:
-            _fail("kube_address", target, f"{kube_address!r} is not an IPv4 address")
+            fail("kube_address", target, f"{kube_address!r} is not an IPv4 address")
     elif ssh_hostname:
         if _ipv4(ssh_hostname) is None:
-            _fail(
+            fail(
                 "kube_address",
                 target,
                 f"unset, and ssh_hostname {ssh_hostname!r} is not an IPv4 address: set "
                 "kube_address to the address the cluster should use for the host",
             )
     elif _ipv4(target.name) is None:
-        _fail(
+        fail(
             "kube_address",
             target,
             "the host has no address: set ssh_hostname or kube_address (its name "
@@ -275,7 +283,7 @@ def check_address(target):
         )
     address = _ipv4(topology.address(target))
     if address.is_loopback or address.is_unspecified or address.is_multicast:
-        _fail("kube_address", target, f"{address} is not an address the other hosts can reach")
+        fail("kube_address", target, f"{address} is not an address the other hosts can reach")
 
 
 def check_addresses():
@@ -284,7 +292,7 @@ def check_addresses():
         check_address(target)
         value = str(_ipv4(topology.address(target)))
         if value in seen:
-            _fail("kube_address", target, f"{value} is also the address of {seen[value]}")
+            fail("kube_address", target, f"{value} is also the address of {seen[value]}")
         seen[value] = target.name
 
 
@@ -300,7 +308,7 @@ def check_cluster_wide(target, master):
             continue
         mine, masters = setting(name, target), setting(name, master)
         if mine != masters:
-            _fail(
+            fail(
                 name,
                 target,
                 f"{mine!r} differs from {masters!r} on the master {master.name}: "
@@ -308,145 +316,39 @@ def check_cluster_wide(target, master):
             )
 
 
-def check_values(target):
-    name = setting("cluster_name", target)
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
-        _fail(
-            "cluster_name",
-            target,
-            f"{name!r} is not a name of letters, digits, '.', '_' and '-' "
-            "(it names files and directories)",
-        )
-    backend = setting("flannel_backend", target)
-    if backend not in FLANNEL_BACKENDS:
-        _fail(
-            "flannel_backend",
-            target,
-            f"{backend!r} is not a flannel backend kubelab supports "
-            f"({', '.join(FLANNEL_BACKENDS)}){_did_you_mean(backend, FLANNEL_BACKENDS)}",
-        )
-    prefix = setting("flannel_etcd_prefix", target)
-    if not prefix.startswith("/") or re.search(r"\s", prefix) or prefix.rstrip("/") == "":
-        _fail(
-            "flannel_etcd_prefix",
-            target,
-            f"{prefix!r} is not an etcd key prefix like '/atomic.io/network'",
-        )
-    bind = setting("apiserver_insecure_bind_address", target)
-    if _ipv4(bind) is None:
-        _fail("apiserver_insecure_bind_address", target, f"{bind!r} is not an IPv4 address")
-    image = setting("smoke_image", target)
-    if not re.fullmatch(r"[a-z0-9][A-Za-z0-9._/:@-]*", image):
-        _fail(
-            "smoke_image",
-            target,
-            f"{image!r} is not an image reference like 'docker.io/library/nginx:1.27'",
-        )
-    node = target.data.get("node_name")
-    if node and not re.fullmatch(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?", node):
-        _fail(
-            "node_name",
-            target,
-            f"{node!r} is not a Kubernetes node name (lower case letters, digits, '-' and '.')",
-        )
-    for name, default in DEFAULTS.items():
-        if name.endswith("_version") and isinstance(default, str) and default.startswith("v"):
-            value = setting(name, target)
-            if not re.fullmatch(r"v\d+\.\d+\.\d+\S*", value):
-                hint = (
-                    f" (did you mean 'v{value}'?)"
-                    if re.fullmatch(r"\d+\.\d+\.\d+\S*", value)
-                    else ""
-                )
-                _fail(name, target, f"{value!r} is not a release tag like {default!r}{hint}")
-    mirror = setting("artifact_mirror", target)
-    if mirror and not re.fullmatch(r"[a-z][a-z0-9+.-]*://\S+", mirror):
-        _fail("artifact_mirror", target, f"{mirror!r} is not a URL like 'http://mirror:8080'")
-    for file_name, digest in setting("artifact_sha256", target).items():
-        if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-fA-F]{64}", digest):
-            _fail(
-                "artifact_sha256",
-                target,
-                f"the pin for {file_name!r} is not a sha256 digest (64 hex digits): {digest!r}",
-            )
-    pki_dir = setting("pki_dir", target)
-    try:
-        pki_dir.format(cluster_name="x")
-    except (KeyError, IndexError, ValueError):
-        _fail(
-            "pki_dir",
-            target,
-            f"{pki_dir!r} has a {{...}} placeholder other than {{cluster_name}}",
-        )
-    sandbox = setting("sandbox_image", target)
-    if not images.REFERENCE.fullmatch(sandbox):
-        _fail("sandbox_image", target, f"{sandbox!r} is not an image reference like {EXAMPLE!r}")
-    check_image_archives(target)
-
-
-def check_image_archives(target):
-    """Each entry: an image reference -> a local file or an http(s) URL."""
-    for reference, archive in setting("image_archives", target).items():
-        if not isinstance(reference, str) or not images.REFERENCE.fullmatch(reference):
-            _fail(
-                "image_archives",
-                target,
-                f"{reference!r} is not an image reference like {EXAMPLE!r}",
-            )
-        what = f"the archive of {reference!r}"
-        if not isinstance(archive, (str, os.PathLike)) or not str(archive).strip():
-            _fail(
-                "image_archives",
-                target,
-                f"{what} is {archive!r}, not a file name or an http(s) URL",
-            )
-        archive = str(archive)
-        if re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", archive):
-            if not images.is_url(archive) or not urlsplit(archive).hostname:
-                _fail("image_archives", target, f"{what}, {archive!r}, is not an http(s) URL")
-            continue
-        path = images.local_path(archive)
-        if not path.exists():
-            _fail("image_archives", target, f"{what}, {archive!r}, does not exist on this machine")
-        if not path.is_file():
-            _fail("image_archives", target, f"{what}, {archive!r}, is not a file")
-        if not os.access(path, os.R_OK):
-            _fail("image_archives", target, f"{what}, {archive!r}, is not readable by this user")
-
-
 def network(name: str, target) -> ipaddress.IPv4Network:
     value = setting(name, target)
     try:
         return ipaddress.IPv4Network(value)
     except ValueError as error:
-        _fail(name, target, f"{value!r} is not an IPv4 network in CIDR form ({error})")
+        fail(name, target, f"{value!r} is not an IPv4 network in CIDR form ({error})")
 
 
 def check_networks(target):
     pods, services = (network(name, target) for name in NETWORKS)
     if "/" not in setting("flannel_network", target):
-        _fail("flannel_network", target, f"{pods.network_address} has no prefix length (like /16)")
+        fail("flannel_network", target, f"{pods.network_address} has no prefix length (like /16)")
     if "/" not in setting("service_cluster_ip_range", target):
-        _fail(
+        fail(
             "service_cluster_ip_range",
             target,
             f"{services.network_address} has no prefix length (like /16)",
         )
     if pods.overlaps(services):
-        _fail("service_cluster_ip_range", target, f"{services} overlaps flannel_network {pods}")
+        fail("service_cluster_ip_range", target, f"{services} overlaps flannel_network {pods}")
     subnet_len = setting("flannel_subnet_len", target)
     if subnet_len <= pods.prefixlen:
-        _fail(
+        fail(
             "flannel_subnet_len",
             target,
             f"{subnet_len} must be larger than the prefix of flannel_network {pods}",
         )
     if subnet_len > 30:
-        _fail("flannel_subnet_len", target, f"{subnet_len} leaves no room for pods (at most 30)")
+        fail("flannel_subnet_len", target, f"{subnet_len} leaves no room for pods (at most 30)")
     hosts = topology.cluster_hosts()
     usable = 2 ** (subnet_len - pods.prefixlen) - 1  # flannel leases from the second subnet on
     if usable < len(hosts):
-        _fail(
+        fail(
             "flannel_subnet_len",
             target,
             f"/{subnet_len} subnets of flannel_network {pods} leave {usable} to lease "
@@ -456,7 +358,7 @@ def check_networks(target):
         address = ipaddress.IPv4Address(topology.address(other))
         for name, net in zip(NETWORKS, (pods, services), strict=True):
             if address in net:
-                _fail(
+                fail(
                     name,
                     target,
                     f"{net} overlaps the hosts' subnet: it contains {address}, the address of "
@@ -471,7 +373,7 @@ def check_profile(target) -> str:
     """The host's profile; a pinned one must be the one the host's OS calls for."""
     pinned = setting("profile", target)
     if pinned and pinned not in PROFILES:
-        _fail(
+        fail(
             "profile",
             target,
             f"{pinned!r} is not a profile: el7 (CentOS/RHEL 7) or modern (the other supported "
@@ -480,13 +382,13 @@ def check_profile(target) -> str:
     os_id, major = distribution(target)
     wanted = SUPPORTED.get((os_id, major))
     if wanted is None:
-        _fail(
+        fail(
             "profile",
             target,
             f"unsupported OS {os_id} {major or '?'} (supported: {SUPPORTED_TEXT})",
         )
     if pinned and pinned != wanted:
-        _fail(
+        fail(
             "profile",
             target,
             f"{pinned!r} does not fit the host's OS {os_id} {major}, which takes {wanted!r} "
@@ -500,13 +402,13 @@ def check_ports(master, master_profile: str):
     names = ["etcd_client_port", "etcd_peer_port", "apiserver_port"]
     if master_profile == "el7":
         names.append("apiserver_insecure_port")
-    seen = {}
+    seen = dict(FIXED_PORTS[master_profile])
     for name in names:
         if name not in DEFAULTS:
             continue
         port = setting(name, master)
         if port in seen:
-            _fail(name, master, f"{port} is also {seen[port]} (both listen on the master)")
+            fail(name, master, f"{port} is also {seen[port]} (both listen on the master)")
         seen[port] = name
 
 
@@ -531,7 +433,7 @@ def validate_inventory():
     for target in hosts:
         if check_profile(target) != master_profile:
             os_id, major = distribution(target)
-            _fail(
+            fail(
                 "profile",
                 target,
                 f"the host ({os_id} {major}) takes {profile(target)!r} but the master "
@@ -539,4 +441,22 @@ def validate_inventory():
                 "same profile",
             )
     check_ports(master, master_profile)
+    warn_if_open(master, master_profile)
     _validated.add(current)
+
+
+def warn_if_open(master, master_profile: str):
+    """el7 without ``secure``: one line at the start of each run saying what is open."""
+    if master_profile != "el7" or topology.secure():
+        return
+    bind = setting("apiserver_insecure_bind_address", master)
+    api = (
+        ""
+        if ipaddress.IPv4Address(bind).is_loopback
+        else f", and the apiserver's plain port {setting('apiserver_insecure_port', master)} "
+        f"listens on {bind} without authentication (whoever reaches it is cluster admin)"
+    )
+    logger.warning(
+        f"kubelab: this el7 cluster is open: etcd serves {topology.etcd_url()} to anyone, "
+        f"without client certificates{api}; secure=True closes it"
+    )

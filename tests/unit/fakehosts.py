@@ -19,7 +19,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from kubelab.facts import CgroupVersion, ContainerdImages, EtcdValue, FilesNewerThanService
+from kubelab.facts import (
+    CgroupVersion,
+    ContainerdImages,
+    EtcdValue,
+    FilesNewerThanService,
+    PackageSources,
+)
 from kubelab.images import normalized
 from pyinfra.api import Config, State
 from pyinfra.api.connect import connect_all
@@ -42,6 +48,23 @@ DEBIAN = ("debian", "ubuntu")
 # What a simulated curl fetches from an http(s) URL that is not a release artifact (besides
 # the image archives the inventory's own ``image_archives`` name, see ``served_archives``).
 WEB: dict[str, bytes] = {}
+
+# Every curl kubelab runs is bounded (see kubelab.bounds.curl).
+CURL = (
+    r"err=\$\(curl -fsSL --connect-timeout \d+ --speed-limit \d+ --speed-time \d+ --max-time \d+ "
+    r"--retry \d+ --retry-max-time \d+"
+)
+# What the package sources of a fresh host name.
+DEBIAN_SOURCES = (
+    "Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm bookworm-updates\n"
+    "Components: main\n\nTypes: deb\nURIs: http://deb.debian.org/debian-security\n"
+    "Suites: bookworm-security\nComponents: main\n"
+)
+CENTOS_REPOS = (
+    "[base]\nname=CentOS-$releasever - Base\n"
+    "mirrorlist=http://mirrorlist.centos.org/?release=$releasever&arch=$basearch&repo=os\n"
+    "#baseurl=http://mirror.centos.org/centos/$releasever/os/$basearch/\n"
+)
 
 # What installing a package puts on a host: its units and the users it creates.
 PACKAGE_UNITS = {
@@ -108,6 +131,7 @@ class Machine:
     sysctl_applied: bool = False
     unread: set[str] = field(default_factory=set)  # files written after their service started
     waited_for: list[str] = field(default_factory=list)  # checks of bounded wait loops
+    stalled: set[str] = field(default_factory=set)  # URLs (or package sources) that never answer
 
     def install(self, package: str):
         self.packages.add(package)
@@ -124,6 +148,7 @@ class Machine:
 def centos7() -> Machine:
     machine = Machine("centos", 7, 9)
     machine.files["/etc/hosts"] = FileState(b"127.0.0.1 localhost\n")
+    machine.files["/etc/yum.repos.d/CentOS-Base.repo"] = FileState(CENTOS_REPOS.encode())
     machine.install("firewalld")
     machine.units["firewalld.service"] = {"active": True, "enabled": True}
     return machine
@@ -132,6 +157,8 @@ def centos7() -> Machine:
 def modern(os_id: str, major: int) -> Machine:
     machine = Machine(os_id, major)
     machine.files["/etc/hosts"] = FileState(b"127.0.0.1 localhost\n")
+    if os_id in DEBIAN:
+        machine.files["/etc/apt/sources.list.d/debian.sources"] = FileState(DEBIAN_SOURCES.encode())
     return machine
 
 
@@ -236,6 +263,15 @@ def answer_fact(machine: Machine, cls, kwargs: dict):
         return [path for path in kwargs["paths"] if path in machine.unread]
     if cls is EtcdValue:
         return machine.etcd.get((kwargs.get("api", 3), kwargs["key"]))
+    if cls is PackageSources:
+        folders = ("/etc/apt/", "/etc/yum.repos.d/")
+        lines = [
+            line
+            for name in sorted(machine.files)
+            if name.startswith(folders)
+            for line in machine.text(name).splitlines()
+        ]
+        return cls().process(lines)
     raise AssertionError(f"fakehosts: no answer for fact {cls.__name__}({kwargs})")
 
 
@@ -340,6 +376,8 @@ class Interpreter:
             self.machine.homes[name] = words[words.index("-d") + 1]
 
     def fetch(self, dest, url):
+        if url in self.machine.stalled:
+            return False
         web = {**SimulatedConnector.served, **WEB}
         assert url in web, f"fakehosts: nothing at {url}"
         self.machine.downloads.append(url)
@@ -357,9 +395,13 @@ class Interpreter:
         self.machine.dirs.update(path.strip("'") for path in paths.split())
 
     def apt_install(self, args):
+        if self.sources_stall():
+            return False
         self.yum_install(args)
 
     def download(self, temp, url, sha256, rest):
+        if url in self.machine.stalled:
+            return False
         self.machine.downloads.append(url)
         if "tar -xzf" not in rest:  # a binary
             dest = rest.rsplit(" ", 1)[1]
@@ -391,8 +433,12 @@ class Interpreter:
     def etcdctl_write(self, api, _endpoint, _verb, key, value):
         self.machine.etcd[(int(api), shlex.split(key)[0])] = shlex.split(value)[0]
 
+    def sources_stall(self) -> bool:
+        return bool(self.machine.stalled & set(answer_fact(self.machine, PackageSources, {})))
+
     def apt_update(self):
-        pass
+        """apt-get update, failing (as APT::Update::Error-Mode any makes it) on a stalled source."""
+        return not self.sources_stall()
 
     def wait_loop(self, check):
         self.machine.waited_for.append(check)
@@ -416,15 +462,11 @@ class Interpreter:
             apt_install,
         ),
         (
-            r"curl -fsSL --retry 3 -o (\S+) (\S+) && echo '(\w+)  \S+' \| sha256sum -c --quiet - "
-            r"\|\| \{.*?\} && (.*)",
+            rf"{CURL} -o (\S+) (\S+) 2>&1\) \|\| \{{.*?; exit 1; \}}; "
+            r"echo '(\w+)  \S+' \| sha256sum -c --quiet - >/dev/null 2>&1 \|\| \{.*?\} && (.*)",
             download,
         ),
-        (
-            r"curl -fsSL --connect-timeout \d+ --max-time \d+ --retry \d+ -o (\S+) (\S+) "
-            r"\|\| \{ rm -f \S+; exit 1; \}",
-            fetch,
-        ),
+        (rf"{CURL} -o (\S+) (\S+) 2>&1\) \|\| \{{ rm -f \S+; echo .* >&2; exit 1; \}}", fetch),
         (
             r"ctr --namespace k8s.io images import --platform linux/amd64 "
             r"--label io.cri-containerd.pinned=pinned (\S+); imported=\$\?; rm -f \S+; "
@@ -443,8 +485,7 @@ class Interpreter:
         ),
         (
             r"for attempt in .*?ETCDCTL_API=(\d) etcdctl --endpoints=(\S+)(?: --\S+)* "
-            r"(set|put) (\S+) "
-            r"('[^']*') >/dev/null.*",
+            r"(set|put) (\S+) ('[^']*') 2>&1 >/dev/null\) && exit 0; .*",
             etcdctl_write,
         ),
         (r"apt-get update", apt_update),

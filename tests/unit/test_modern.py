@@ -124,7 +124,9 @@ def test_etcd_environment_is_etcd_settings(debian, flags):
     names = set(re.findall(r"^(ETCD_\w+)=", text, re.M))
     known = set(flags["etcd_env"]["3.6.14"].values())
     assert names and names <= known, names - known
-    assert f'ETCD_ADVERTISE_CLIENT_URLS="http://{MASTER_IP}:2379"' in text
+    # secure by default on modern: TLS, and only clients with a certificate of the cluster CA
+    assert f'ETCD_ADVERTISE_CLIENT_URLS="https://{MASTER_IP}:2379"' in text
+    assert 'ETCD_CLIENT_CERT_AUTH="true"' in text
 
 
 def test_flannel_config_written_with_the_v3_api(debian):
@@ -139,7 +141,8 @@ def test_keys_and_kubeconfigs_are_private(debian):
     for host in HOSTS:
         for path, state in machines[host].files.items():
             if path.endswith((".key", ".kubeconfig")):
-                assert (state.mode, state.user) == (0o600, "root"), path
+                owner = "etcd" if path.startswith("/etc/etcd/") else "root"  # etcd reads its key
+                assert (state.mode, state.user) == (0o600, owner), path
 
 
 def test_kernel_networking_for_kubernetes(debian):

@@ -111,9 +111,10 @@ def test_image_archives_are_imported_on_every_minion_once(factory, tmp_path, arc
         assert len(imports(run.commands[minion])) == 2
         # the local archive was uploaded, the URL fetched with bounded timeouts
         assert any(path.startswith("/var/lib/kubelab/images/") for path in run.uploads[minion])
-        fetch = [c for c in run.commands[minion] if c.startswith("curl") and NGINX_URL in c]
+        fetch = [c for c in run.commands[minion] if "curl" in c and NGINX_URL in c]
         assert len(fetch) == 1
-        assert "--connect-timeout 10" in fetch[0] and "--max-time" in fetch[0]
+        bounds = "--connect-timeout 30 --speed-limit 1024 --speed-time 30 --max-time 900"
+        assert bounds in fetch[0] and "--retry 3 --retry-max-time 900" in fetch[0]
         assert all(
             "--label io.cri-containerd.pinned=pinned" in c for c in imports(run.commands[minion])
         )

@@ -105,7 +105,7 @@ def test_secure_cluster_re_run_changes_nothing(el7, modern, profile):
 
 
 def test_switching_a_running_cluster_to_secure(tmp_path):
-    open_data = settings(tmp_path)
+    open_data = settings(tmp_path, secure=False)
     machines = {name: debian12() for name in HOSTS}
     run_deploy(machines, kubelab.deploy_cluster, data=open_data)
     run_deploy(machines, kubelab.deploy_cluster, data={**open_data, "secure": True})

@@ -300,7 +300,8 @@ CASES = [
         Case(
             "cluster_name",
             MASTER,
-            "'my cluster' is not a name of letters, digits",
+            "'my cluster' is not a DNS name: it has a label with a character other than letters, "
+            "digits and '-' \\('my cluster'\\)",
             data={"cluster_name": "my cluster"},
         ),
         id="cluster-name-with-a-space",
@@ -382,7 +383,8 @@ CASES = [
         Case(
             "image_archives",
             MASTER,
-            "the archive of 'nginx', 'ftp://mirror/nginx.tar', is not an http\\(s\\) URL$",
+            "the archive of 'nginx', 'ftp://mirror/nginx.tar', is not an http\\(s\\) URL: it has "
+            "the scheme 'ftp', not http:// or https://$",
             data={"image_archives": {"nginx": "ftp://mirror/nginx.tar"}},
         ),
         id="image-archive-ftp-url",
@@ -391,7 +393,8 @@ CASES = [
         Case(
             "image_archives",
             MASTER,
-            "the archive of 'nginx', 'http:///nginx.tar', is not an http\\(s\\) URL$",
+            "the archive of 'nginx', 'http:///nginx.tar', is not an http\\(s\\) URL: it names no "
+            "host$",
             data={"image_archives": {"nginx": "http:///nginx.tar"}},
         ),
         id="image-archive-url-without-host",

@@ -1,0 +1,118 @@
+"""Bounded time: every remote command that waits on the network or on a service ends.
+
+Each such operation has a bound: the program's own (apt's and yum's timeouts, curl's, etcdctl's)
+and, for the package managers, pyinfra's ``_timeout`` too. Past it the host fails with one line
+naming the host, the operation and what it waited on: the command prints it (curl's URL,
+etcd's endpoint), or, for apt and yum, whose output kubelab does not control, ``Report`` does
+(the package sources), after the package manager's own error lines.
+"""
+
+import shlex
+import weakref
+
+from pyinfra import host, logger, state
+from pyinfra.api.state import BaseStateCallback
+
+from .defaults import setting
+from .facts import PackageSources
+from .profiles import family
+
+CURL_RETRIES = 3
+PACKAGE_RETRIES = 2  # apt's Acquire::Retries, yum's retries
+SPEED_LIMIT = 1024  # bytes per second: slower for network_timeout seconds is a stall
+APT_CONFIG = "/etc/apt/apt.conf.d/80kubelab"
+ETCD_DIAL_TIMEOUT = 5  # seconds etcdctl may take to reach etcd (on the master's network)
+ETCD_COMMAND_TIMEOUT = 10  # seconds etcd may take to answer one request
+
+_REPORTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # State -> its Report
+
+
+def network_timeout(target=None) -> int:
+    return setting("network_timeout", target)
+
+
+def operation_timeout(target=None) -> int:
+    return setting("operation_timeout", target)
+
+
+def curl() -> str:
+    """curl bounded in every way: connecting, stalling, the whole download (retries too)."""
+    wait, total = network_timeout(), operation_timeout()
+    return (
+        f"curl -fsSL --connect-timeout {wait} --speed-limit {SPEED_LIMIT} --speed-time {wait} "
+        f"--max-time {total} --retry {CURL_RETRIES} --retry-max-time {total}"
+    )
+
+
+def fetch(url: str, path: str, label: str) -> str:
+    """Shell: ``url`` fetched to ``path`` by ``curl()``; on failure nothing stays and one line
+    names the host, the operation (``label``), the URL, curl's error and the bounds."""
+    prefix = shlex.quote(f"kubelab: {host.name}: {label}: {url}: ")
+    suffix = shlex.quote(f" ({curl_bound()})")
+    return (
+        f"err=$({curl()} -o {path} {shlex.quote(url)} 2>&1) || {{ rm -f {path}; "
+        f'echo {prefix}"$(printf %s "$err" | tail -n 1)"{suffix} >&2; exit 1; }}'
+    )
+
+
+def etcdctl_options(api: int) -> str:
+    """etcdctl's own bounds on connecting and on answering (v2 and v3 name them differently)."""
+    if api == 2:
+        return f"--timeout={ETCD_DIAL_TIMEOUT}s --total-timeout={ETCD_COMMAND_TIMEOUT}s"
+    return f"--dial-timeout={ETCD_DIAL_TIMEOUT}s --command-timeout={ETCD_COMMAND_TIMEOUT}s"
+
+
+def curl_bound() -> str:
+    return (
+        f"curl: {network_timeout()} s to connect or without data, {operation_timeout()} s in "
+        f"all, {CURL_RETRIES} retries"
+    )
+
+
+def yum_options() -> str:
+    """yum's (and dnf's) own bound on each connection, and fewer retries than its 10."""
+    return f"--setopt=timeout={network_timeout()} --setopt=retries={PACKAGE_RETRIES}"
+
+
+def package_sources_text() -> str:
+    sources = host.get_fact(PackageSources)
+    tool = "apt" if family() == "debian" else "yum"
+    where = "/etc/apt" if tool == "apt" else "/etc/yum.repos.d"
+    listed = ", ".join(sources) if sources else f"(none found in {where})"
+    return (
+        f"the package sources {listed} ({tool}: {network_timeout()} s to connect or without "
+        f"data, {PACKAGE_RETRIES} retries; the operation at most {operation_timeout()} s)"
+    )
+
+
+class Report(BaseStateCallback):
+    """Prints the one line of a failed operation that waits on something."""
+
+    def __init__(self):
+        self.waits = {}  # (host name, operation hash) -> what it waits on
+
+    def operation_host_error(self, state, host, op_hash, retry_attempt=0, max_retries=0):
+        what = self.waits.get((host.name, op_hash))
+        if what is None:
+            return
+        names = ", ".join(sorted(state.get_op_meta(op_hash).names)) or "an operation"
+        logger.error(
+            f"{host.print_prefix}kubelab: {host.name}: '{names}' failed, waiting on {what}"
+        )
+
+
+def waits_on(operation, what: str):
+    """Remember that ``operation`` waits on ``what`` on the current host; returns it."""
+    current = state._get_module()  # the State itself, not pyinfra's context proxy
+    report = _REPORTS.get(current)
+    if report is None:
+        report = _REPORTS[current] = Report()
+        current.add_callback_handler(report)
+    op_hash = getattr(operation, "_hash", None)
+    if op_hash is not None:
+        report.waits[(host.name, op_hash)] = what
+    return operation
+
+
+def waits_on_packages(operation):
+    return waits_on(operation, package_sources_text())
