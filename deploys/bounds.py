@@ -96,9 +96,7 @@ class Report(BaseStateCallback):
         if what is None:
             return
         names = ", ".join(sorted(state.get_op_meta(op_hash).names)) or "an operation"
-        logger.error(
-            f"{host.print_prefix}kubelab: {host.name}: '{names}' failed, waiting on {what}"
-        )
+        logger.error(f"kubelab: {host.name}: '{names}' failed, waiting on {what}")
 
 
 def waits_on(operation, what: str):

@@ -7,6 +7,7 @@ import kubelab
 import pytest
 from conftest import HOSTS, MASTER, MINIONS, flag_names, parse_env_file
 from fakehosts import centos7, debian12, run_deploy
+from kubelab.defaults import secure_for
 from test_modern import pins, unit_flags
 
 MASTER_IP = "192.168.122.130"
@@ -132,3 +133,70 @@ def test_no_secret_appears_in_any_command(el7, modern, profile):
         for path in secrets:
             assert machines[host].files[path].mode == 0o600, path
             assert not path.startswith("/var/lib/kubelab/staging"), f"left in staging: {path}"
+
+
+# The default: closed on modern, the reference's open setup on el7 (with a warning).
+
+OPEN_WARNING = (
+    "kubelab: this el7 cluster is open: etcd serves http://192.168.122.130:2379 to anyone, "
+    "without client certificates, and the apiserver's plain port 8080 listens on 0.0.0.0 "
+    "without authentication (whoever reaches it is cluster admin); secure=True closes it"
+)
+
+
+def warnings(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "cluster is open" in r.getMessage()]
+
+
+def test_modern_is_secure_unless_told_otherwise(modern, tmp_path):
+    """Unset, secure is on for modern: the same files as secure=True; False opens etcd."""
+    secure_machines = modern[0]
+    default = {name: debian12() for name in HOSTS}
+    run_deploy(default, kubelab.deploy_cluster, data=settings(tmp_path / "default"))
+    for path in ("/etc/default/etcd", "/etc/systemd/system/flanneld.service"):
+        assert default[MASTER].text(path) == secure_machines[MASTER].text(path), path
+    assert "--etcd-cafile" in default[MASTER].text("/etc/systemd/system/kube-apiserver.service")
+    opened = {name: debian12() for name in HOSTS}
+    run_deploy(opened, kubelab.deploy_cluster, data=settings(tmp_path / "open", secure=False))
+    conf = parse_env_file(opened[MASTER].text("/etc/default/etcd"))
+    assert conf["ETCD_ADVERTISE_CLIENT_URLS"] == f"http://{MASTER_IP}:2379"
+    assert "ETCD_CLIENT_CERT_AUTH" not in conf
+
+
+def test_el7_stays_open_by_default_and_every_run_says_so(tmp_path, caplog):
+    machines = {name: centos7() for name in HOSTS}
+    run_deploy(machines, kubelab.deploy_cluster, data=settings(tmp_path))
+    conf = parse_env_file(machines[MASTER].text("/etc/etcd/etcd.conf"))
+    assert conf["ETCD_ADVERTISE_CLIENT_URLS"] == f"http://{MASTER_IP}:2379"
+    assert warnings(caplog) == [OPEN_WARNING]
+    run_deploy(machines, kubelab.deploy_cluster, data=settings(tmp_path))
+    assert warnings(caplog) == [OPEN_WARNING, OPEN_WARNING]  # once per run
+
+
+def test_el7_warning_leaves_out_an_api_port_on_localhost(tmp_path, caplog):
+    machines = {name: centos7() for name in HOSTS}
+    data = settings(tmp_path, apiserver_insecure_bind_address="127.0.0.1")
+    run_deploy(machines, kubelab.deploy_cluster, data=data)
+    assert warnings(caplog) == [
+        "kubelab: this el7 cluster is open: etcd serves http://192.168.122.130:2379 to anyone, "
+        "without client certificates; secure=True closes it"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("factory", "data"),
+    [(centos7, {"secure": True}), (debian12, {}), (debian12, {"secure": False})],
+    ids=["el7-secure", "modern-default", "modern-open"],
+)
+def test_no_warning_where_el7_is_closed_or_on_modern(tmp_path, caplog, factory, data):
+    machines = {name: factory() for name in HOSTS}
+    run_deploy(machines, kubelab.deploy_cluster, data=settings(tmp_path, **data))
+    assert warnings(caplog) == []
+
+
+@pytest.mark.parametrize(
+    ("value", "profile", "on"),
+    [(None, "modern", True), (None, "el7", False), (True, "el7", True), (False, "modern", False)],
+)
+def test_secure_for_is_what_the_specs_read(value, profile, on):
+    assert secure_for(value, profile) is on
