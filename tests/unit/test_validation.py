@@ -8,6 +8,9 @@ ran and no file was uploaded on any machine.
 import copy
 import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 from typing import NamedTuple
 
 import fakehosts
@@ -52,6 +55,11 @@ class Case(NamedTuple):
     inventory: str | None = None  # an inventory file of its own
     group_data: dict | None = None  # group name -> group_data file text, beside that inventory
     machines: dict | None = None  # host name -> Machine factory (default: CentOS 7 for HOSTS)
+
+
+def kind_case(setting: str, value, phrase: str, case_id: str):
+    """A bad value of ``setting`` on the command line, reported on the master."""
+    return pytest.param(Case(setting, MASTER, phrase, data={setting: value}), id=case_id)
 
 
 def both_groups_inventory() -> str:
@@ -600,6 +608,331 @@ CASES = [
         ),
         id="apiserver-port-clashes-with-etcd",
     ),
+    # Kinds: every value checked for what it is (DNS names, URLs, ports, CIDRs, versions,
+    # paths, timeouts), each with a case of its own.
+    # DNS names and domains
+    kind_case("cluster_domain", "cluster..local", "it has an empty label", "domain-empty-label"),
+    kind_case(
+        "cluster_domain",
+        "-cluster.local",
+        "it has a label starting or ending with '-' \\('-cluster'\\)",
+        "domain-label-starts-with-hyphen",
+    ),
+    kind_case(
+        "cluster_domain",
+        "a" * 64 + ".local",
+        "it has a label of 64 characters \\(aaaaaaaaaaaa...; at most 63\\)",
+        "domain-label-too-long",
+    ),
+    kind_case(
+        "cluster_domain",
+        "cluster_local",
+        "it has a label with a character other than letters, digits and '-' \\('cluster_local'\\)",
+        "domain-underscore",
+    ),
+    kind_case(
+        "cluster_domain",
+        "Cluster.Local",
+        "it has upper case letters \\(Kubernetes names are lower case\\)",
+        "domain-upper-case",
+    ),
+    kind_case(
+        "cluster_domain",
+        ".".join(["a" * 63] * 4),
+        "it is 255 characters long \\(at most 253\\)",
+        "domain-too-long",
+    ),
+    kind_case(
+        "cluster_name",
+        "my_cluster",
+        "'my_cluster' is not a DNS name: it has a label with a character other than letters",
+        "cluster-name-underscore",
+    ),
+    kind_case("cluster_name", "kubelab.", "it has an empty label", "cluster-name-trailing-dot"),
+    pytest.param(
+        Case(
+            "node_name",
+            MINION1,
+            "'Worker-1' is not a Kubernetes node name \\(a DNS name in lower case\\): it has upper "
+            "case letters",
+            inventory=minions_with({"node_name": "Worker-1"}),
+        ),
+        id="node-name-upper-case",
+    ),
+    pytest.param(
+        Case(
+            "node_name",
+            MINION2,
+            "'worker-' is not a Kubernetes node name .*: it has a label starting or ending with "
+            "'-'",
+            inventory=minions_with({}, {"node_name": "worker-"}),
+        ),
+        id="node-name-ends-with-hyphen",
+    ),
+    pytest.param(
+        Case(
+            "name",
+            "kube_minion1.traininglab.com",
+            "the host's name 'kube_minion1.traininglab.com' is not a DNS name: it has a label with "
+            "a character other than letters, digits and '-' \\('kube_minion1'\\)",
+            inventory=hosts_line(
+                "minions",
+                ("kube_minion1.traininglab.com", "192.168.122.131"),
+                (MINION2, "192.168.122.132"),
+            ),
+            machines={MASTER: centos7, "kube_minion1.traininglab.com": centos7, MINION2: centos7},
+        ),
+        id="host-name-underscore",
+    ),
+    pytest.param(
+        Case(
+            "node_name",
+            "KubeMinion1.traininglab.com",
+            "unset, and the host's name 'KubeMinion1.traininglab.com' is no Kubernetes node name: "
+            "it has upper case letters \\(Kubernetes names are lower case\\); set node_name$",
+            inventory=hosts_line(
+                "minions",
+                ("KubeMinion1.traininglab.com", "192.168.122.131"),
+                (MINION2, "192.168.122.132"),
+            ),
+            machines={MASTER: centos7, "KubeMinion1.traininglab.com": centos7, MINION2: centos7},
+        ),
+        id="host-name-upper-case-as-node-name",
+    ),
+    # URLs: http and https only, reported under the setting that holds them
+    pytest.param(
+        Case(
+            "artifact_mirror",
+            MASTER,
+            "'ftp://mirror/pub' is not an http\\(s\\) URL like 'http://mirror:8080': it has the "
+            "scheme 'ftp', not http:// or https://$",
+            data={"artifact_mirror": "ftp://mirror/pub"},
+            machines=dict.fromkeys(HOSTS, debian12),
+        ),
+        id="mirror-ftp",
+    ),
+    kind_case(
+        "artifact_mirror",
+        "192.168.122.1:8080",
+        "it has no scheme, not http:// or https://",
+        "mirror-without-scheme",
+    ),
+    kind_case(
+        "artifact_mirror",
+        "http://mirror:99999",
+        "it has a port that is not a number 1-65535",
+        "mirror-port-out-of-range",
+    ),
+    kind_case(
+        "artifact_mirror",
+        "http://mirror:0",
+        "it has the port 0 \\(ports are 1-65535\\)",
+        "mirror-port-0",
+    ),
+    kind_case(
+        "artifact_mirror",
+        "http://mirror_1:8080",
+        "it names the host 'mirror_1', which has a label with a character other than letters",
+        "mirror-host-underscore",
+    ),
+    kind_case("artifact_mirror", "http://mirror:8080/ pub", "it holds white space", "mirror-space"),
+    pytest.param(
+        Case(
+            "image_archives",
+            MASTER,
+            "the archive of 'nginx', 'https://mirror:70000/nginx.tar', is not an http\\(s\\) URL: "
+            "it has a port that is not a number 1-65535$",
+            data={"image_archives": {"nginx": "https://mirror:70000/nginx.tar"}},
+        ),
+        id="image-archive-url-port",
+    ),
+    pytest.param(
+        Case(
+            "image_archives",
+            MASTER,
+            "the archive of 'nginx', 'http://-mirror/nginx.tar', is not an http\\(s\\) URL: it "
+            "names the host '-mirror', which has a label starting or ending with '-'",
+            data={"image_archives": {"nginx": "http://-mirror/nginx.tar"}},
+        ),
+        id="image-archive-url-host",
+    ),
+    # Ports: 1-65535, and distinct where they listen on one host
+    kind_case("apiserver_port", 0, "0 is out of range 1-65535$", "apiserver-port-zero"),
+    kind_case("etcd_client_port", -1, "-1 is out of range 1-65535$", "etcd-port-negative"),
+    pytest.param(
+        Case(
+            "etcd_client_port",
+            MASTER,
+            "10257 is also kube-controller-manager's port \\(both listen on the master\\)",
+            data={"etcd_client_port": 10257},
+            machines=dict.fromkeys(HOSTS, debian12),
+        ),
+        id="modern-etcd-port-clashes-with-controller-manager",
+    ),
+    kind_case(
+        "apiserver_port",
+        10251,
+        "10251 is also kube-scheduler's port \\(both listen on the master\\)",
+        "el7-apiserver-port-clashes-with-scheduler",
+    ),
+    kind_case(
+        "apiserver_insecure_port",
+        6443,
+        "6443 is also apiserver_port \\(both listen on the master\\)",
+        "el7-plain-port-clashes-with-tls-port",
+    ),
+    # CIDRs
+    kind_case(
+        "flannel_network",
+        "fd00::/48",
+        "'fd00::/48' is not an IPv4 network in CIDR form",
+        "pod-network-ipv6",
+    ),
+    kind_case(
+        "service_cluster_ip_range",
+        "10.254.0.0/16/8",
+        "'10.254.0.0/16/8' is not an IPv4 network in CIDR form",
+        "service-range-two-prefixes",
+    ),
+    kind_case(
+        "service_cluster_ip_range",
+        "10.254.0.1/16",
+        "has host bits set",
+        "service-range-host-bits",
+    ),
+    kind_case(
+        "flannel_network",
+        "10.20.0.0/-1",
+        "'10.20.0.0/-1' is not an IPv4 network in CIDR form",
+        "pod-network-negative-prefix",
+    ),
+    kind_case("flannel_network", 10, "10 is not a string$", "pod-network-a-number"),
+    # Versions: v + semantic version; flannel's CNI plugin with its -flannelN suffix
+    kind_case(
+        "kube_version",
+        "v1.35",
+        "'v1.35' is not a release tag like 'v1.35.8' \\(v, then major.minor.patch\\)$",
+        "version-without-patch",
+    ),
+    kind_case("kube_version", "v1.35.8.1", "is not a release tag", "version-four-numbers"),
+    kind_case(
+        "etcd_version",
+        "latest",
+        "'latest' is not a release tag like 'v3.6.14'",
+        "version-latest",
+    ),
+    kind_case("etcd_version", "v3.06.14", "is not a release tag", "version-leading-zero"),
+    kind_case(
+        "containerd_version", "v2.2.9+dirty", "is not a release tag", "version-build-metadata"
+    ),
+    kind_case("runc_version", "v1.3.6-dev", "is not a release tag", "version-unknown-pre-release"),
+    kind_case(
+        "flannel_cni_plugin_version",
+        "v1.9.1-flannel",
+        "'v1.9.1-flannel' is not a release tag like 'v1.9.1-flannel3'",
+        "cni-plugin-suffix-without-number",
+    ),
+    kind_case(
+        "flannel_cni_plugin_version",
+        "v1.9.1-flanel3",
+        "is not a release tag like 'v1.9.1-flannel3'",
+        "cni-plugin-suffix-misspelt",
+    ),
+    kind_case(
+        "cni_plugins_version",
+        "v1.7.1-flannel1",
+        "'v1.7.1-flannel1' is not a release tag like 'v1.7.1'",
+        "flannel-suffix-on-another-version",
+    ),
+    # Paths: absolute where the path is on a host
+    kind_case(
+        "service_account_key_file",
+        "etc/kubernetes/sa.key",
+        "it is not an absolute path \\(it starts with '/' on the host\\)$",
+        "key-file-relative",
+    ),
+    kind_case(
+        "service_account_key_file",
+        "/etc/kubernetes/../sa.key",
+        "it is not in normal form \\('/etc/sa.key' is\\)$",
+        "key-file-dot-dot",
+    ),
+    kind_case(
+        "service_account_key_file",
+        "/etc/kubernetes/",
+        "it ends with '/' \\(it names a file, not a directory\\)$",
+        "key-file-directory",
+    ),
+    kind_case(
+        "service_account_key_file",
+        "/etc/kubernetes/service account.key",
+        "it holds white space$",
+        "key-file-space",
+    ),
+    kind_case("pki_dir", "", "'' is not a directory", "pki-dir-empty"),
+    # Timeouts
+    kind_case("network_timeout", 0, "0 is out of range 1-3600$", "network-timeout-zero"),
+    kind_case(
+        "network_timeout",
+        "30",
+        "'30' is a string, not a whole number \\(write 30 without quotes\\)",
+        "network-timeout-as-string",
+    ),
+    kind_case(
+        "operation_timeout",
+        86401,
+        "86401 is out of range 1-86400$",
+        "operation-timeout-too-long",
+    ),
+    pytest.param(
+        Case(
+            "operation_timeout",
+            MASTER,
+            "10 is shorter than network_timeout 30: an operation may wait that long for each "
+            "connection$",
+            data={"operation_timeout": 10},
+        ),
+        id="operation-timeout-below-network-timeout",
+    ),
+    # secure: True, False or unset, the same on every host
+    kind_case(
+        "secure",
+        "yes",
+        "'yes' is a string, not True or False \\(write True or False without quotes\\)",
+        "secure-as-string",
+    ),
+    pytest.param(
+        Case(
+            "secure",
+            MINION1,
+            f"False differs from None on the master {MASTER}: a cluster-wide setting",
+            group_data={"minions": "secure = False\n"},
+        ),
+        id="secure-only-on-the-minions",
+    ),
+    # Other strings
+    kind_case(
+        "admission_control",
+        "NamespaceLifecycle, ServiceAccount",
+        "is not a list of admission plugin names joined by ','",
+        "admission-list-with-space",
+    ),
+    kind_case(
+        "pod_infra_container_image",
+        "registry.access.redhat.com/rhel7/pod-infrastructure latest",
+        "is not an image reference like",
+        "pod-infra-image-with-space",
+    ),
+    kind_case(
+        "smoke_image",
+        "docker.io/library/Nginx:1.27",
+        "'docker.io/library/Nginx:1.27' is not an image reference like "
+        "'docker.io/library/nginx:1.27'$",
+        "smoke-image-upper-case",
+    ),
+    kind_case(
+        "artifact_sha256", {5: "0" * 64}, "the pin 5 does not name a file$", "pin-not-a-name"
+    ),
 ]
 
 
@@ -668,8 +1001,31 @@ def test_bad_input_stops_before_any_host_is_touched(case, tmp_path, monkeypatch,
 
 
 def test_corpus_is_large_enough():
-    assert len(CASES) >= 20
+    assert len(CASES) >= 100
     assert len({case.id for case in CASES}) == len(CASES)
+
+
+def test_the_cli_prints_a_setting_error_as_its_one_line(tmp_path):
+    """pyinfra's CLI prints a SettingError (a CliError too) without the file and line of the
+    raise: just the kubelab line."""
+    (tmp_path / "inventory.py").write_text('masters = ["@local"]\n')
+    (tmp_path / "deploy.py").write_text("from kubelab import deploy_cluster\n\ndeploy_cluster()\n")
+    pyinfra = Path(sys.executable).with_name("pyinfra")
+    result = subprocess.run(
+        [str(pyinfra), "inventory.py", "deploy.py", "-y"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+    assert result.returncode == 1
+    output = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout + result.stderr)
+    error = [line for line in output.splitlines() if "kubelab:" in line]
+    assert error == [
+        "--> pyinfra error: kubelab: setting 'minions' in the inventory: the group must hold at "
+        "least one host, it holds none"
+    ], output
 
 
 def test_the_first_problem_found_is_reported(io_log):
@@ -787,6 +1143,13 @@ SSH_CASES = [
         "ssh_hostname",
         "'' is not a host name or address",
         id="empty-ssh-hostname",
+    ),
+    pytest.param(
+        {"ssh_hostname": "kube_master.lan"},
+        "ssh_hostname",
+        "'kube_master.lan' is neither an IP address nor a DNS name: it has a label with a "
+        "character other than letters, digits and '-' ('kube_master')",
+        id="ssh-hostname-not-a-dns-name",
     ),
 ]
 
