@@ -13,6 +13,7 @@ import weakref
 from pyinfra import host, logger, state
 from pyinfra.api.state import BaseStateCallback
 
+from . import topology
 from .defaults import setting
 from .facts import PackageSources
 from .profiles import family
@@ -23,6 +24,7 @@ SPEED_LIMIT = 1024  # bytes per second: slower for network_timeout seconds is a 
 APT_CONFIG = "/etc/apt/apt.conf.d/80kubelab"
 ETCD_DIAL_TIMEOUT = 5  # seconds etcdctl may take to reach etcd (on the master's network)
 ETCD_COMMAND_TIMEOUT = 10  # seconds etcd may take to answer one request
+NEEDS_ETCD = ("flanneld", "kube-apiserver")  # they tell systemd they started once etcd answers
 
 _REPORTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # State -> its Report
 
@@ -62,6 +64,20 @@ def etcdctl_options(api: int) -> str:
     return f"--dial-timeout={ETCD_DIAL_TIMEOUT}s --command-timeout={ETCD_COMMAND_TIMEOUT}s"
 
 
+def ctr(namespace: str) -> str:
+    """ctr bounded on reaching containerd and on the whole command."""
+    return (
+        f"ctr --namespace {namespace} --connect-timeout {network_timeout()}s "
+        f"--timeout {operation_timeout()}s"
+    )
+
+
+def service_start(name: str) -> str:
+    """What ``systemctl start`` or ``restart`` of ``name`` waits on, and its bound."""
+    needs = f", which needs etcd at {topology.etcd_url()}" if name in NEEDS_ETCD else ""
+    return f"{name} to start{needs} (systemd's start timeout, 90 s unless its unit sets one)"
+
+
 def curl_bound() -> str:
     return (
         f"curl: {network_timeout()} s to connect or without data, {operation_timeout()} s in "
@@ -89,18 +105,16 @@ class Report(BaseStateCallback):
     """Prints the one line of a failed operation that waits on something."""
 
     def __init__(self):
-        self.waits = {}  # (host name, operation hash) -> what it waits on
+        self.waits = {}  # (host name, operation hash) -> (the operation's name, what it waits on)
 
     def operation_host_error(self, state, host, op_hash, retry_attempt=0, max_retries=0):
-        what = self.waits.get((host.name, op_hash))
-        if what is None:
-            return
-        names = ", ".join(sorted(state.get_op_meta(op_hash).names)) or "an operation"
-        logger.error(f"kubelab: {host.name}: '{names}' failed, waiting on {what}")
+        if (host.name, op_hash) in self.waits:
+            name, what = self.waits[(host.name, op_hash)]
+            logger.error(f"kubelab: {host.name}: '{name}' failed, waiting on {what}")
 
 
-def waits_on(operation, what: str):
-    """Remember that ``operation`` waits on ``what`` on the current host; returns it."""
+def waits_on(operation, name: str, what: str):
+    """Remember that ``operation`` (called ``name``) waits on ``what`` on the current host."""
     current = state._get_module()  # the State itself, not pyinfra's context proxy
     report = _REPORTS.get(current)
     if report is None:
@@ -108,9 +122,10 @@ def waits_on(operation, what: str):
         current.add_callback_handler(report)
     op_hash = getattr(operation, "_hash", None)
     if op_hash is not None:
-        report.waits[(host.name, op_hash)] = what
+        deploy = host.current_deploy_name
+        report.waits[(host.name, op_hash)] = (f"{deploy} | {name}" if deploy else name, what)
     return operation
 
 
-def waits_on_packages(operation):
-    return waits_on(operation, package_sources_text())
+def waits_on_packages(operation, name: str):
+    return waits_on(operation, name, package_sources_text())

@@ -6,6 +6,7 @@ from pyinfra import host
 from pyinfra.operations import files, systemd
 from pyinfra.operations.util import any_changed
 
+from . import bounds
 from .facts import FilesNewerThanService
 
 _PACKAGED = Path(__file__).parent / "templates"
@@ -42,7 +43,8 @@ def service(name: str, changed=(), units=(), restart=False):
     when ``restart`` (a bool, or a callable asked at execution) says so. The restart comes
     first: a service its package already started picks up its new files, one not yet running
     simply starts. A service running since before its files were last written (a run that
-    stopped half-way) restarts too.
+    stopped half-way) restarts too. systemd bounds each start; a failed one says what the
+    service waits on (``bounds.service_start``).
     """
     paths = [op.path for op in (*changed, *units) if hasattr(op, "path")]
     unread = host.get_fact(FilesNewerThanService, unit=f"{name}.service", paths=paths)
@@ -54,17 +56,25 @@ def service(name: str, changed=(), units=(), restart=False):
         )
     changed = (*changed, *units)
     if changed or restart or unread:
-        systemd.service(
-            name=f"Restart {name} if its configuration changed",
-            service=name,
-            running=True,
-            restarted=True,
-            _if=lambda: (
-                bool(unread)
-                or (restart() if callable(restart) else restart)
-                or any_changed(*changed)()
+        label = f"Restart {name} if its configuration changed"
+        bounds.waits_on(
+            systemd.service(
+                name=label,
+                service=name,
+                running=True,
+                restarted=True,
+                _if=lambda: (
+                    bool(unread)
+                    or (restart() if callable(restart) else restart)
+                    or any_changed(*changed)()
+                ),
             ),
+            label,
+            bounds.service_start(name),
         )
-    systemd.service(
-        name=f"Ensure {name} is running and enabled", service=name, running=True, enabled=True
+    label = f"Ensure {name} is running and enabled"
+    bounds.waits_on(
+        systemd.service(name=label, service=name, running=True, enabled=True),
+        label,
+        bounds.service_start(name),
     )

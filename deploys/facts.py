@@ -78,7 +78,8 @@ class ContainerdImages(FactBase):
         return []
 
     def command(self, namespace="k8s.io"):
-        return f"ctr -n {shlex.quote(namespace)} images ls -q 2>/dev/null || true"
+        ctr = f"ctr -n {shlex.quote(namespace)} --connect-timeout 10s --timeout 60s"
+        return f"{ctr} images ls -q 2>/dev/null || true"
 
     def process(self, output):
         return [line.strip() for line in output if line.strip()]

@@ -19,10 +19,7 @@ from .facts import ContainerdImages
 
 NAMESPACE = "k8s.io"  # the CRI plugin's, where the kubelet looks
 STAGING = "/var/lib/kubelab/images"
-IMPORT = (
-    f"ctr --namespace {NAMESPACE} images import --platform linux/amd64 "
-    "--label io.cri-containerd.pinned=pinned"
-)
+IMPORT = "images import --platform linux/amd64 --label io.cri-containerd.pinned=pinned"
 # [domain[:port]/]path[:tag][@digest], lower case names as containerd requires
 COMPONENT = r"[a-z0-9]+(?:[._-]+[a-z0-9]+)*"
 REFERENCE = re.compile(
@@ -66,10 +63,14 @@ def image(reference: str, archive: str):
         yield bounds.fetch(archive, temp, f"Import {reference} into containerd")
     else:
         yield FileUploadCommand(str(local_path(archive)), temp, remote_temp_filename=temp + ".part")
-    check = f"ctr --namespace {NAMESPACE} images ls -q | grep -qxF {shlex.quote(wanted)}"
-    problem = shlex.quote(f"kubelab: {archive} holds no image {wanted}")
+    ctr = bounds.ctr(NAMESPACE)
+    check = f"{ctr} images ls -q | grep -qxF {shlex.quote(wanted)}"
+    problem = shlex.quote(
+        f"kubelab: {host.name}: Import {reference} into containerd: {archive} holds no image "
+        f"{wanted}, or containerd did not import it (within {bounds.operation_timeout()} s)"
+    )
     yield (
-        f"{IMPORT} {temp}; imported=$?; rm -f {temp}; "
+        f"{ctr} {IMPORT} {temp}; imported=$?; rm -f {temp}; "
         f"[ $imported = 0 ] && {check} || {{ echo {problem} >&2; exit 1; }}"
     )
 

@@ -27,4 +27,4 @@ def install(names: list[str], name: str | None = None):
             extra_install_args=bounds.yum_options(),
             _timeout=bounds.operation_timeout(),
         )
-    return bounds.waits_on_packages(operation)
+    return bounds.waits_on_packages(operation, label)

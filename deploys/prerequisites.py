@@ -60,13 +60,11 @@ def deploy_prerequisites():
             network_timeout=bounds.network_timeout(),
             retries=bounds.PACKAGE_RETRIES,
         )
-        bounds.waits_on_packages(
-            apt.update(
-                name="Refresh the package index (daily)",
-                cache_time=APT_CACHE_SECONDS,
-                _timeout=bounds.operation_timeout(),
-            )
+        refresh = "Refresh the package index (daily)"
+        update = apt.update(
+            name=refresh, cache_time=APT_CACHE_SECONDS, _timeout=bounds.operation_timeout()
         )
+        bounds.waits_on_packages(update, refresh)
 
     packages.install(["chrony"])
     systemd.service(

@@ -55,6 +55,7 @@ CURL = (
     r"err=\$\(curl -fsSL --connect-timeout \d+ --speed-limit \d+ --speed-time \d+ --max-time \d+ "
     r"--retry \d+ --retry-max-time \d+"
 )
+CTR = r"ctr --namespace k8s.io --connect-timeout \d+s --timeout \d+s"
 # What the package sources of a fresh host name.
 DEBIAN_SOURCES = (
     "Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm bookworm-updates\n"
@@ -328,6 +329,8 @@ class Interpreter:
             return
         state = self.machine.units.get(unit)
         assert state is not None, f"systemctl {verb} of a unit not installed: {unit}"
+        if verb in ("start", "restart") and unit in self.machine.stalled:
+            return False  # its start timed out
         if verb in ("start", "restart"):
             state["active"] = True
         if verb == "restart":
@@ -471,9 +474,9 @@ class Interpreter:
         ),
         (rf"{CURL} -o (\S+) (\S+) 2>&1\) \|\| \{{ rm -f \S+; echo .* >&2; exit 1; \}}", fetch),
         (
-            r"ctr --namespace k8s.io images import --platform linux/amd64 "
+            rf"{CTR} images import --platform linux/amd64 "
             r"--label io.cri-containerd.pinned=pinned (\S+); imported=\$\?; rm -f \S+; "
-            r"\[ \$imported = 0 \] && ctr --namespace k8s.io images ls -q \| grep -qxF (\S+) "
+            rf"\[ \$imported = 0 \] && {CTR} images ls -q \| grep -qxF (\S+) "
             r"\|\| \{ echo .* >&2; exit 1; \}",
             import_image,
         ),

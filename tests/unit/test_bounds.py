@@ -207,6 +207,20 @@ def test_etcdctl_writes_are_bounded_and_name_the_endpoint(tmp_path):
     assert len((fake / "etcdctl.log").read_text().splitlines()) == 10
 
 
+def test_a_service_that_does_not_start_names_what_it_needs(caplog):
+    caplog.set_level(logging.ERROR, logger="pyinfra")
+    machines = {name: centos7() for name in HOSTS}
+    machines[MINIONS[1]].stalled.add("flanneld.service")
+    run = run_deploy(machines, kubelab.deploy_cluster, expect_failures=True)
+    assert run.failed == [MINIONS[1]]
+    assert kubelab_lines(caplog) == [
+        f"kubelab: {MINIONS[1]}: 'Kubernetes cluster | Minion | Minion services | flannel | "
+        "Restart flanneld if its configuration changed' failed, waiting on flanneld to start, "
+        "which needs etcd at http://192.168.122.130:2379 (systemd's start timeout, 90 s unless "
+        "its unit sets one)"
+    ]
+
+
 def test_el7_etcdctl_uses_the_v2_names_of_the_timeouts():
     machines = {name: centos7() for name in HOSTS}
     run = run_deploy(machines, kubelab.deploy_cluster)

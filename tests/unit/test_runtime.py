@@ -16,7 +16,10 @@ CRI_RUNTIME = "io.containerd.cri.v1.runtime"
 PAUSE = "registry.k8s.io/pause:3.10.1"
 NGINX = "docker.io/library/nginx:1.27"
 NGINX_URL = "http://192.168.122.1:8080/lab/images/nginx-1.27.tar"
-IMPORT = "ctr --namespace k8s.io images import --platform linux/amd64"
+IMPORT = (
+    "ctr --namespace k8s.io --connect-timeout 30s --timeout 900s images import --platform "
+    "linux/amd64"
+)
 
 
 @pytest.fixture(scope="module")
