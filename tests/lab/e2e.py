@@ -69,6 +69,7 @@ def faults_on_the_cluster():
             faults.etcd_restarting_while_config_written,
         ),
         ("a config file edited by hand", faults.hand_edited_config),
+        ("a package source that never answers", faults.package_source_stalls),
     ):
         started = time.monotonic()
         outcome = fault(INVENTORY)

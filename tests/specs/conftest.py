@@ -9,6 +9,7 @@ import ipaddress
 import os
 import shlex
 import stat
+import time
 from functools import cached_property
 from pathlib import Path
 from typing import NamedTuple
@@ -270,13 +271,22 @@ class Node:
             return "000", (body + result.stderr).strip()
         return code.strip(), body.strip()
 
-    def assert_healthy(self, what, url, *curl_options, body="ok"):
-        """GET ``url`` answers 200 (and ``body``, unless None)."""
+    def assert_healthy(self, what, url, *curl_options, body="ok", within=0):
+        """GET ``url`` answers 200 (and ``body``, unless None), at once or, for a service that
+        may still be starting, within ``within`` seconds."""
         __tracebackhide__ = True
-        code, found = self.http_get(url, *curl_options)
-        ok = code == "200" and (body is None or found == body)
+        deadline = time.monotonic() + within
+        while True:
+            code, found = self.http_get(url, *curl_options)
+            ok = code == "200" and (body is None or found == body)
+            if ok or time.monotonic() >= deadline:
+                break
+            time.sleep(2)
         wanted = "HTTP 200" + (f" {body!r}" if body is not None else "")
-        assert ok, f"{self.name}: expected {what} {url} to answer {wanted}, found {code} {found!r}"
+        waited = f" within {within} s" if within else ""
+        assert ok, (
+            f"{self.name}: expected {what} {url} to answer {wanted}{waited}, found {code} {found!r}"
+        )
 
     def assert_verifies(self, cert, ca):
         __tracebackhide__ = True

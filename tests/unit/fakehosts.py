@@ -15,6 +15,7 @@ import json
 import re
 import shlex
 import tarfile
+import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -49,6 +50,8 @@ DEBIAN = ("debian", "ubuntu")
 # What a simulated curl fetches from an http(s) URL that is not a release artifact (besides
 # the image archives the inventory's own ``image_archives`` name, see ``served_archives``).
 WEB: dict[str, bytes] = {}
+# The local PKI of runs that name no pki_dir: one per test session, never the user's own.
+UNIT_PKI_DIR = str(Path(tempfile.mkdtemp(prefix="kubelab-unit-")) / "pki")
 
 # Every curl kubelab runs is bounded (see kubelab.bounds.curl).
 CURL = (
@@ -573,7 +576,7 @@ def run_deploy(
     with ctx_state.use(state):
         inv = make_inventory(
             str(REPO / inventory),
-            override_data=data or {},
+            override_data={"pki_dir": UNIT_PKI_DIR, **(data or {})},
             cwd=str(REPO),
             group_data_directories=[str(REPO / "group_data")],
         )
