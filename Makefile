@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 INVENTORY ?= inventory.py
 HOST ?= kubemaster
 
-.PHONY: venv lint unit test e2e demo docs lab-up lab-down lab-ssh lab-status lab-purge bench clean
+.PHONY: venv lint unit test e2e demo docs lab-up lab-down lab-ssh lab-status lab-purge bench fresh-deploys clean
 
 $(VENV)/.installed: requirements-ci.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV) || { apt-get update -q && apt-get install -y -q python3-venv \
@@ -56,6 +56,10 @@ demo: venv
 
 bench: venv
 	$(PY) tests/lab/bench.py
+
+# The first deploy of a fresh lab, 10 times in a row: does any stall?
+fresh-deploys: venv
+	$(PY) tests/lab/fresh_deploys.py -i $(INVENTORY)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache
