@@ -17,7 +17,7 @@ from typing import NamedTuple
 import pytest
 import testinfra
 from kubelab import topology
-from kubelab.defaults import setting
+from kubelab.defaults import secure_for, setting
 from kubelab.profiles import PROFILES, SUPPORTED
 from pyinfra.api import State
 from pyinfra.context import ctx_state
@@ -328,7 +328,8 @@ class Cluster:
 
     @property
     def secure(self):
-        return bool(self.master.setting("secure"))
+        """``secure`` as the deploy applies it: unset, on for modern and off for el7."""
+        return secure_for(self.master.setting("secure"), self.master.profile)
 
 
 def parse_env(text):
