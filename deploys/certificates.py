@@ -14,7 +14,7 @@ from pyinfra.api import deploy
 from pyinfra.facts.files import File
 from pyinfra.operations import files
 
-from . import secrets, topology
+from . import once, secrets, topology
 from .admin_kubeconfig import write_user_kubeconfig
 from .common import tracked
 from .defaults import DEFAULTS, setting, setting_error
@@ -38,7 +38,7 @@ def _open(directory: Path, create: bool, cluster_name: str) -> ClusterPKI:
 def cluster_pki() -> ClusterPKI:
     """The cluster's PKI; created only while the master holds no CA yet."""
     master = topology.master()
-    found = [path for path in CLUSTER_CA_CERTS if master.get_fact(File, path=path)]
+    found = [path for path in CLUSTER_CA_CERTS if once.fact(File, master, path=path)]
     try:
         return _open(pki_directory(), not found, setting("cluster_name"))
     except PKIMissing:

@@ -555,6 +555,11 @@ class Run:
     commands: dict[str, list[str]]
     uploads: dict[str, dict[str, bytes]]
     failed: list[str] = field(default_factory=list)  # hosts that failed (expect_failures)
+    facts: dict[str, list[str]] = field(default_factory=dict)  # fact classes read, in order
+
+    def remote_commands(self, name: str) -> int:
+        """Every command the host ran: each fact read and each operation's command."""
+        return len(self.facts[name]) + len(self.commands[name])
 
     def changed_hosts(self) -> list[str]:
         return [name for name, cmds in self.commands.items() if cmds]
@@ -586,12 +591,13 @@ def run_deploy(
     original_get_fact = Host.get_fact
 
     def get_fact(self, cls, *args, **kwargs):
+        self.kubelab_facts.append(cls.__name__)  # one remote command each: pyinfra caches none
         return answer_fact(machines[self.name], cls, kwargs)
 
     Host.get_fact = get_fact
     try:
         for target in inv:
-            target.kubelab_commands, target.kubelab_uploads = [], {}
+            target.kubelab_commands, target.kubelab_uploads, target.kubelab_facts = [], {}, []
         add_deploy(state, deploy_func)
         try:
             run_ops(state)
@@ -606,4 +612,5 @@ def run_deploy(
         commands={t.name: t.kubelab_commands for t in inv},
         uploads={t.name: t.kubelab_uploads for t in inv},
         failed=failed,
+        facts={t.name: t.kubelab_facts for t in inv},
     )
