@@ -12,11 +12,10 @@ from pathlib import Path
 
 from pyinfra.api import deploy
 from pyinfra.facts.files import File
-from pyinfra.operations import files
 
 from . import once, secrets, topology
 from .admin_kubeconfig import write_user_kubeconfig
-from .common import tracked
+from .common import directory, tracked
 from .defaults import DEFAULTS, setting, setting_error
 from .pki import ClusterPKI, PKIError, PKIMissing
 
@@ -100,9 +99,7 @@ def install(files: dict[str, bytes], owner: str = "root") -> dict:
 
 
 def private_directory():
-    files.directory(
-        name=f"{PKI} readable by root only", path=PKI, user="root", group="root", mode="700"
-    )
+    directory(PKI, f"{PKI} readable by root only", user="root", group="root", mode="700")
 
 
 def by_service(installed: dict, readers: dict[str, tuple[str, ...]]) -> dict[str, list]:

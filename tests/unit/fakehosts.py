@@ -24,6 +24,7 @@ from kubelab.facts import (
     ContainerdImages,
     EtcdValue,
     FilesNewerThanService,
+    ManagedState,
     PackageSources,
 )
 from kubelab.images import normalized
@@ -265,6 +266,8 @@ def answer_fact(machine: Machine, cls, kwargs: dict):
         return [path for path in kwargs["paths"] if path in machine.unread]
     if cls is EtcdValue:
         return machine.etcd.get((kwargs.get("api", 3), kwargs["key"]))
+    if cls is ManagedState:
+        return cls().process(managed_state_output(machine, **kwargs))
     if cls is PackageSources:
         folders = ("/etc/apt/", "/etc/yum.repos.d/")
         lines = [
@@ -275,6 +278,53 @@ def answer_fact(machine: Machine, cls, kwargs: dict):
         ]
         return cls().process(lines)
     raise AssertionError(f"fakehosts: no answer for fact {cls.__name__}({kwargs})")
+
+
+def managed_state_output(machine: Machine, paths=(), digests=(), units=(), users=()) -> list:
+    """What ManagedState's command prints on ``machine``. Every active unit started at NOW;
+    files it has not read yet (``Machine.unread``) were written a second later, others an hour
+    earlier."""
+    now = int(NOW.timestamp())
+    lines = []
+    for path in paths:
+        state = machine.files.get(path)
+        mtime = f"{now + 1 if path in machine.unread else now - 3600}.0000000000"
+        if state:
+            lines.append(f"F f {oct(state.mode)[2:]} {state.user} {state.group} {mtime} {path}")
+        elif path in machine.dirs:
+            user, group = machine.dir_owners.get(path, ("root", "root"))
+            mode = oct(machine.dir_modes.get(path, 0o755))[2:]
+            lines.append(f"F d {mode} {user} {group} {mtime} {path}")
+    lines += [
+        f"D {machine.files[path].digest()}  {path}" for path in digests if path in machine.files
+    ]
+    for unit in units:
+        state = machine.units.get(unit)
+        if state is None:
+            props = [
+                "ActiveState=inactive",
+                "SubState=dead",
+                "UnitFileState=",
+                "ActiveEnterTimestamp=",
+            ]
+        else:
+            active = state["active"]
+            props = [
+                f"ActiveState={'active' if active else 'inactive'}",
+                f"SubState={'running' if active else 'dead'}",
+                f"UnitFileState={'enabled' if state['enabled'] else 'disabled'}",
+                f"ActiveEnterTimestamp={NOW:%a %Y-%m-%d %H:%M:%S}.000000 UTC"
+                if active
+                else "ActiveEnterTimestamp=",
+            ]
+            if active:
+                props.append(f"Since={now}000000")
+        lines += [f"U {unit} {prop}" for prop in props]
+    for user in users:
+        if user in machine.users:
+            home = machine.homes.get(user, "/root" if user == "root" else f"/var/lib/{user}")
+            lines.append(f"P {user}:x:999:999::{home}:/usr/sbin/nologin")
+    return [*lines, f"N {now}"]
 
 
 def _only(units: dict, services) -> dict:
