@@ -26,35 +26,6 @@ class EtcdValue(FactBase):
         return value or None
 
 
-class FilesNewerThanService(FactBase):
-    """
-    Those of ``paths`` modified after the active ``unit`` last started: files it has not
-    read yet (say, a run stopped between writing them and restarting it). Empty when the unit
-    is not active.
-    """
-
-    @staticmethod
-    def default():
-        return []
-
-    def command(self, unit, paths):
-        quoted = " ".join(shlex.quote(path) for path in paths)
-        # Microseconds on both sides: a package may start its service within the second its
-        # config is written. systemd before 248 only knows whole seconds.
-        show = f"systemctl show -p ActiveEnterTimestamp --value {unit}"
-        return (
-            f"systemctl is-active -q {unit} || exit 0; "
-            f"since=$({show} --timestamp=us+utc 2>/dev/null || {show}); "
-            'started=$(date -d "$since" +%s%6N) || exit 0; '
-            f"for file in {quoted}; do "
-            '[ -e "$file" ] && [ "$(date -d "$(stat -c %y "$file")" +%s%6N)" -gt "$started" ] '
-            '&& echo "$file"; done; true'
-        )
-
-    def process(self, output):
-        return [line.strip() for line in output if line.strip()]
-
-
 class CgroupVersion(FactBase):
     """
     2 when /sys/fs/cgroup is the unified cgroup v2 hierarchy (the test the kubelet makes), 1 for

@@ -23,7 +23,6 @@ from kubelab.facts import (
     CgroupVersion,
     ContainerdImages,
     EtcdValue,
-    FilesNewerThanService,
     ManagedState,
     PackageSources,
 )
@@ -262,8 +261,6 @@ def answer_fact(machine: Machine, cls, kwargs: dict):
         return []
     if cls is deb_facts.DebPackages:
         return {name: ["1"] for name in machine.packages} if machine.os_id in DEBIAN else {}
-    if cls is FilesNewerThanService:
-        return [path for path in kwargs["paths"] if path in machine.unread]
     if cls is EtcdValue:
         return machine.etcd.get((kwargs.get("api", 3), kwargs["key"]))
     if cls is ManagedState:
@@ -621,10 +618,13 @@ def run_deploy(
     inventory="inventory.py",
     data=None,
     expect_failures=False,
+    check_for_changes=False,
 ):
     """Run ``deploy_func`` on every host of ``inventory`` (with group_data/) over ``machines``;
-    a host that fails fails the test, unless ``expect_failures`` (then ``Run.failed``)."""
-    state = State(check_for_changes=False)
+    a host that fails fails the test, unless ``expect_failures`` (then ``Run.failed``).
+    As ``pyinfra -y`` does, unless ``check_for_changes`` (pyinfra without ``-y``: every
+    operation is asked for its changes while the run is prepared, then executed)."""
+    state = State(check_for_changes=check_for_changes)
     with ctx_state.use(state):
         inv = make_inventory(
             str(REPO / inventory),
