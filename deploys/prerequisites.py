@@ -18,8 +18,8 @@ APT_STAMP = "/var/lib/apt/periodic/update-success-stamp"  # what apt.update's ca
 
 def apt_index_is_old() -> bool:
     """Whether apt.update's cache_time has passed since the last update (no stamp: it has)."""
-    stamp = hoststate.stat(APT_STAMP)
-    return not stamp or stamp["mtime"] <= (hoststate.now() - APT_CACHE_SECONDS) * 1_000_000
+    stamp, now = hoststate.stat(APT_STAMP), hoststate.now()
+    return not stamp or now is None or stamp["mtime"] <= (now - APT_CACHE_SECONDS) * 1_000_000
 
 
 def hosts_file_lines() -> list[str]:
