@@ -13,7 +13,7 @@ import weakref
 from pyinfra import host, logger, state
 from pyinfra.api.state import BaseStateCallback
 
-from . import topology
+from . import once, topology
 from .defaults import setting
 from .facts import PackageSources
 from .profiles import family
@@ -91,7 +91,7 @@ def yum_options() -> str:
 
 
 def package_sources_text() -> str:
-    sources = host.get_fact(PackageSources)
+    sources = once.fact(PackageSources)
     tool = "apt" if family() == "debian" else "yum"
     where = "/etc/apt" if tool == "apt" else "/etc/yum.repos.d"
     listed = ", ".join(sources) if sources else f"(none found in {where})"

@@ -12,11 +12,10 @@ from pathlib import Path
 
 from pyinfra.api import deploy
 from pyinfra.facts.files import File
-from pyinfra.operations import files
 
-from . import secrets, topology
+from . import once, secrets, topology
 from .admin_kubeconfig import write_user_kubeconfig
-from .common import tracked
+from .common import directory, tracked
 from .defaults import DEFAULTS, setting, setting_error
 from .pki import ClusterPKI, PKIError, PKIMissing
 
@@ -38,7 +37,7 @@ def _open(directory: Path, create: bool, cluster_name: str) -> ClusterPKI:
 def cluster_pki() -> ClusterPKI:
     """The cluster's PKI; created only while the master holds no CA yet."""
     master = topology.master()
-    found = [path for path in CLUSTER_CA_CERTS if master.get_fact(File, path=path)]
+    found = [path for path in CLUSTER_CA_CERTS if once.fact(File, master, path=path)]
     try:
         return _open(pki_directory(), not found, setting("cluster_name"))
     except PKIMissing:
@@ -100,9 +99,7 @@ def install(files: dict[str, bytes], owner: str = "root") -> dict:
 
 
 def private_directory():
-    files.directory(
-        name=f"{PKI} readable by root only", path=PKI, user="root", group="root", mode="700"
-    )
+    directory(PKI, f"{PKI} readable by root only", user="root", group="root", mode="700")
 
 
 def by_service(installed: dict, readers: dict[str, tuple[str, ...]]) -> dict[str, list]:

@@ -11,9 +11,8 @@ from functools import cache
 
 from pyinfra import host
 from pyinfra.api import operation
-from pyinfra.facts.files import File, FileContents, Sha256File
 
-from . import bounds
+from . import bounds, hoststate
 from .artifacts import Artifact, checksum_url, download_url
 from .common import tracked
 from .defaults import setting, setting_error
@@ -73,7 +72,7 @@ def _fetch_and_verify(url: str, path: str, sha256: str, label: str) -> str:
 def binary(artifact: Artifact, sha256: str, label: str = ""):
     """Install one executable at ``artifact.install_path`` once its sha256 matches."""
     dest = artifact.install_path
-    if host.get_fact(Sha256File, path=dest) == sha256:
+    if (hoststate.file(dest) or {}).get("sha256") == sha256:
         host.noop(f"{dest} is {artifact.name} already")
         return
     url = download_url(artifact.url, setting("artifact_mirror"))
@@ -87,14 +86,19 @@ def archive_marker(artifact: Artifact) -> str:
     return f"/var/lib/kubelab/artifacts/{artifact.name}.sha256"
 
 
+def marker_content(sha256: str) -> bytes:
+    """What the marker of an archive with this sha256 holds (``echo <sha256> > marker``)."""
+    return f"{sha256}\n".encode()
+
+
 @operation()
 def archive(artifact: Artifact, sha256: str, label: str = ""):
     """Unpack the ``members`` of a verified archive into ``artifact.install_path``; a marker
     file remembers which archive (by sha256) they came from."""
     marker = archive_marker(artifact)
     targets = member_targets(artifact)
-    installed = (host.get_fact(FileContents, path=marker) or [""])[0].strip() == sha256
-    if installed and all(host.get_fact(File, path=target) for target in targets.values()):
+    installed = not hoststate.differs(marker, marker_content(sha256))
+    if installed and all(hoststate.exists(target) for target in targets.values()):
         host.noop(f"{artifact.name} is installed")
         return
     url = download_url(artifact.url, setting("artifact_mirror"))
@@ -118,6 +122,12 @@ def install(artifact: Artifact, label: str | None = None):
     """Install a release artifact (a binary, or an archive's members) checked against its
     sha256; the operation remembers the installed path (see ``common.service``)."""
     operation = archive if artifact.members else binary
+    if artifact.members:
+        hoststate.manage(archive_marker(artifact))
+        for target in member_targets(artifact).values():
+            hoststate.manage(target, digest=False)
+    else:
+        hoststate.manage(artifact.install_path)
     name = f"Install {label or artifact.name}"
     installed = operation(
         name=name, artifact=artifact, sha256=expected_sha256(artifact), label=name

@@ -1,11 +1,10 @@
 """etcd on the master: the store of the API's objects and of flannel's network config."""
 
 from pyinfra.api import deploy
-from pyinfra.operations import files, server
 
 from . import downloads, etcd_tls, packages, topology
 from .artifacts import etcd_release
-from .common import place, service
+from .common import directory, place, service, system_user
 from .defaults import DEFAULTS, setting
 from .profiles import profile
 
@@ -47,18 +46,11 @@ def deploy_modern_etcd():
     packages an etcd Kubernetes 1.35 supports (3.4.29+, 3.5.11+; Debian 12 has 3.4.23, and 3.4
     is end of life).
     """
-    server.user(
-        name=f"System user {ETCD_USER}",
-        user=ETCD_USER,
-        system=True,
-        home=DATA_DIR,
-        shell="/usr/sbin/nologin",
-        ensure_home=False,
-    )
+    system_user(ETCD_USER, home=DATA_DIR, shell="/usr/sbin/nologin")
     # Recursive: a data directory an earlier etcd wrote as root becomes etcd's.
-    files.directory(
-        name=f"{DATA_DIR} for {ETCD_USER} only",
-        path=DATA_DIR,
+    directory(
+        DATA_DIR,
+        f"{DATA_DIR} for {ETCD_USER} only",
         user=ETCD_USER,
         group=ETCD_USER,
         mode="700",

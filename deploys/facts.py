@@ -26,35 +26,6 @@ class EtcdValue(FactBase):
         return value or None
 
 
-class FilesNewerThanService(FactBase):
-    """
-    Those of ``paths`` modified after the active ``unit`` last started: files it has not
-    read yet (say, a run stopped between writing them and restarting it). Empty when the unit
-    is not active.
-    """
-
-    @staticmethod
-    def default():
-        return []
-
-    def command(self, unit, paths):
-        quoted = " ".join(shlex.quote(path) for path in paths)
-        # Microseconds on both sides: a package may start its service within the second its
-        # config is written. systemd before 248 only knows whole seconds.
-        show = f"systemctl show -p ActiveEnterTimestamp --value {unit}"
-        return (
-            f"systemctl is-active -q {unit} || exit 0; "
-            f"since=$({show} --timestamp=us+utc 2>/dev/null || {show}); "
-            'started=$(date -d "$since" +%s%6N) || exit 0; '
-            f"for file in {quoted}; do "
-            '[ -e "$file" ] && [ "$(date -d "$(stat -c %y "$file")" +%s%6N)" -gt "$started" ] '
-            '&& echo "$file"; done; true'
-        )
-
-    def process(self, output):
-        return [line.strip() for line in output if line.strip()]
-
-
 class CgroupVersion(FactBase):
     """
     2 when /sys/fs/cgroup is the unified cgroup v2 hierarchy (the test the kubelet makes), 1 for
@@ -105,3 +76,93 @@ class PackageSources(FactBase):
             if re.match(r"\s*(deb(-src)?\s|URIs:|(baseurl|mirrorlist|metalink)\s*=)", line):
                 urls += [url for url in re.findall(r"\w[\w+.-]*://[^\s\]]+", line)]
         return list(dict.fromkeys(urls))
+
+
+class ManagedState(FactBase):
+    """
+    In one command, the state of what kubelab manages on a host: of each of ``paths`` that
+    exists, its type (``f`` file, ``d`` directory), mode (octal digits, as pyinfra's ``File``),
+    user, group and mtime (microseconds since the epoch), and for those in ``digests`` its
+    sha256; for each of ``units``, whether it is running and enabled (as pyinfra's
+    ``SystemdStatus`` and ``SystemdEnabled`` tell) and when it last became active (microseconds,
+    ``None`` when it is not active); each of ``users`` that exists, with its home and shell;
+    the host's time (seconds).
+    """
+
+    RUNNING = ("running", "waiting", "exited", "listening", "mounted")  # SystemdStatus' values
+    ENABLED = ("enabled", "static")  # SystemdEnabled's
+
+    @staticmethod
+    def default():
+        return {"paths": {}, "units": {}, "users": {}, "now": None}
+
+    def command(self, paths=(), digests=(), units=(), users=()):
+        def words(items):
+            return " ".join(shlex.quote(item) for item in items)
+
+        script = []
+        if paths:
+            script.append(
+                f"find -H {words(paths)} -maxdepth 0 -printf 'F %y %m %u %g %T@ %p\\n' 2>/dev/null"
+            )
+        if digests:
+            script.append(f"sha256sum {words(digests)} 2>/dev/null | sed 's/^/D /'")
+        if units:
+            # Microseconds where systemd knows them (248+), whole seconds before.
+            show = (
+                "systemctl show -p ActiveState -p SubState -p UnitFileState -p ActiveEnterTimestamp"
+            )
+            script.append(
+                f"for unit in {words(units)}; do "
+                f'props=$({show} --timestamp=us+utc "$unit" 2>/dev/null || {show} "$unit"); '
+                'printf "%s\\n" "$props" | sed "s|^|U $unit |"; '
+                "since=$(printf '%s\\n' \"$props\" | sed -n 's/^ActiveEnterTimestamp=//p'); "
+                '[ -z "$since" ] || echo "U $unit Since=$(date -d "$since" +%s%6N)"; done'
+            )
+        if users:
+            script.append(f"getent passwd {words(users)} | sed 's/^/P /'")
+        script.append('echo "N $(date +%s)"')
+        return "; ".join(script)
+
+    def process(self, output):
+        state = self.default()
+        units = state["units"]
+        for line in output:
+            kind, _, rest = line.partition(" ")
+            if kind == "F":
+                type_, mode, user, group, mtime, path = rest.split(" ", 5)
+                seconds, _, fraction = mtime.partition(".")
+                state["paths"][path] = {
+                    "type": type_,
+                    "mode": int(mode),
+                    "user": user,
+                    "group": group,
+                    "mtime": int(seconds) * 1_000_000 + int((fraction + "000000")[:6]),
+                    "sha256": None,
+                }
+            elif kind == "D":
+                digest, _, path = rest.partition("  ")
+                if path in state["paths"]:
+                    state["paths"][path]["sha256"] = digest
+            elif kind == "U":
+                unit, _, prop = rest.partition(" ")
+                key, _, value = prop.partition("=")
+                units.setdefault(unit, {"running": False, "enabled": False, "since": None})
+                if key == "SubState":
+                    units[unit]["running"] = value in self.RUNNING
+                elif key == "UnitFileState":
+                    units[unit]["enabled"] = value in self.ENABLED
+                elif key == "ActiveState":
+                    units[unit]["active"] = value in ("active", "reloading")
+                elif key == "Since" and value.isdigit():
+                    units[unit]["since"] = int(value)
+            elif kind == "P":
+                fields = rest.split(":")
+                if len(fields) == 7:
+                    state["users"][fields[0]] = {"home": fields[5], "shell": fields[6]}
+            elif kind == "N" and rest.strip().isdigit():
+                state["now"] = int(rest)
+        for unit in units.values():
+            if not unit.pop("active", False):
+                unit["since"] = None
+        return state

@@ -7,7 +7,7 @@ from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import server
 
-from . import bounds, downloads, etcd_tls, packages, topology
+from . import bounds, downloads, etcd_tls, once, packages, topology
 from .artifacts import flanneld
 from .common import place, service
 from .defaults import DEFAULTS, setting
@@ -34,9 +34,10 @@ def config_key() -> str:
 
 
 def stored_config(api: int):
-    """The config in etcd now, read on the master (where etcdctl is)."""
-    value = topology.master().get_fact(
+    """The config in etcd before this run, read on the master (where etcdctl is) once."""
+    value = once.fact(
         EtcdValue,
+        topology.master(),
         endpoint=topology.etcd_url(),
         key=config_key(),
         api=api,

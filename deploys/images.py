@@ -13,7 +13,7 @@ from pathlib import Path
 from pyinfra import host
 from pyinfra.api import FileUploadCommand, deploy, operation
 
-from . import bounds
+from . import bounds, once
 from .defaults import DEFAULTS, setting
 from .facts import ContainerdImages
 
@@ -54,7 +54,8 @@ def normalized(reference: str) -> str:
 def image(reference: str, archive: str):
     """containerd holds ``reference``, imported (pinned) from ``archive`` if it did not."""
     wanted = normalized(reference)
-    if wanted in host.get_fact(ContainerdImages, namespace=NAMESPACE):
+    # Read once per host and run, when the first import runs (containerd is up by then).
+    if wanted in once.fact(ContainerdImages, namespace=NAMESPACE):
         host.noop(f"containerd holds {wanted}")
         return
     temp = f"{STAGING}/{hashlib.sha256(wanted.encode()).hexdigest()[:16]}.tar"
@@ -78,5 +79,8 @@ def image(reference: str, archive: str):
 @deploy("Image archives", data_defaults=DEFAULTS)
 def deploy_image_archives():
     """Every image of ``image_archives`` in containerd (which must be running)."""
+    imported = set()
     for reference, archive in sorted(setting("image_archives").items()):
-        image(name=f"Import {reference} into containerd", reference=reference, archive=archive)
+        if normalized(reference) not in imported:  # two spellings of one image: once
+            imported.add(normalized(reference))
+            image(name=f"Import {reference} into containerd", reference=reference, archive=archive)

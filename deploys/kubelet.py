@@ -10,7 +10,7 @@ import weakref
 from pyinfra import host, logger, state
 from pyinfra.api import deploy
 
-from . import topology
+from . import once, topology
 from .certificates import deploy_kubelet_certificates
 from .common import place, service
 from .defaults import DEFAULTS, setting
@@ -22,7 +22,7 @@ _warned = weakref.WeakKeyDictionary()  # State -> names of the hosts warned abou
 
 def cgroup_v1() -> bool:
     """Whether this host runs cgroup v1 (or hybrid); warns once per host and run."""
-    if host.get_fact(CgroupVersion) == 2:
+    if once.fact(CgroupVersion) == 2:
         return False
     warned = _warned.setdefault(state._get_module(), set())
     if host.name not in warned:

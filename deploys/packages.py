@@ -1,17 +1,27 @@
 """Installing distribution packages with the host's own package manager, in bounded time."""
 
+from pyinfra.facts.deb import DebPackages
+from pyinfra.facts.rpm import RpmPackages
 from pyinfra.operations import apt, yum
 
-from . import bounds
+from . import bounds, once
 from .profiles import family
 
 # Where a package is named differently on EL than on Debian/Ubuntu.
 REDHAT_NAMES = {"conntrack": "conntrack-tools"}
 
 
+def missing(names: list[str]) -> bool:
+    """Whether one of ``names`` was not installed when the run first asked (read once per
+    host and run: a package installed since only makes pyinfra's own check run again)."""
+    installed = once.fact(DebPackages if family() == "debian" else RpmPackages)
+    return not set(names) <= set(installed)
+
+
 def install(names: list[str], name: str | None = None):
     """The packages installed; apt's bounds come from APT_CONFIG (see prerequisites), yum's
-    from its own options; pyinfra ends either after operation_timeout."""
+    from its own options; pyinfra ends either after operation_timeout. No package operation
+    runs when every package is installed already."""
     label = name or f"Install {', '.join(names)}"
     if family() == "debian":
         operation = apt.packages(
@@ -19,12 +29,15 @@ def install(names: list[str], name: str | None = None):
             packages=names,
             no_recommends=True,
             _timeout=bounds.operation_timeout(),
+            _if=lambda: missing(names),
         )
     else:
+        names = [REDHAT_NAMES.get(n, n) for n in names]
         operation = yum.packages(
             name=label,
-            packages=[REDHAT_NAMES.get(n, n) for n in names],
+            packages=names,
             extra_install_args=bounds.yum_options(),
             _timeout=bounds.operation_timeout(),
+            _if=lambda: missing(names),
         )
     return bounds.waits_on_packages(operation, label)

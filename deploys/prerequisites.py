@@ -1,20 +1,25 @@
 """Every host: names resolve, firewalld is out of the way, time is in sync, packages install."""
 
-from io import StringIO
-
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.facts.files import FileContents
-from pyinfra.facts.systemd import SystemdStatus
-from pyinfra.operations import apt, files, server, systemd
+from pyinfra.operations import apt, server, systemd
 
-from . import bounds, packages, topology
-from .common import place
+from . import bounds, hoststate, packages, topology
+from .common import place, put, running
 from .defaults import DEFAULTS, setting
 from .profiles import family, profile
 
 HOSTS_FILE = "/etc/hosts"
+FIREWALLD = "firewalld.service"
 APT_CACHE_SECONDS = 24 * 3600
+APT_STAMP = "/var/lib/apt/periodic/update-success-stamp"  # what apt.update's cache_time reads
+
+
+def apt_index_is_old() -> bool:
+    """Whether apt.update's cache_time has passed since the last update (no stamp: it has)."""
+    stamp, now = hoststate.stat(APT_STAMP), hoststate.now()
+    return not stamp or now is None or stamp["mtime"] <= (now - APT_CACHE_SECONDS) * 1_000_000
 
 
 def hosts_file_lines() -> list[str]:
@@ -41,16 +46,20 @@ def merged_hosts_file(current: list[str], wanted: list[str]) -> str:
 def deploy_prerequisites():
     if setting("manage_etc_hosts"):
         current = host.get_fact(FileContents, path=HOSTS_FILE) or []
-        files.put(
+        put(
+            HOSTS_FILE,
+            merged_hosts_file(current, hosts_file_lines()),
             name="Name every cluster host in /etc/hosts",
-            src=StringIO(merged_hosts_file(current, hosts_file_lines())),
-            dest=HOSTS_FILE,
         )
 
-    if "firewalld.service" in host.get_fact(SystemdStatus):
-        systemd.service(
-            name="Stop and disable firewalld", service="firewalld", running=False, enabled=False
-        )
+    hoststate.manage_unit(FIREWALLD)
+    systemd.service(
+        name="Stop and disable firewalld",
+        service="firewalld",
+        running=False,
+        enabled=False,
+        _if=lambda: any(hoststate.unit(FIREWALLD)[key] for key in ("running", "enabled")),
+    )
 
     if family() == "debian":
         place(
@@ -61,18 +70,17 @@ def deploy_prerequisites():
             retries=bounds.PACKAGE_RETRIES,
         )
         refresh = "Refresh the package index (daily)"
+        hoststate.manage(APT_STAMP, digest=False)
         update = apt.update(
-            name=refresh, cache_time=APT_CACHE_SECONDS, _timeout=bounds.operation_timeout()
+            name=refresh,
+            cache_time=APT_CACHE_SECONDS,
+            _timeout=bounds.operation_timeout(),
+            _if=apt_index_is_old,
         )
         bounds.waits_on_packages(update, refresh)
 
     packages.install(["chrony"])
-    systemd.service(
-        name="Keep time in sync with chrony",
-        service="chrony" if family() == "debian" else "chronyd",
-        running=True,
-        enabled=True,
-    )
+    running("chrony" if family() == "debian" else "chronyd", "Keep time in sync with chrony")
 
     if profile() == "modern":
         packages.install(["curl", "ca-certificates", "tar", "iptables", "conntrack", "socat"])

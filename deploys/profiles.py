@@ -3,6 +3,7 @@
 from pyinfra import host
 from pyinfra.facts.server import LinuxDistribution
 
+from . import once
 from .defaults import setting, setting_error
 
 PROFILES = ("el7", "modern")
@@ -23,7 +24,7 @@ SUPPORTED = {
 
 
 def distribution(target=None) -> tuple[str, int]:
-    facts = (host if target is None else target).get_fact(LinuxDistribution)
+    facts = once.fact(LinuxDistribution, target)  # the OS cannot change during a run
     os_id = facts.get("release_meta", {}).get("ID") or facts.get("name") or "unknown"
     return os_id.lower(), int(facts.get("major") or 0)
 

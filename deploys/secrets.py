@@ -5,23 +5,22 @@ and only then moves into place, so no other user can read it at any moment; its 
 shown in pyinfra's output (no diff, no command line holds it).
 """
 
-import hashlib
 import posixpath
 from io import BytesIO
 
 from pyinfra import host
 from pyinfra.api import FileUploadCommand, operation
-from pyinfra.facts.files import File, Sha256File
+
+from . import hoststate, once
 
 STAGING = "/var/lib/kubelab/staging"
 
 
 @operation()
-def secret(dest: str, content: bytes, user: str = "root", group: str = "root", mode: int = 600):
+def put_secret(dest: str, content: bytes, user: str, group: str, mode: int):
     """``dest`` holds ``content``, owned by ``user``:``group`` with ``mode`` (as digits)."""
-    current = host.get_fact(File, path=dest)
-    same = host.get_fact(Sha256File, path=dest) == hashlib.sha256(content).hexdigest()
-    if current and same:
+    current = hoststate.file(dest)
+    if current and current["sha256"] == hoststate.sha256(content):
         if (current["user"], current["group"]) != (user, group):
             yield f"chown {user}:{group} {dest}"
         if current["mode"] != mode:
@@ -33,3 +32,18 @@ def secret(dest: str, content: bytes, user: str = "root", group: str = "root", m
     yield f"install -d -m 700 {STAGING} && mkdir -p {posixpath.dirname(dest)}"
     yield FileUploadCommand(BytesIO(content), temp, remote_temp_filename=temp + ".part")
     yield f"chown {user}:{group} {temp} && chmod {mode} {temp} && mv -f {temp} {dest}"
+
+
+def secret(
+    name: str, dest: str, content: bytes, user: str = "root", group: str = "root", mode: int = 600
+):
+    """The operation putting ``content`` at ``dest``: one per file and host in a run (a file
+    two components install, the same, is the first one's)."""
+    hoststate.manage(dest)
+    wanted = (content, user, group, mode)
+    placed = once.run_cache("secrets").setdefault(host.name, {})
+    if dest in placed and placed[dest][0] == wanted:
+        return placed[dest][1]
+    operation = put_secret(name=name, dest=dest, content=content, user=user, group=group, mode=mode)
+    placed[dest] = (wanted, operation)
+    return operation

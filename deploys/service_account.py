@@ -4,11 +4,10 @@ It is the cluster's identity for every token ever issued, so it is generated onc
 replaced: a re-run keeps the tokens valid.
 """
 
-from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.facts.files import File
 from pyinfra.operations import files, server
 
+from . import hoststate
 from .defaults import DEFAULTS, setting
 
 KEY_OWNER = "kube"  # kube-apiserver and kube-controller-manager run as this user
@@ -26,19 +25,18 @@ def generate_key_command(path: str) -> str:
 def deploy_service_account_key():
     """Returns the operations that changed the key (its creation)."""
     path = setting("service_account_key_file")
-    changed = []
-    if not host.get_fact(File, path=path):
-        changed.append(
-            server.shell(
-                name=f"Generate the service-account key {path} (only once)",
-                commands=[generate_key_command(path)],
-            )
-        )
+    hoststate.manage(path, digest=False)
+    generate = server.shell(
+        name=f"Generate the service-account key {path} (only once)",
+        commands=[generate_key_command(path)],
+        _if=lambda: not hoststate.exists(path),
+    )
     files.file(
         name="Service-account key readable by kube only",
         path=path,
         user=KEY_OWNER,
         group=KEY_OWNER,
         mode="600",
+        _if=lambda: hoststate.attributes_differ(path, KEY_OWNER, KEY_OWNER, mode=600),
     )
-    return changed
+    return [generate]

@@ -24,7 +24,7 @@ from kubelab.facts import (
     CgroupVersion,
     ContainerdImages,
     EtcdValue,
-    FilesNewerThanService,
+    ManagedState,
     PackageSources,
 )
 from kubelab.images import normalized
@@ -264,10 +264,10 @@ def answer_fact(machine: Machine, cls, kwargs: dict):
         return []
     if cls is deb_facts.DebPackages:
         return {name: ["1"] for name in machine.packages} if machine.os_id in DEBIAN else {}
-    if cls is FilesNewerThanService:
-        return [path for path in kwargs["paths"] if path in machine.unread]
     if cls is EtcdValue:
         return machine.etcd.get((kwargs.get("api", 3), kwargs["key"]))
+    if cls is ManagedState:
+        return cls().process(managed_state_output(machine, **kwargs))
     if cls is PackageSources:
         folders = ("/etc/apt/", "/etc/yum.repos.d/")
         lines = [
@@ -278,6 +278,53 @@ def answer_fact(machine: Machine, cls, kwargs: dict):
         ]
         return cls().process(lines)
     raise AssertionError(f"fakehosts: no answer for fact {cls.__name__}({kwargs})")
+
+
+def managed_state_output(machine: Machine, paths=(), digests=(), units=(), users=()) -> list:
+    """What ManagedState's command prints on ``machine``. Every active unit started at NOW;
+    files it has not read yet (``Machine.unread``) were written a second later, others an hour
+    earlier."""
+    now = int(NOW.timestamp())
+    lines = []
+    for path in paths:
+        state = machine.files.get(path)
+        mtime = f"{now + 1 if path in machine.unread else now - 3600}.0000000000"
+        if state:
+            lines.append(f"F f {oct(state.mode)[2:]} {state.user} {state.group} {mtime} {path}")
+        elif path in machine.dirs:
+            user, group = machine.dir_owners.get(path, ("root", "root"))
+            mode = oct(machine.dir_modes.get(path, 0o755))[2:]
+            lines.append(f"F d {mode} {user} {group} {mtime} {path}")
+    lines += [
+        f"D {machine.files[path].digest()}  {path}" for path in digests if path in machine.files
+    ]
+    for unit in units:
+        state = machine.units.get(unit)
+        if state is None:
+            props = [
+                "ActiveState=inactive",
+                "SubState=dead",
+                "UnitFileState=",
+                "ActiveEnterTimestamp=",
+            ]
+        else:
+            active = state["active"]
+            props = [
+                f"ActiveState={'active' if active else 'inactive'}",
+                f"SubState={'running' if active else 'dead'}",
+                f"UnitFileState={'enabled' if state['enabled'] else 'disabled'}",
+                f"ActiveEnterTimestamp={NOW:%a %Y-%m-%d %H:%M:%S}.000000 UTC"
+                if active
+                else "ActiveEnterTimestamp=",
+            ]
+            if active:
+                props.append(f"Since={now}000000")
+        lines += [f"U {unit} {prop}" for prop in props]
+    for user in users:
+        if user in machine.users:
+            home = machine.homes.get(user, "/root" if user == "root" else f"/var/lib/{user}")
+            lines.append(f"P {user}:x:999:999::{home}:/usr/sbin/nologin")
+    return [*lines, f"N {now}"]
 
 
 def _only(units: dict, services) -> dict:
@@ -558,6 +605,11 @@ class Run:
     commands: dict[str, list[str]]
     uploads: dict[str, dict[str, bytes]]
     failed: list[str] = field(default_factory=list)  # hosts that failed (expect_failures)
+    facts: dict[str, list[str]] = field(default_factory=dict)  # fact classes read, in order
+
+    def remote_commands(self, name: str) -> int:
+        """Every command the host ran: each fact read and each operation's command."""
+        return len(self.facts[name]) + len(self.commands[name])
 
     def changed_hosts(self) -> list[str]:
         return [name for name, cmds in self.commands.items() if cmds]
@@ -569,10 +621,13 @@ def run_deploy(
     inventory="inventory.py",
     data=None,
     expect_failures=False,
+    check_for_changes=False,
 ):
     """Run ``deploy_func`` on every host of ``inventory`` (with group_data/) over ``machines``;
-    a host that fails fails the test, unless ``expect_failures`` (then ``Run.failed``)."""
-    state = State(check_for_changes=False)
+    a host that fails fails the test, unless ``expect_failures`` (then ``Run.failed``).
+    As ``pyinfra -y`` does, unless ``check_for_changes`` (pyinfra without ``-y``: every
+    operation is asked for its changes while the run is prepared, then executed)."""
+    state = State(check_for_changes=check_for_changes)
     with ctx_state.use(state):
         inv = make_inventory(
             str(REPO / inventory),
@@ -589,12 +644,13 @@ def run_deploy(
     original_get_fact = Host.get_fact
 
     def get_fact(self, cls, *args, **kwargs):
+        self.kubelab_facts.append(cls.__name__)  # one remote command each: pyinfra caches none
         return answer_fact(machines[self.name], cls, kwargs)
 
     Host.get_fact = get_fact
     try:
         for target in inv:
-            target.kubelab_commands, target.kubelab_uploads = [], {}
+            target.kubelab_commands, target.kubelab_uploads, target.kubelab_facts = [], {}, []
         add_deploy(state, deploy_func)
         try:
             run_ops(state)
@@ -609,4 +665,5 @@ def run_deploy(
         commands={t.name: t.kubelab_commands for t in inv},
         uploads={t.name: t.kubelab_uploads for t in inv},
         failed=failed,
+        facts={t.name: t.kubelab_facts for t in inv},
     )

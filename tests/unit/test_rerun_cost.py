@@ -1,0 +1,167 @@
+"""What a no-change re-run costs each host: every fact read and every command is one remote
+command (pyinfra 3 caches no fact). On a converged cluster it stays at most BUDGET per host,
+and the same for 3 machines as for 12."""
+
+import copy
+import hashlib
+import os
+import subprocess
+from datetime import datetime, timezone
+
+import kubelab
+import pytest
+from conftest import HOSTS, MASTER, MINIONS
+from fakehosts import debian12, run_deploy
+from kubelab.facts import ManagedState
+from test_modern import pins
+
+BUDGET = 25
+
+
+def inventory(tmp_path, minions: int) -> str:
+    """An inventory of the lab's master and ``minions`` minions (group_data/ applies)."""
+    tmp_path.mkdir(exist_ok=True)
+    path = tmp_path / "inventory.py"
+    hosts = ", ".join(
+        f'("kubeminion{i}.traininglab.com", {{"ssh_hostname": "192.168.122.{130 + i}"}})'
+        for i in range(1, minions + 1)
+    )
+    path.write_text(
+        'masters = [("kubemaster.traininglab.com", {"ssh_hostname": "192.168.122.130"})]\n'
+        f"minions = [{hosts}]\n"
+    )
+    return str(path)
+
+
+def rerun(tmp_path, minions: int, **data):
+    """The second run over a cluster of Debian 12 hosts the first run built."""
+    path = inventory(tmp_path, minions)
+    names = [MASTER] + [f"kubeminion{i}.traininglab.com" for i in range(1, minions + 1)]
+    machines = {name: debian12() for name in names}
+    settings = {"artifact_sha256": pins(), "pki_dir": str(tmp_path / "pki"), **data}
+    run_deploy(machines, kubelab.deploy_cluster, inventory=path, data=settings)
+    return run_deploy(machines, kubelab.deploy_cluster, inventory=path, data=settings)
+
+
+@pytest.mark.parametrize("secure", [None, True, False])
+def test_no_change_rerun_costs_at_most_the_budget_per_host(tmp_path, secure):
+    run = rerun(tmp_path, 2, **({} if secure is None else {"secure": secure}))
+    for name in HOSTS:
+        assert run.commands[name] == []
+        assert run.remote_commands(name) <= BUDGET, (name, run.facts[name])
+        # what cannot change during a run is read once
+        assert run.facts[name].count("LinuxDistribution") == 1
+        assert run.facts[name].count("ManagedState") == 1
+
+
+def test_rerun_cost_per_host_is_flat_from_3_to_12_machines(tmp_path):
+    small = rerun(tmp_path / "3", 2)
+    large = rerun(tmp_path / "12", 11)
+    assert large.remote_commands(MASTER) == small.remote_commands(MASTER) <= BUDGET
+    for name in large.commands:
+        if name != MASTER:
+            assert large.remote_commands(name) == small.remote_commands(MINIONS[0]) <= BUDGET
+
+
+def test_a_run_that_died_restarts_the_services_whose_files_it_wrote(tmp_path):
+    """Files written after their service last started (the run stopped before the restart):
+    the next run restarts exactly those services, and writes nothing."""
+    machines = {name: debian12() for name in HOSTS}
+    settings = {"artifact_sha256": pins(), "pki_dir": str(tmp_path / "pki")}
+    run_deploy(machines, kubelab.deploy_cluster, data=settings)
+    died = copy.deepcopy(machines)
+    for machine in died.values():
+        machine.restarts.clear()
+    died[MASTER].unread.add("/etc/systemd/system/kube-scheduler.service")
+    died[MINIONS[0]].unread.add("/etc/kubernetes/pki/kubelet.key")
+    run = run_deploy(died, kubelab.deploy_cluster, data=settings)
+    assert died[MASTER].restarts == ["kube-scheduler.service"]
+    assert run.commands[MASTER] == [
+        "systemctl daemon-reload",
+        "systemctl restart kube-scheduler.service",
+    ]
+    assert died[MINIONS[0]].restarts == ["kubelet.service"]
+    assert died[MINIONS[1]].restarts == []
+    assert run.uploads == {name: {} for name in HOSTS}
+
+
+def test_without_yes_a_rerun_changes_nothing_and_a_hand_edit_is_restored(tmp_path):
+    """pyinfra without -y asks every operation for its changes while it prepares the run:
+    what a component names afterwards is read then, the decisions are the same."""
+    machines = {name: debian12() for name in HOSTS}
+    settings = {"artifact_sha256": pins(), "pki_dir": str(tmp_path / "pki")}
+    run_deploy(machines, kubelab.deploy_cluster, data=settings, check_for_changes=True)
+    again = run_deploy(machines, kubelab.deploy_cluster, data=settings, check_for_changes=True)
+    assert again.commands == {name: [] for name in HOSTS}
+    machines[MINIONS[1]].files["/etc/kubernetes/kube-proxy-config.yaml"].content += b"x: 1\n"
+    for machine in machines.values():
+        machine.restarts.clear()
+    run_deploy(machines, kubelab.deploy_cluster, data=settings, check_for_changes=True)
+    assert machines[MINIONS[1]].restarts == ["kube-proxy.service"]
+    assert [m.restarts for name, m in machines.items() if name != MINIONS[1]] == [[], []]
+
+
+FAKE_SYSTEMCTL = """#!/bin/sh
+# systemctl show for two units; OLD=1: a systemd before 248 (no --timestamp option).
+case "$*" in *--timestamp=*) [ -n "$OLD" ] && { echo "unknown option" >&2; exit 1; };; esac
+for unit; do :; done
+case "$unit" in
+up.service)
+  echo ActiveState=active; echo SubState=running; echo UnitFileState=enabled
+  if [ -n "$OLD" ]; then echo "ActiveEnterTimestamp=Thu 2026-11-26 12:00:00 UTC"
+  else echo "ActiveEnterTimestamp=Thu 2026-11-26 12:00:00.123456 UTC"; fi;;
+*)
+  echo ActiveState=inactive; echo SubState=dead; echo UnitFileState=disabled
+  echo ActiveEnterTimestamp=;;
+esac
+"""
+
+
+@pytest.mark.parametrize("old_systemd", [False, True])
+def test_managed_state_command_on_a_real_shell(tmp_path, old_systemd):
+    """ManagedState's command, run by sh here (systemctl simulated), read by its process."""
+    config = tmp_path / "config"
+    config.write_bytes(b"x = 1\n")
+    config.chmod(0o640)
+    folder = tmp_path / "private"
+    folder.mkdir(mode=0o700)
+    binaries = tmp_path / "bin"
+    binaries.mkdir()
+    (binaries / "systemctl").write_text(FAKE_SYSTEMCTL)
+    (binaries / "systemctl").chmod(0o755)
+    missing = str(tmp_path / "missing")
+    command = ManagedState().command(
+        paths=[str(config), str(folder), missing],
+        digests=[str(config), missing],
+        units=["up.service", "down.service"],
+        users=["root", "nobody-kubelab"],
+    )
+    env = {**os.environ, "PATH": f"{binaries}:{os.environ['PATH']}"}
+    if old_systemd:
+        env["OLD"] = "1"
+    result = subprocess.run(["sh", "-c", command], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    state = ManagedState().process(result.stdout.splitlines())
+
+    stat = config.stat()
+    user = subprocess.run(["id", "-un"], capture_output=True, text=True).stdout.strip()
+    group = subprocess.run(["id", "-gn"], capture_output=True, text=True).stdout.strip()
+    assert state["paths"][str(config)] == {
+        "type": "f",
+        "mode": 640,
+        "user": user,
+        "group": group,
+        "mtime": stat.st_mtime_ns // 1000,
+        "sha256": hashlib.sha256(b"x = 1\n").hexdigest(),
+    }
+    assert state["paths"][str(folder)]["type"] == "d"
+    assert state["paths"][str(folder)]["mode"] == 700
+    assert missing not in state["paths"]
+    started = datetime(2026, 11, 26, 12, 0, 0, 0 if old_systemd else 123456, timezone.utc)
+    since = int(started.timestamp()) * 1_000_000 + started.microsecond
+    assert state["units"] == {
+        "up.service": {"running": True, "enabled": True, "since": since},
+        "down.service": {"running": False, "enabled": False, "since": None},
+    }
+    assert state["users"] == {"root": {"home": "/root", "shell": state["users"]["root"]["shell"]}}
+    assert abs(state["now"] - datetime.now().timestamp()) < 60
