@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from pyinfra import host
+from pyinfra.api import operation
 from pyinfra.operations import files, systemd
 from pyinfra.operations.util import any_changed
 
@@ -78,3 +79,17 @@ def service(name: str, changed=(), units=(), restart=False):
         label,
         bounds.service_start(name),
     )
+
+
+@operation(is_idempotent=True)
+def nothing(**_arguments):
+    """The step does not apply to this host."""
+    yield from ()
+
+
+def step(applies: bool, operation_function, **arguments):
+    """One step: ``operation_function`` on the hosts it ``applies`` to, ``nothing`` on the
+    others, from the same line: every host then runs the same operations in the same order,
+    and each step is done on every host before the next one starts (the pyinfra CLI orders
+    the operations of different hosts by the lines calling them, its API by their position)."""
+    return (operation_function if applies else nothing)(**arguments)
