@@ -15,6 +15,7 @@ from .images import deploy_image_archives
 from .kube_proxy import deploy_kube_proxy
 from .kubelet import deploy_kubelet
 from .node import deploy_node
+from .node_removal import deploy_remove_node
 from .prerequisites import deploy_prerequisites
 from .roles import deploy_cluster, deploy_master, deploy_minion
 from .service_account import deploy_service_account_key
@@ -36,6 +37,7 @@ __all__ = [
     "deploy_minion",
     "deploy_node",
     "deploy_prerequisites",
+    "deploy_remove_node",
     "deploy_service_account_key",
     "deploy_smoke",
     "validate_inventory",
