@@ -6,6 +6,7 @@ Importing the package runs nothing; call the deploys from a pyinfra deploy file:
     deploy_cluster()
 """
 
+from .cluster_reset import deploy_reset
 from .container_runtime import deploy_container_runtime
 from .control_plane import deploy_master_services
 from .defaults import SettingError
@@ -38,6 +39,7 @@ __all__ = [
     "deploy_node",
     "deploy_prerequisites",
     "deploy_remove_node",
+    "deploy_reset",
     "deploy_service_account_key",
     "deploy_smoke",
     "validate_inventory",

@@ -213,7 +213,7 @@ SETTINGS = [
         "At the end of the smoke test, delete what it created (the nginx ReplicationController "
         "and service, its manifests). Off: they stay, and a re-run reuses them.",
     ),
-    # Day two: removing minions (deploys/remove_node.py)
+    # Day two: removing minions (deploys/remove_node.py) and resetting (deploys/reset.py)
     Setting(
         "remove_nodes",
         None,
@@ -242,6 +242,21 @@ SETTINGS = [
         "Drain a removed minion even of pods that cannot be evicted: kubectl drain's `--force` "
         "(pods without a controller) and `--disable-eviction` (deleted past their "
         "PodDisruptionBudget).",
+        "modern",
+    ),
+    Setting(
+        "reset_cluster",
+        None,
+        "deploys/reset.py runs only when this equals `cluster_name`: it then removes from every "
+        "host everything kubelab put there (services, units, binaries, configuration, etcd's "
+        "data, the kubelet's and containerd's state, CNI, interfaces, iptables chains).",
+        "modern",
+    ),
+    Setting(
+        "reset_pki",
+        None,
+        "With deploys/reset.py: set to `cluster_name` to delete the local PKI (`pki_dir`) and "
+        "the admin kubeconfig beside it too. Unset: they stay, and a rebuild reuses the CA.",
         "modern",
     ),
 ]

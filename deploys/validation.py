@@ -41,6 +41,8 @@ OPTIONAL_STRINGS = (
     "kube_address",
     "node_name",
     "artifact_mirror",
+    "reset_cluster",
+    "reset_pki",
 )
 # Settings unset by default that hold a whole number when set.
 OPTIONAL_INTS = ("kube_proxy_conntrack_max_per_core",)
@@ -75,6 +77,8 @@ CLUSTER_WIDE = (
     "remove_last_minion",
     "drain_timeout",
     "drain_force",
+    "reset_cluster",
+    "reset_pki",
 )
 # Data keys of pyinfra's connectors; never taken for a misspelt kubelab setting.
 PYINFRA_PREFIXES = (

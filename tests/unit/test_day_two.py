@@ -329,6 +329,124 @@ def test_removing_every_minion_needs_remove_last_minion(lab):
     assert all("delete node" in c for c in deletes) and len(leases) == 2
 
 
+# Resetting the cluster ---------------------------------------------------------------------
+
+
+def reset(machines, settings, **data):
+    return run_deploy(
+        machines, kubelab.deploy_reset, data={**settings, "reset_cluster": "kubelab", **data}
+    )
+
+
+def test_reset_removes_what_kubelab_put_on_every_host(lab):
+    machines, settings = lab
+    users = {name: set(machine.users) for name, machine in machines.items()}
+    packages = {name: set(machine.packages) for name, machine in machines.items()}
+    reset(machines, settings)
+    for name, machine in machines.items():
+        assert kubelab_left(machine) == [], name
+        assert machine.etcd == {}
+        assert set(machine.files) == DISTRIBUTIONS_FILES
+        assert machine.users == users[name] and machine.packages == packages[name]
+        assert machine.chains == {("iptables", "filter", "DOCKER-USER")}
+
+
+def test_reset_stops_the_master_services_and_drops_etcds_data(lab):
+    machines, settings = lab
+    commands = reset(machines, settings).commands[MASTER]
+    stops = [c.split()[-1] for c in commands if c.startswith("systemctl stop")]
+    assert stops == [
+        "kube-proxy.service",
+        "kube-scheduler.service",
+        "kube-controller-manager.service",
+        "kube-apiserver.service",
+        "flanneld.service",
+        "etcd.service",
+    ]
+    assert "rm -rf --one-file-system /var/lib/etcd" in commands
+    assert "rm -rf --one-file-system /etc/etcd/pki" in commands and "rmdir /etc/etcd" in commands
+    assert "rm -rf --one-file-system /usr/local/bin/kubectl" in commands
+    assert not any("kubepods" in c or c.startswith("findmnt") for c in commands)
+
+
+def test_second_reset_changes_nothing(lab):
+    machines, settings = lab
+    reset(machines, settings)
+    run = reset(machines, settings)
+    assert run.commands == {host: [] for host in HOSTS}
+
+
+def test_reset_keeps_the_pki_and_the_rebuild_reuses_its_ca(lab):
+    machines, settings = lab
+    ca = machines[MASTER].files[CA].content
+    reset(machines, settings)
+    assert (Path(settings["pki_dir"]) / "ca.crt").exists()
+    run_deploy(machines, kubelab.deploy_cluster, data=settings)
+    for name in HOSTS:
+        assert machines[name].files[CA].content == ca
+    for name in MINIONS:
+        assert machines[name].units["kubelet.service"] == {"active": True, "enabled": True}
+    assert (3, "/atomic.io/network/config") in machines[MASTER].etcd
+    again = run_deploy(machines, kubelab.deploy_cluster, data=settings)
+    assert again.commands == {host: [] for host in HOSTS}
+
+
+def test_reset_pki_deletes_it_and_the_rebuild_mints_a_new_ca(lab):
+    machines, settings = lab
+    ca = machines[MASTER].files[CA].content
+    pki = Path(settings["pki_dir"])
+    reset(machines, settings, reset_pki="kubelab")
+    assert not pki.exists() and not (pki.parent / "admin.kubeconfig").exists()
+    run_deploy(machines, kubelab.deploy_cluster, data=settings)  # no lost-PKI refusal
+    assert (pki / "ca.crt").read_bytes() == machines[MASTER].files[CA].content != ca
+    again = run_deploy(machines, kubelab.deploy_cluster, data=settings)
+    assert again.commands == {host: [] for host in HOSTS}
+
+
+def test_a_failed_reset_keeps_the_pki(lab, caplog):
+    machines, settings = lab
+    machines[MINION1].stalled.add("kubelet.service")  # its stop times out
+    caplog.set_level("ERROR")
+    run = run_deploy(
+        machines,
+        kubelab.deploy_reset,
+        data={**settings, "reset_cluster": "kubelab", "reset_pki": "kubelab"},
+        expect_failures=True,
+    )
+    assert run.failed == [MASTER, MINION1]  # the master: its PKI step refused
+    assert (Path(settings["pki_dir"]) / "ca.crt").exists()
+    messages = "\n".join(record.getMessage() for record in caplog.records)
+    assert f"the reset failed on {MINION1}" in messages
+    assert "waiting on kubelab's services to stop (systemd's stop timeout" in messages
+
+
+def test_reset_keeps_what_others_put_in_shared_directories(lab):
+    machines, settings = lab
+    other = "/etc/cni/net.d/99-other.conflist"
+    machines[MINION1].files[other] = FileState(b"{}")
+    run = reset(machines, settings)
+    assert "rmdir /etc/cni/net.d" not in run.commands[MINION1]
+    assert "rmdir /etc/cni/net.d" in run.commands[MINION2]
+    assert other in machines[MINION1].files
+    assert reset(machines, settings).commands == {host: [] for host in HOSTS}
+
+
+def test_a_bind_mounted_state_directory_is_emptied_not_removed(lab):
+    """The lab's machines bind-mount /var/lib/kubelet and /var/lib/containerd."""
+    machines, settings = lab
+    for name in MINIONS:
+        machines[name].mountpoints |= {"/var/lib/kubelet", "/var/lib/containerd"}
+        machines[name].dirs |= {"/var/lib/kubelet", "/var/lib/containerd"}
+    commands = reset(machines, settings).commands[MINION1]
+    for path in ("/var/lib/kubelet", "/var/lib/containerd"):
+        assert f"find {path} -mindepth 1 -maxdepth 1 -exec rm -rf --one-file-system {{}} +" in (
+            commands
+        )
+        assert f"rm -rf --one-file-system {path}" not in commands
+        assert path in machines[MINION1].dirs and not machines[MINION1].below(path)
+    assert reset(machines, settings).commands == {host: [] for host in HOSTS}
+
+
 # The shell of the drain, against a fake kubectl --------------------------------------------
 
 FAKE_KUBECTL = r"""
