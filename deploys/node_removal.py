@@ -109,7 +109,8 @@ def check_request():
         fail(
             "remove_nodes",
             master,
-            f"{', '.join(names)} would remove every minion of the cluster, leaving no node for "
+            f"{', '.join(t.name for t in removed_hosts())} would remove every minion of the "
+            "cluster, leaving no node for "
             "its pods: set remove_last_minion=True to do it anyway",
         )
 
