@@ -6,6 +6,7 @@ Importing the package runs nothing; call the deploys from a pyinfra deploy file:
     deploy_cluster()
 """
 
+from .cluster_reset import deploy_reset
 from .container_runtime import deploy_container_runtime
 from .control_plane import deploy_master_services
 from .defaults import SettingError
@@ -15,6 +16,7 @@ from .images import deploy_image_archives
 from .kube_proxy import deploy_kube_proxy
 from .kubelet import deploy_kubelet
 from .node import deploy_node
+from .node_removal import deploy_remove_node
 from .prerequisites import deploy_prerequisites
 from .roles import deploy_cluster, deploy_master, deploy_minion
 from .service_account import deploy_service_account_key
@@ -36,6 +38,8 @@ __all__ = [
     "deploy_minion",
     "deploy_node",
     "deploy_prerequisites",
+    "deploy_remove_node",
+    "deploy_reset",
     "deploy_service_account_key",
     "deploy_smoke",
     "validate_inventory",

@@ -8,6 +8,7 @@ from io import StringIO
 from pathlib import Path
 
 from pyinfra import host, state
+from pyinfra.api import operation
 from pyinfra.api.util import get_template
 from pyinfra.operations import files, server, systemd
 from pyinfra.operations.util import any_changed
@@ -138,3 +139,17 @@ def system_user(user: str, home: str, shell: str):
         ensure_home=False,
         _if=lambda: hoststate.user(user) != {"home": home, "shell": shell},
     )
+
+
+@operation(is_idempotent=True)
+def nothing(**_arguments):
+    """The step does not apply to this host."""
+    yield from ()
+
+
+def step(applies: bool, operation_function, **arguments):
+    """One step: ``operation_function`` on the hosts it ``applies`` to, ``nothing`` on the
+    others, from the same line: every host then runs the same operations in the same order,
+    and each step is done on every host before the next one starts (the pyinfra CLI orders
+    the operations of different hosts by the lines calling them, its API by their position)."""
+    return (operation_function if applies else nothing)(**arguments)

@@ -213,6 +213,52 @@ SETTINGS = [
         "At the end of the smoke test, delete what it created (the nginx ReplicationController "
         "and service, its manifests). Off: they stay, and a re-run reuses them.",
     ),
+    # Day two: removing minions (deploys/remove_node.py) and resetting (deploys/reset.py)
+    Setting(
+        "remove_nodes",
+        None,
+        "deploys/remove_node.py: the minions to remove, `NAME[,NAME]` (inventory name or short "
+        "name): drained, their Node deleted, the hosts cleaned of everything kubelab put there, "
+        "their flannel leases and their certificates in the local PKI deleted.",
+        "modern",
+    ),
+    Setting(
+        "remove_last_minion",
+        False,
+        "deploys/remove_node.py may remove every minion of the inventory (the cluster is then "
+        "left without a node for its pods).",
+        "modern",
+    ),
+    Setting(
+        "drain_timeout",
+        300,
+        "Seconds `kubectl drain` of a removed minion may take (`--timeout`) before the removal "
+        "stops naming the pods that were not evicted.",
+        "modern",
+    ),
+    Setting(
+        "drain_force",
+        False,
+        "Drain a removed minion even of pods that cannot be evicted: kubectl drain's `--force` "
+        "(pods without a controller) and `--disable-eviction` (deleted past their "
+        "PodDisruptionBudget).",
+        "modern",
+    ),
+    Setting(
+        "reset_cluster",
+        None,
+        "deploys/reset.py runs only when this equals `cluster_name`: it then removes from every "
+        "host everything kubelab put there (services, units, binaries, configuration, etcd's "
+        "data, the kubelet's and containerd's state, CNI, interfaces, iptables chains).",
+        "modern",
+    ),
+    Setting(
+        "reset_pki",
+        None,
+        "With deploys/reset.py: set to `cluster_name` to delete the local PKI (`pki_dir`) and "
+        "the admin kubeconfig beside it too. Unset: they stay, and a rebuild reuses the CA.",
+        "modern",
+    ),
 ]
 
 DEFAULTS = {setting.name: setting.default for setting in SETTINGS}

@@ -166,3 +166,129 @@ class ManagedState(FactBase):
             if not unit.pop("active", False):
                 unit["since"] = None
         return state
+
+
+# A line's first word -> the list of KubelabLeftovers it goes to.
+LEFTOVER_KINDS = {
+    "active": "active",
+    "enabled": "enabled",
+    "path": "paths",
+    "mountpoint": "mountpoints",
+    "mount": "mounts",
+    "link": "links",
+}
+
+
+class KubelabLeftovers(FactBase):
+    """What kubelab left on a host, for deploys/reset.py and deploys/remove_node.py: which of
+    ``units`` are active or enabled, which of ``paths`` exist (a mount point that holds
+    something is ``mountpoint``: its contents go, not the mount), the entries of each of
+    ``shared`` (directories kubelab may share with others), the mounts under ``mount_roots``,
+    the interfaces of ``links`` and the iptables chains starting with ``chain_prefixes``
+    (filter, nat, mangle; iptables and ip6tables).
+
+    A dict: ``active``, ``enabled``, ``paths``, ``mountpoints``, ``mounts``, ``links``: lists;
+    ``entries``: shared directory -> its entries (only for those that exist); ``chains``: list
+    of (command, table, chain)."""
+
+    @staticmethod
+    def default():
+        return KubelabLeftovers.empty()
+
+    @staticmethod
+    def empty() -> dict:
+        keys = ("active", "enabled", "paths", "mountpoints", "mounts", "links", "chains")
+        return {**{key: [] for key in keys}, "entries": {}}
+
+    def command(self, units, paths, shared, mount_roots, links, chain_prefixes):
+        def words(items):  # globs (``/run/netns/cni-*``) stay unquoted for the shell
+            return " ".join(item if "*" in item else shlex.quote(item) for item in items)
+
+        roots = "|".join(root.replace(".", "\\.") for root in mount_roots)
+        prefixes = "|".join(prefix.rstrip("-") for prefix in chain_prefixes)
+        return (
+            f"for u in {words(units)}; do "
+            'systemctl is-active -q "$u" 2>/dev/null && echo "active $u"; '
+            'systemctl is-enabled -q "$u" 2>/dev/null && echo "enabled $u"; done; '
+            f"for p in {words(paths)}; do "
+            'if mountpoint -q "$p" 2>/dev/null; then '
+            '[ -z "$(ls -A "$p" 2>/dev/null)" ] || echo "mountpoint $p"; '
+            'elif [ -e "$p" ] || [ -L "$p" ]; then echo "path $p"; fi; done; '
+            f"for d in {words(shared)}; do "
+            '[ -d "$d" ] || continue; echo "dir $d"; '
+            'ls -A "$d" 2>/dev/null | while read -r e; do echo "entry $d $e"; done; done; '
+            f"findmnt -rn -o TARGET 2>/dev/null | grep -E '^({roots})' | sed 's/^/mount /'; "
+            f"for l in {words(links)}; do "
+            'ip link show "$l" >/dev/null 2>&1 && echo "link $l"; done; '
+            "for c in iptables ip6tables; do command -v $c-save >/dev/null 2>&1 || continue; "
+            "for t in filter nat mangle; do $c -w 5 -t $t -S 2>/dev/null | "
+            f'awk -v c=$c -v t=$t \'$1 == "-N" && $2 ~ /^({prefixes})-/ '
+            '{print "chain", c, t, $2}\'; '
+            "done; done; true"
+        )
+
+    def process(self, output):
+        found = self.empty()
+        for line in output:
+            kind, _, rest = line.strip().partition(" ")
+            if kind in LEFTOVER_KINDS:
+                found[LEFTOVER_KINDS[kind]].append(rest)
+            elif kind == "dir":
+                found["entries"].setdefault(rest, [])
+            elif kind == "entry":
+                directory, _, entry = rest.partition(" ")
+                found["entries"].setdefault(directory, []).append(entry)
+            elif kind == "chain" and len(rest.split()) == 3:
+                found["chains"].append(tuple(rest.split()))
+        return found
+
+
+class KubeNodes(FactBase):
+    """The names of the cluster's Node objects, read on the master with ``kubectl`` (its
+    command with credentials and bounds); ``{"error": "..."}`` when kubectl cannot list them."""
+
+    def command(self, kubectl):
+        return (
+            f"if ! command -v {kubectl.split()[0]} >/dev/null 2>&1; then "
+            "echo 'error no kubectl on the master'; exit 0; fi; "
+            f"out=$({kubectl} get nodes --no-headers -o custom-columns=NAME:.metadata.name 2>&1)"
+            ' && printf "%s\\n" "$out" | sed "s/^/node /" '
+            '|| printf "error %s\\n" "$(printf %s "$out" | tail -n 1)"'
+        )
+
+    def process(self, output):
+        nodes, error = [], None
+        for line in output:
+            kind, _, rest = line.strip().partition(" ")
+            if kind == "node" and rest:
+                nodes.append(rest)
+            elif kind == "error":
+                error = rest or "kubectl failed"
+        return {"error": error} if error else {"nodes": nodes}
+
+
+class EtcdPrefix(FactBase):
+    """Every key under ``prefix`` in etcd at ``endpoint`` (v3 API) with its value, read on the
+    master; ``{"error": "..."}`` when etcdctl cannot read them. ``options``: etcdctl's bounds
+    and TLS arguments."""
+
+    def command(self, endpoint, prefix, options=""):
+        etcdctl = f"ETCDCTL_API=3 etcdctl --endpoints={shlex.quote(endpoint)} {options}".strip()
+        return (
+            "if ! command -v etcdctl >/dev/null 2>&1; then "
+            "echo 'error no etcdctl on the master'; exit 0; fi; "
+            f"out=$({etcdctl} get --prefix {shlex.quote(prefix)} 2>&1)"
+            ' && printf "%s\\n" "$out" | sed "s/^/line /" '
+            '|| printf "error %s\\n" "$(printf %s "$out" | tail -n 1)"'
+        )
+
+    def process(self, output):
+        lines = []
+        for line in output:
+            kind, _, rest = line.rstrip("\n").partition(" ")
+            if kind == "error":
+                return {"error": rest.strip() or "etcdctl failed"}
+            if kind == "line":
+                lines.append(rest)
+        lines = [line for line in lines if line.strip()]
+        return {"values": dict(zip(lines[0::2], lines[1::2], strict=False))}

@@ -34,11 +34,15 @@ def hosts_file_lines() -> list[str]:
 
 
 def merged_hosts_file(current: list[str], wanted: list[str]) -> str:
-    """``current`` with the cluster's lines replacing any line that names a cluster host."""
+    """``current`` with the cluster's lines replacing any line that names a cluster host; as it
+    is when it holds each of them already and no other line names a cluster host (a line of a
+    host that left the cluster stays where it is: a re-run after a removal changes nothing)."""
     names = {name for line in wanted for name in line.split()[1:]}
     kept = [
         line for line in current if line.startswith("#") or not names.intersection(line.split()[1:])
     ]
+    if len(kept) + len(wanted) == len(current) and set(wanted) <= set(current):
+        return "\n".join(current) + "\n"
     return "\n".join([*kept, *wanted]) + "\n"
 
 

@@ -35,7 +35,7 @@ import weakref
 from typing import NamedTuple
 
 from pyinfra import host, logger, state
-from pyinfra.api import StringCommand, deploy, operation
+from pyinfra.api import StringCommand, deploy
 from pyinfra.api.arguments import CONNECTOR_ARGUMENT_KEYS
 from pyinfra.facts.systemd import SystemdStatus
 from pyinfra.operations import files, python, server
@@ -43,7 +43,7 @@ from pyinfra.operations import files, python, server
 from . import etcd_tls, topology
 from .api_tls import APISERVER_FILES
 from .certificates import PKI, apiserver_url
-from .common import template
+from .common import step, template
 from .defaults import DEFAULTS, setting
 from .profiles import profile
 from .validation import validate_inventory
@@ -448,20 +448,6 @@ def cleanup() -> str:
 
 
 # The deploy --------------------------------------------------------------------------------
-
-
-@operation(is_idempotent=True)
-def nothing(**_arguments):
-    """The step does not apply to this host."""
-    yield from ()
-
-
-def step(applies: bool, operation_function, **arguments):
-    """One step: ``operation_function`` on the hosts it ``applies`` to, ``nothing`` on the
-    others, from the same line: every host then runs the same operations in the same order,
-    and each step is done on every host before the next one starts (the pyinfra CLI orders
-    the operations of different hosts by the lines calling them, its API by their position)."""
-    return (operation_function if applies else nothing)(**arguments)
 
 
 def master_checks_service() -> bool:

@@ -33,9 +33,17 @@ INT_RANGES = {
     "kube_proxy_conntrack_max_per_core": (0, 2**31 - 1),  # an int32 in kube-proxy's config
     "network_timeout": (1, 3600),  # an hour
     "operation_timeout": (1, 86400),  # a day
+    "drain_timeout": (1, 86400),
 }
 # Settings unset by default that hold a string when set.
-OPTIONAL_STRINGS = ("profile", "kube_address", "node_name", "artifact_mirror")
+OPTIONAL_STRINGS = (
+    "profile",
+    "kube_address",
+    "node_name",
+    "artifact_mirror",
+    "reset_cluster",
+    "reset_pki",
+)
 # Settings unset by default that hold a whole number when set.
 OPTIONAL_INTS = ("kube_proxy_conntrack_max_per_core",)
 # Settings unset by default that hold True or False when set.
@@ -65,6 +73,12 @@ CLUSTER_WIDE = (
     "apiserver_port",
     "cluster_domain",
     "pki_dir",
+    "remove_nodes",
+    "remove_last_minion",
+    "drain_timeout",
+    "drain_force",
+    "reset_cluster",
+    "reset_pki",
 )
 # Data keys of pyinfra's connectors; never taken for a misspelt kubelab setting.
 PYINFRA_PREFIXES = (

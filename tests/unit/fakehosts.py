@@ -9,6 +9,7 @@ run over the resulting Machines shows whether a converged cluster is left alone.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import io
 import json
@@ -23,7 +24,10 @@ from pathlib import Path
 from kubelab.facts import (
     CgroupVersion,
     ContainerdImages,
+    EtcdPrefix,
     EtcdValue,
+    KubelabLeftovers,
+    KubeNodes,
     ManagedState,
     PackageSources,
 )
@@ -137,6 +141,18 @@ class Machine:
     unread: set[str] = field(default_factory=set)  # files written after their service started
     waited_for: list[str] = field(default_factory=list)  # checks of bounded wait loops
     stalled: set[str] = field(default_factory=set)  # URLs (or package sources) that never answer
+    # What a running cluster adds (see ``running``): the kernel's and the API's state.
+    mounts: set[str] = field(default_factory=set)  # mount points (pods' volumes, rootfs, netns)
+    mountpoints: set[str] = field(default_factory=set)  # directories that are mounts of their own
+    links: set[str] = field(default_factory=set)  # network interfaces kubelab's programs made
+    chains: set[tuple[str, str, str]] = field(default_factory=set)  # (iptables, table, chain)
+    tasks: set[str] = field(default_factory=set)  # containerd's running tasks (k8s.io)
+    kube_nodes: set[str] = field(default_factory=set)  # master: the API's Node objects
+    kube_error: str | None = None  # master: what kubectl says when it cannot list the Nodes
+    etcd_error: str | None = None  # master: what etcdctl says when it cannot read etcd
+    undrainable: dict[str, list[str]] = field(default_factory=dict)  # node -> pods that stay
+    drained: list[str] = field(default_factory=list)  # nodes cordoned and drained
+    unit_files_removed: set[str] = field(default_factory=set)  # dropped at daemon-reload
 
     def install(self, package: str):
         self.packages.add(package)
@@ -148,6 +164,34 @@ class Machine:
 
     def text(self, path: str) -> str:
         return self.files[path].content.decode()
+
+    def exists(self, path: str) -> bool:
+        return path in self.files or path in self.dirs or bool(self.below(path))
+
+    def below(self, path: str) -> list[str]:
+        """Files and directories strictly under ``path``."""
+        prefix = path.rstrip("/") + "/"
+        return [name for name in (*self.files, *self.dirs) if name.startswith(prefix)]
+
+    def entries(self, path: str) -> list[str]:
+        prefix = path.rstrip("/") + "/"
+        return sorted({name[len(prefix) :].split("/")[0] for name in self.below(path)})
+
+    def remove(self, path: str, keep_top: bool = False):
+        """``rm -rf --one-file-system`` (of the contents only with ``keep_top``): refuses to
+        cross into a mount."""
+        prefix = path.rstrip("/") + "/"
+        mounted = [m for m in self.mounts if m.startswith(prefix) or (m == path and not keep_top)]
+        assert not mounted, f"rm -rf --one-file-system {path}: still mounted: {mounted}"
+        for name in self.below(path):
+            self.files.pop(name, None)
+            self.dirs.discard(name)
+        if not keep_top:
+            assert path not in self.mountpoints, f"rm -rf of the mount point {path}"
+            self.files.pop(path, None)
+            self.dirs.discard(path)
+        if path == "/var/lib/etcd":  # etcd's data: its keys are gone with it
+            self.etcd.clear()
 
 
 def centos7() -> Machine:
@@ -268,6 +312,21 @@ def answer_fact(machine: Machine, cls, kwargs: dict):
         return machine.etcd.get((kwargs.get("api", 3), kwargs["key"]))
     if cls is ManagedState:
         return cls().process(managed_state_output(machine, **kwargs))
+    if cls is KubelabLeftovers:
+        return cls().process(leftover_lines(machine, **kwargs))
+    if cls is KubeNodes:
+        if machine.kube_error:
+            return cls().process([f"error {machine.kube_error}"])
+        return cls().process([f"node {name}" for name in sorted(machine.kube_nodes)])
+    if cls is EtcdPrefix:
+        if machine.etcd_error:
+            return cls().process([f"error {machine.etcd_error}"])
+        prefix = kwargs["prefix"]
+        lines = []
+        for (api, key), value in sorted(machine.etcd.items()):
+            if api == 3 and key.startswith(prefix):
+                lines += [f"line {key}", f"line {value}"]
+        return cls().process(lines)
     if cls is PackageSources:
         folders = ("/etc/apt/", "/etc/yum.repos.d/")
         lines = [
@@ -327,6 +386,41 @@ def managed_state_output(machine: Machine, paths=(), digests=(), units=(), users
     return [*lines, f"N {now}"]
 
 
+def leftover_lines(machine: Machine, units, paths, shared, mount_roots, links, chain_prefixes):
+    """What KubelabLeftovers' command prints on ``machine``."""
+    lines = []
+    for unit in units:
+        state = machine.units.get(unit)
+        if state and state["active"]:
+            lines.append(f"active {unit}")
+        if state and state["enabled"]:
+            lines.append(f"enabled {unit}")
+    for pattern in paths:
+        if "*" in pattern:
+            known = {*machine.files, *machine.dirs}
+            found = sorted(name for name in known if fnmatch.fnmatch(name, pattern))
+        else:
+            found = [pattern]
+        for path in found:
+            if path in machine.mountpoints:
+                if machine.below(path):
+                    lines.append(f"mountpoint {path}")
+            elif machine.exists(path):
+                lines.append(f"path {path}")
+    for directory in shared:
+        if machine.exists(directory):
+            lines.append(f"dir {directory}")
+            lines += [f"entry {directory} {entry}" for entry in machine.entries(directory)]
+    lines += [f"mount {m}" for m in sorted(machine.mounts) if m.startswith(tuple(mount_roots))]
+    lines += [f"link {link}" for link in links if link in machine.links]
+    lines += [
+        f"chain {command} {table} {chain}"
+        for command, table, chain in sorted(machine.chains)
+        if chain.startswith(tuple(chain_prefixes))
+    ]
+    return lines
+
+
 def _only(units: dict, services) -> dict:
     if services is None:
         return units
@@ -379,8 +473,8 @@ class Interpreter:
             return
         state = self.machine.units.get(unit)
         assert state is not None, f"systemctl {verb} of a unit not installed: {unit}"
-        if verb in ("start", "restart") and unit in self.machine.stalled:
-            return False  # its start timed out
+        if verb in ("start", "restart", "stop") and unit in self.machine.stalled:
+            return False  # its start (or stop) timed out
         if verb in ("start", "restart"):
             state["active"] = True
         if verb == "restart":
@@ -503,10 +597,107 @@ class Interpreter:
         assert manifest in self.machine.files, f"kubectl apply of a missing file {manifest}"
         self.machine.applied.append(manifest)
 
+    def stop_pods(self):
+        """The kubelet's slice stopped, containerd's tasks deleted (their rootfs unmounted)."""
+        if "kubepods.slice" in self.machine.units:
+            self.machine.units["kubepods.slice"]["active"] = False
+        if self.machine.units.get("containerd.service", {}).get("active"):
+            self.machine.tasks.clear()
+            self.machine.mounts = {
+                m for m in self.machine.mounts if not m.startswith("/run/containerd/")
+            }
+
+    def unmount(self, pattern):
+        roots = [root.replace("\\.", ".") for root in pattern.split("|")]
+        self.machine.mounts = {m for m in self.machine.mounts if not m.startswith(tuple(roots))}
+
+    def rm_rf(self, path):
+        path = shlex.split(path)[0]
+        self.machine.remove(path)
+        if path.startswith("/etc/systemd/system/") and path.count("/") == 4:
+            self.machine.unit_files_removed.add(path.rsplit("/", 1)[1])
+
+    def rm_contents(self, path):
+        self.machine.remove(shlex.split(path)[0], keep_top=True)
+
+    def rmdir(self, path):
+        path = shlex.split(path)[0]
+        assert not self.machine.below(path), f"rmdir of a directory not empty: {path}"
+        assert path not in self.machine.files, f"rmdir of a file: {path}"
+        self.machine.dirs.discard(path)
+
+    def reload_units(self):
+        for unit in self.machine.unit_files_removed:
+            self.machine.units.pop(unit, None)
+        self.machine.unit_files_removed.clear()
+
+    def delete_link(self, link, _again):
+        self.machine.links.discard(link)
+
+    def remove_chains(self, command, table, _pattern, _restore):
+        self.machine.chains = {
+            (c, t, chain)
+            for c, t, chain in self.machine.chains
+            if (c, t) != (command, table) or not chain.startswith(("KUBE-", "FLANNEL-"))
+        }
+
+    def drain(self, node, rest):
+        assert node in self.machine.kube_nodes, f"drain of a node the API does not hold: {node}"
+        assert "--ignore-daemonsets --delete-emptydir-data --timeout=" in rest
+        if node in self.machine.undrainable and "--force --disable-eviction" not in rest:
+            return False
+        self.machine.drained.append(node)
+
+    def delete_node(self, node):
+        self.machine.kube_nodes.discard(node)
+
+    def etcdctl_delete(self, endpoint, key):
+        if endpoint in self.machine.stalled:
+            return False
+        del self.machine.etcd[(3, shlex.split(key)[0])]
+
     HANDLERS = [
+        (
+            r"systemctl stop kubepods\.slice 2>/dev/null; for id in \$\(" + CTR + r" tasks ls -q "
+            r"2>/dev/null\); do " + CTR + r' tasks delete -f "\$id" >/dev/null 2>&1; done; true',
+            stop_pods,
+        ),
+        (
+            r"findmnt -rn -o TARGET \| grep -E '\^\(([^)]+)\)' \| sort -r \| while read -r m; "
+            r"do .*; done; left=.*",
+            unmount,
+        ),
+        (r"rm -rf --one-file-system (\S+)", rm_rf),
+        (r"find (\S+) -mindepth 1 -maxdepth 1 -exec rm -rf --one-file-system \{\} \+", rm_contents),
+        (r"rmdir (\S+)", rmdir),
+        (
+            r"ip link delete (\S+) 2>/dev/null \|\| ! ip link show (\S+) >/dev/null 2>&1",
+            delete_link,
+        ),
+        (
+            r"(ip6?tables)-save -t (\w+) \| grep -vE '([^']+)' \| (ip6?tables)-restore -w 5; "
+            r"left=.*",
+            remove_chains,
+        ),
+        (
+            r"out=\$\(\S+ --kubeconfig \S+ --request-timeout=\d+s cordon (\S+) 2>&1\) \|\| .*?; "
+            r"out=\$\(\S+ --kubeconfig \S+ --request-timeout=\d+s drain \S+ (.*?) 2>&1\) "
+            r"\|\| \{ left=.*",
+            drain,
+        ),
+        (
+            r"out=\$\(\S+ --kubeconfig \S+ --request-timeout=\d+s delete node (\S+) "
+            r"--ignore-not-found --timeout=\d+s 2>&1\) \|\| .*",
+            delete_node,
+        ),
+        (
+            r"err=\$\(ETCDCTL_API=3 etcdctl --endpoints=(\S+)(?: --\S+)* del (\S+) "
+            r"2>&1 >/dev/null\) \|\| .*",
+            etcdctl_delete,
+        ),
         (r"yum install -y (.+)", yum_install),
         (r"systemctl (start|stop|restart|enable|disable) (\S+)", systemctl),
-        (r"systemctl daemon-reload", daemon_reload),
+        (r"systemctl daemon-reload", reload_units),
         (r"chmod (-R )?(\d+) (\S+)", chmod),
         (r"chown (-R )?(\S+) (\S+)", chown),
         (r"useradd (.+)", useradd),

@@ -1,0 +1,321 @@
+"""Removing minions from a running cluster (modern profile): deploys/remove_node.py.
+
+``remove_nodes=NAME[,NAME]`` names them (inventory name or short name). Before anything runs,
+the inventory, the settings and the request are checked (one line naming the setting and the
+host): not the master, only minions of the inventory, never the last one unless
+``remove_last_minion``; the master's kubectl must list the Nodes and its etcdctl read flannel's
+leases. Then, each step on every host before the next:
+
+1. master: ``kubectl cordon`` and ``kubectl drain`` of each node whose Node object exists
+   (``--ignore-daemonsets --delete-emptydir-data``, at most ``drain_timeout`` seconds;
+   ``drain_force`` adds ``--force --disable-eviction``); pods that cannot be evicted stop the
+   run with one line naming the node and the pods;
+2. master: the Node objects deleted;
+3. each removed minion: kubelab taken off the host (``teardown``: services, pods, mounts, files,
+   interfaces, iptables chains);
+4. master: the minions' flannel leases deleted from etcd (``<flannel_etcd_prefix>/subnets/``,
+   the keys whose value's ``PublicIP`` is a removed minion's address);
+5. this machine: the minions' certificates and keys deleted from the local PKI.
+
+The other minions get no command. A second run for nodes already removed changes nothing.
+"""
+
+import json
+import shlex
+import weakref
+
+from pyinfra import host, logger, state
+from pyinfra.api import deploy, operation
+from pyinfra.operations import python
+
+from . import bounds, etcd_tls, teardown, topology
+from .certificates import pki_directory
+from .common import step
+from .defaults import DEFAULTS, fail, setting
+from .facts import EtcdPrefix, KubeNodes
+from .profiles import profile
+from .smoke_test import kubectl
+from .validation import validate_inventory
+
+SKIP_WAIT_FOR_DELETE = 60  # s past a pod's grace period: a dead node never confirms deletion
+REQUEST_TIMEOUT = 20  # s, each kubectl request (smoke_test.REQUEST_TIMEOUT)
+
+# The master's drain and delete operations, per State: the minions' cleanup waits on them.
+_MASTER_STEPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+# Which hosts: read from the master, where --data and group data agree (cluster-wide) ------------
+
+
+def requested_names() -> list[str]:
+    value = setting("remove_nodes", topology.master())
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [name.strip() for name in value.split(",") if name.strip()]
+    if isinstance(value, (list, tuple)) and all(isinstance(name, str) for name in value):
+        return [name.strip() for name in value if name.strip()]
+    return [value]  # validation names it
+
+
+def removed_hosts() -> list:
+    """The minions ``remove_nodes`` names (validated: each names exactly one)."""
+    hosts = []
+    for name in requested_names():
+        for target in topology.minions():
+            if name in (target.name, topology.short_name(target)) and target not in hosts:
+                hosts.append(target)
+    return hosts
+
+
+def check_request():
+    """``remove_nodes`` names minions of this modern cluster and leaves one, unless told."""
+    master = topology.master()
+    value = setting("remove_nodes", master)
+    if profile(master) != "modern":
+        fail(
+            "remove_nodes",
+            master,
+            "removing nodes is supported on the modern profile only (this cluster is el7: "
+            "drain and delete the node with kubectl, then stop its services by hand)",
+        )
+    names = requested_names()
+    if not names:
+        fail(
+            "remove_nodes",
+            master,
+            f"{'unset' if value is None else repr(value)}: name the minions to remove, "
+            "remove_nodes=NAME[,NAME] (inventory names or short names)",
+        )
+    minions = topology.minions()
+    listing = ", ".join(target.name for target in minions)
+    for name in names:
+        if not isinstance(name, str):
+            fail("remove_nodes", master, f"{value!r} is not a name or a list of names")
+        if name in (master.name, topology.short_name(master)):
+            fail(
+                "remove_nodes",
+                master,
+                f"{name!r} is the master: only minions can be removed (deploys/reset.py "
+                "removes the whole cluster)",
+            )
+        if not any(name in (t.name, topology.short_name(t)) for t in minions):
+            fail(
+                "remove_nodes",
+                master,
+                f"{name!r} is not a minion of the inventory (its minions: {listing})",
+            )
+    if len(removed_hosts()) == len(minions) and not setting("remove_last_minion", master):
+        fail(
+            "remove_nodes",
+            master,
+            f"{', '.join(t.name for t in removed_hosts())} would remove every minion of the "
+            "cluster, leaving no node for "
+            "its pods: set remove_last_minion=True to do it anyway",
+        )
+
+
+# What the master sees: the Node objects and flannel's leases ---------------------------------
+
+
+def existing_nodes() -> list[str]:
+    """The Node objects of the cluster (read on the master at the start)."""
+    master = topology.master()
+    found = master.get_fact(KubeNodes, kubectl=kubectl())
+    if "error" in found:
+        fail(
+            "remove_nodes",
+            master,
+            f"kubectl on the master cannot list the Nodes ({found['error']}): the apiserver "
+            f"must answer (each request at most {REQUEST_TIMEOUT} s) to drain a node",
+        )
+    return found["nodes"]
+
+
+def subnets_prefix() -> str:
+    return setting("flannel_etcd_prefix").rstrip("/") + "/subnets/"
+
+
+def etcdctl_options() -> str:
+    return f"{bounds.etcdctl_options(3)} {etcd_tls.etcdctl_args(3)}".strip()
+
+
+def leases_of(addresses: set[str]) -> list[str]:
+    """The keys of the flannel leases held by ``addresses`` (read on the master)."""
+    master = topology.master()
+    found = master.get_fact(
+        EtcdPrefix,
+        endpoint=topology.etcd_url(),
+        prefix=subnets_prefix(),
+        options=etcdctl_options(),
+    )
+    if "error" in found:
+        fail(
+            "remove_nodes",
+            master,
+            f"etcdctl on the master cannot read flannel's leases under {subnets_prefix()} from "
+            f"etcd at {topology.etcd_url()} ({found['error']}; {bounds.ETCD_DIAL_TIMEOUT} s to "
+            f"connect, {bounds.ETCD_COMMAND_TIMEOUT} s to answer)",
+        )
+    keys = []
+    for key, value in found["values"].items():
+        try:
+            public_ip = json.loads(value).get("PublicIP")
+        except (ValueError, AttributeError):
+            continue
+        if public_ip in addresses:
+            keys.append(key)
+    return sorted(keys)
+
+
+# The master's steps ------------------------------------------------------------------------
+
+
+def drain_command(node: str) -> str:
+    """Shell: cordon and drain ``node``, bounded by ``drain_timeout``; when pods stay, one line
+    naming the node, the pods and kubectl's error."""
+    k = kubectl()
+    seconds = setting("drain_timeout")
+    force = " --force --disable-eviction" if setting("drain_force") else ""
+    quoted = shlex.quote(node)
+    drain = (
+        f"{k} drain {quoted} --ignore-daemonsets --delete-emptydir-data --timeout={seconds}s "
+        f"--skip-wait-for-delete-timeout={SKIP_WAIT_FOR_DELETE}{force}"
+    )
+    pods = (
+        f"{k} get pods -A --field-selector spec.nodeName={quoted} -o jsonpath="
+        "'{range .items[*]}{.metadata.namespace}/{.metadata.name} "
+        '{.metadata.ownerReferences[0].kind}{"\\n"}{end}\''
+    )
+    hint = (
+        ""
+        if force
+        else "; drain_force=True deletes them without eviction (--force --disable-eviction)"
+    )
+    problem = shlex.quote(f"kubelab: {host.name}: draining node {node}: pods ")
+    detail = shlex.quote(
+        f" not evicted within {seconds} s (drain_timeout; kubectl drain --timeout): "
+    )
+    return (
+        f"out=$({k} cordon {quoted} 2>&1) || {{ echo {shlex.quote(f'kubelab: {host.name}: ')}"
+        f'"kubectl cordon {node}: $(printf %s "$out" | tail -n 1)" >&2; exit 1; }}; '
+        f"out=$({drain} 2>&1) || {{ "
+        f'left=$({pods} 2>/dev/null | awk \'$2 != "DaemonSet" && $1 != "" '
+        '{printf "%s%s", sep, $1; sep = ", "}\'); '
+        "why=$(printf '%s\\n' \"$out\" | grep -E '^error|cannot|Cannot' | tail -n 1 | "
+        "cut -c1-300); "
+        f'echo {problem}"${{left:-(none listed)}}"{detail}"${{why:-$(printf %s "$out" | '
+        f'tail -n 1)}}"{shlex.quote(hint)} >&2; exit 1; }}'
+    )
+
+
+@operation()
+def drained(nodes: list[str]):
+    """Each of ``nodes`` cordoned and drained."""
+    for node in nodes:
+        yield drain_command(node)
+
+
+@operation()
+def nodes_deleted(nodes: list[str]):
+    """The Node objects of ``nodes`` deleted."""
+    k = kubectl()
+    for node in nodes:
+        quoted = shlex.quote(node)
+        problem = shlex.quote(f"kubelab: {host.name}: kubectl delete node {node}: ")
+        yield (
+            f"out=$({k} delete node {quoted} --ignore-not-found --timeout=60s 2>&1) || "
+            f'{{ echo {problem}"$(printf %s "$out" | tail -n 1)" >&2; exit 1; }}'
+        )
+
+
+@operation()
+def leases_deleted(keys: list[str]):
+    """flannel's leases under ``keys`` deleted from etcd."""
+    endpoint = topology.etcd_url()
+    etcdctl = f"ETCDCTL_API=3 etcdctl --endpoints={endpoint} {etcdctl_options()}"
+    for key in keys:
+        problem = shlex.quote(
+            f"kubelab: {host.name}: deleting flannel's lease {key}: etcd at {endpoint} did not "
+            f"answer ({bounds.ETCD_DIAL_TIMEOUT} s to connect, {bounds.ETCD_COMMAND_TIMEOUT} s "
+            "to answer): "
+        )
+        yield (
+            f"err=$({etcdctl} del {shlex.quote(key)} 2>&1 >/dev/null) || "
+            f'{{ echo {problem}"$(printf %s "$err" | tail -n 1)" >&2; exit 1; }}'
+        )
+
+
+def certificate_files(target) -> list:
+    """The removed minion's own files in the local PKI (certificates.deploy_kubelet_certificates,
+    kubelet_kubeconfig): its kubelet's serving and client certificates and keys."""
+    short = topology.short_name(target)
+    directory = pki_directory()
+    return [
+        directory / f"{stem}.{suffix}"
+        for stem in (f"kubelet-{short}", f"kubelet-serving-{short}")
+        for suffix in ("crt", "key")
+    ]
+
+
+def _current_state():
+    return state._get_module()  # the State itself, not pyinfra's context proxy
+
+
+def master_done(current) -> bool:
+    """Whether the master drained the nodes and deleted their Node objects (at execution):
+    a minion is taken apart only then."""
+    operations = _MASTER_STEPS.get(current, ())
+    return bool(operations) and all(
+        op.is_complete() and op.did_succeed(_raise_if_not_complete=False) for op in operations
+    )
+
+
+def delete_local_files(state, host, paths):
+    """python.call: the removed minions' PKI files deleted on this machine."""
+    for path in paths:
+        path.unlink(missing_ok=True)
+    logger.info(f"kubelab: deleted from the local PKI: {', '.join(p.name for p in paths)}")
+
+
+@deploy("Remove minions", data_defaults=DEFAULTS)
+def deploy_remove_node():
+    """Remove the minions ``remove_nodes`` names from the cluster (see the module's text)."""
+    validate_inventory()
+    check_request()
+    removed = removed_hosts()
+    nodes = [topology.node_name(target) for target in removed]
+    names = ", ".join(nodes)
+    master = topology.is_master()
+    existing, keys, files = [], [], []
+    if master:  # what is left to do, read before anything changes
+        existing = [node for node in existing_nodes() if node in nodes]
+        keys = leases_of({topology.address(target) for target in removed})
+        files = [path for t in removed for path in certificate_files(t) if path.exists()]
+    label = f"Cordon and drain {names}"
+    drain = step(master and bool(existing), drained, name=label, nodes=existing)
+    bounds.waits_on(
+        drain,
+        label,
+        f"the pods to leave (kubectl drain, at most {setting('drain_timeout')} s: drain_timeout)",
+    )
+    delete = step(
+        master and bool(existing), nodes_deleted, name=f"Delete the Node of {names}", nodes=existing
+    )
+    current = _current_state()
+    if master:
+        _MASTER_STEPS[current] = (drain, delete)
+    teardown.clean_host(host in removed, only_if=lambda: master_done(current))
+    step(
+        master and bool(keys),
+        leases_deleted,
+        name=f"Delete the flannel leases of {names} from etcd",
+        keys=keys,
+    )
+    step(
+        master and bool(files),
+        python.call,
+        name=f"Delete the certificates of {names} from the local PKI",
+        function=delete_local_files,
+        paths=files,
+    )
