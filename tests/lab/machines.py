@@ -53,7 +53,7 @@ def node_files(node: Node, net: ipaddress.IPv4Network) -> dict[str, str]:
         # The lab's own package repository is the only source (no NAT, no routing outside).
         "etc/apt/sources.list": f"deb [trusted=yes] http://{gw}:{PACKAGES_PORT}/ ./\n",
         "etc/apt/apt.conf.d/01lab-timeouts": 'Acquire::http::Timeout "30";\n'
-        'Acquire::Retries "3";\n',
+        'Acquire::Retries "3";\nAcquire::Retries::Delay "false";\n',
     }
 
 

@@ -79,6 +79,7 @@ def test_apt_is_bounded_before_its_first_operation(tmp_path, timeouts):
         assert 'Acquire::http::Timeout "30";' in config
         assert 'Acquire::https::Timeout "30";' in config
         assert 'Acquire::Retries "2";' in config
+        assert 'Acquire::Retries::Delay "false";' in config
         assert 'APT::Update::Error-Mode "any";' in config
         assert bounds.APT_CONFIG in run.uploads[name]
         apt = [
