@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The lab end to end (make test), on the real cluster: lab up, deploy, specs, the reference
 setup's final test, a re-run that changes nothing and restarts no pod, the fault scenarios, a
-fourth minion joining and taking pods, the switch to `secure`, lab down. Prints each check and
+fourth minion joining and taking pods, the switch to `secure`, day two (that minion removed
+while nginx serves, the cluster reset and rebuilt), lab down. Prints each check and
 a closing 'N passed, N failed'. Every step has a deadline (pipeline.DEADLINES)."""
 
 import subprocess
@@ -12,6 +13,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import cgroups  # noqa: E402
+import daytwo  # noqa: E402
 import faults  # noqa: E402
 import kube  # noqa: E402
 import pipeline  # noqa: E402
@@ -112,12 +114,19 @@ def switch_to_secure(inventory: str):
     check("the final test passes on the secure cluster", True)
     changes, _ = pipeline.deploy(secure, "e2e-secure-again")
     check("secure re-run changes nothing", not changes, f"changes {dict(changes)}")
+    return secure
+
+
+def day_two(inventory: str):
+    check("a minion removed while nginx serves", True, daytwo.remove_minion(inventory))
+    smaller = daytwo.inventory_without_last_minion(inventory)
+    check("the cluster reset and rebuilt", True, daytwo.reset_and_rebuild(smaller))
 
 
 def scenario():
     first_cluster()
     faults_on_the_cluster()
-    switch_to_secure(fourth_minion_joins())
+    day_two(switch_to_secure(fourth_minion_joins()))
     pipeline.lab_down()
     check("lab down leaves no bridge or cgroups", lab_is_clean())
 
