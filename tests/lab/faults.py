@@ -50,15 +50,24 @@ def minion_stopped_during_deploy(inventory: str) -> str:
     """The victim powers off while the master's part runs: the run fails naming it, the others
     finish; once it is back, a re-run converges.
 
-    (It goes down while the victim has no command in flight: a host vanishing in the middle of
-    pyinfra opening an SSH channel makes pyinfra 3.10 itself stop with paramiko's EOFError.)
+    pyinfra is held (SIGSTOP) from the master's first operation until the victim is down: a
+    host vanishing in the middle of pyinfra opening an SSH channel to it makes pyinfra 3.10
+    itself stop with paramiko's EOFError, and the master's part of a re-run is now too short
+    to outlast a shutdown.
     """
     ssh(MASTER, "rm -f /etc/kubernetes/kube-scheduler.yaml")  # work for the master's part
     for host in ("kubeminion1", VICTIM):  # and for the minions' part
         ssh(host, "rm -f /etc/kubernetes/kubelet-config.yaml")
     process, log = deploy_in_background(inventory, "fault-minion-stopped")
     wait_for_line(log, "Starting operation: Kubernetes cluster | Master |", process)
-    ssh(VICTIM, "systemctl poweroff", check=False)
+    process.send_signal(signal.SIGSTOP)
+    try:
+        ssh(VICTIM, "systemctl poweroff", check=False)
+        # its shutdown must be over: `up` must find it stopped, not take it for running
+        if not util.wait_until(lambda: not nodes.is_running(VICTIM), 120, 0.5):
+            raise pipeline.StepFailed(f"{VICTIM} did not finish powering off in 120 s")
+    finally:
+        process.send_signal(signal.SIGCONT)
     rc = process.wait(timeout=600)
     output = log.read_text()
     outcome = {
@@ -72,9 +81,6 @@ def minion_stopped_during_deploy(inventory: str) -> str:
         raise pipeline.StepFailed(f"the run names no error on {VICTIM} ({log})")
     if ("kubeminion1", "No changes") not in outcome and ("kubeminion1", "Success") not in outcome:
         raise pipeline.StepFailed(f"kubeminion1 did not finish after {VICTIM} stopped ({log})")
-    # its shutdown may still run: `up` must find it stopped, not take it for running
-    if not util.wait_until(lambda: not nodes.is_running(VICTIM), 120, 0.5):
-        raise pipeline.StepFailed(f"{VICTIM} did not finish powering off in 120 s")
     pipeline.lab_up(inventory)
     changes, _ = pipeline.deploy(inventory, "fault-minion-back")
     again, _ = pipeline.deploy(inventory, "fault-minion-converged")
