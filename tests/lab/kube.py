@@ -14,8 +14,33 @@ def kubectl(args: str) -> str:
     command = [*pipeline.LAB, "ssh", MASTER, f"{KUBECTL} {args}"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=60)
     if result.returncode != 0:
-        raise pipeline.StepFailed(f"kubectl {args} failed: {result.stderr.strip()}")
+        raise pipeline.StepFailed(
+            f"kubectl {args} failed: {result.stderr.strip()}; the apiserver's last words:\n"
+            + apiserver_journal()
+        )
     return result.stdout
+
+
+def apiserver_journal(lines: int = 15) -> str:
+    command = f"journalctl -u kube-apiserver -n {lines} --no-pager -o cat"
+    result = subprocess.run([*pipeline.LAB, "ssh", MASTER, command], capture_output=True, text=True)
+    return result.stdout.strip()
+
+
+def wait_ready(timeout: float = 120) -> float:
+    """Seconds until the apiserver's /readyz passes (after etcd restarted under it, say)."""
+    started = time.monotonic()
+    command = [*pipeline.LAB, "ssh", MASTER, f"{KUBECTL} get --raw /readyz"]
+    while True:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+        if result.returncode == 0 and result.stdout.strip() == "ok":
+            return time.monotonic() - started
+        if time.monotonic() - started > timeout:
+            raise pipeline.StepFailed(
+                f"the apiserver's /readyz did not pass within {timeout:g} s: "
+                f"{(result.stdout + result.stderr).strip()}\n{apiserver_journal()}"
+            )
+        time.sleep(2)
 
 
 def nginx_pods() -> dict[str, dict]:
