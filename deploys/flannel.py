@@ -13,6 +13,7 @@ from .common import place, service
 from .defaults import DEFAULTS, setting
 from .facts import EtcdValue
 from .profiles import profile
+from .teardown import link_deleted_command
 
 # etcd API version each profile's flanneld reads its config with: 0.7.1 speaks v2 only,
 # current releases v3 only (keys of one API are invisible to the other).
@@ -89,6 +90,15 @@ def network_config_changes() -> bool:
     return stored_config(ETCD_API[profile()]) != network_config()
 
 
+def old_vxlan_device() -> str | None:
+    """flanneld's vxlan device under the network config stored before this run, if any."""
+    stored = stored_config(ETCD_API[profile()]) or {}
+    backend = stored.get("Backend") or {}
+    if not stored or backend.get("Type", "udp") != "vxlan":
+        return None
+    return f"flannel.{backend.get('VNI', 1)}"
+
+
 @deploy("flannel network config", data_defaults=DEFAULTS)
 def deploy_flannel_network_config():
     api = ETCD_API[profile()]
@@ -130,6 +140,14 @@ def deploy_flannel():
             )
         ]
     network_changes = network_config_changes()
+    if network_changes and old_vxlan_device():
+        # flanneld adds the new network's address to its vxlan device but keeps the old one,
+        # which the kernel then picks as the source towards the new network: no reply finds
+        # its way back. Started without the device, flanneld makes it afresh.
+        server.shell(
+            name=f"Drop {old_vxlan_device()}, flanneld's device on the old network",
+            commands=[link_deleted_command(old_vxlan_device())],
+        )
     own = [changed, *certificate]
     service("flanneld", changed=own, units=units, restart=network_changes)
     return lambda: network_changes or any(op.did_change() for op in [*own, *units])

@@ -257,3 +257,20 @@ def test_existing_pki_is_reused_for_a_fresh_master(debian, tmp_path):
     run_deploy(fresh, kubelab.deploy_cluster, data=settings)
     ca = "/etc/kubernetes/pki/ca.crt"
     assert fresh[MASTER].files[ca].content == machines[MASTER].files[ca].content
+
+
+def test_changed_flannel_network_gives_flanneld_a_fresh_vxlan_device(debian):
+    """flanneld keeps its device's address from the old network (the kernel would pick it as
+    the source towards the new one): every host drops flannel.1 before flanneld restarts."""
+    machines, _, settings = debian
+    converged = copy.deepcopy(machines)
+    run = run_deploy(
+        converged, kubelab.deploy_cluster, data={**settings, "flannel_network": "10.30.0.0/16"}
+    )
+    for name in HOSTS:
+        commands = run.commands[name]
+        dropped = [i for i, c in enumerate(commands) if c.startswith("ip link delete flannel.1 ")]
+        restarted = [i for i, c in enumerate(commands) if "restart flanneld" in c]
+        assert dropped and restarted and dropped[0] < restarted[0], commands
+    unchanged = run_deploy(copy.deepcopy(machines), kubelab.deploy_cluster, data=settings)
+    assert not any("ip link delete" in c for cs in unchanged.commands.values() for c in cs)
