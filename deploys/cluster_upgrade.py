@@ -128,14 +128,15 @@ def step_problem(component: str, running: tuple, wanted: tuple, allow_downgrade:
     if wanted < running:
         if not allow_downgrade:
             return (
-                f"{shown(wanted)} is older than the running {component} {shown(running)}: a "
+                f"{shown(wanted)} is older than {shown(running)}, which {component} runs: a "
                 "downgrade (set upgrade_allow_downgrade=True to install an older patch release)"
             )
         if wanted[:2] != running[:2]:
             return (
-                f"{shown(wanted)} would take {component} {shown(running)} back a minor version "
-                f"({minor(running)} -> {minor(wanted)}), which upstream does not support even "
-                "with upgrade_allow_downgrade: restore the etcd snapshot of the upgrade instead"
+                f"{shown(wanted)} would take {component} back a minor version from "
+                f"{shown(running)} ({minor(running)} -> {minor(wanted)}), which upstream does not "
+                "support even with upgrade_allow_downgrade: restore the etcd snapshot an upgrade "
+                "saved instead"
             )
         return None
     if wanted[1] > running[1] + 1:

@@ -429,7 +429,7 @@ def test_shell_the_node_wait_is_bounded_and_names_what_it_saw(tmp_path, lab, mon
         ((1, 33, 5), (1, 35, 8), False, "skips a minor version"),
         ((1, 35, 9), (1, 35, 8), False, "a downgrade \\(set upgrade_allow_downgrade=True"),
         ((1, 35, 9), (1, 35, 8), True, None),
-        ((1, 36, 0), (1, 35, 8), True, "back a minor version \\(1.36 -> 1.35\\)"),
+        ((1, 36, 0), (1, 35, 8), True, "back a minor version from v1.36.0 \\(1.36 -> 1.35\\)"),
         ((1, 35, 8), (2, 0, 0), False, "changes the major version"),
     ],
 )
