@@ -439,3 +439,21 @@ def test_step_rules(running, wanted, allow, phrase):
         assert problem is None
     else:
         assert re.search(phrase, problem), problem
+
+
+def test_pyinfra_without_y_decides_the_same(lab, tmp_path):
+    machines, settings = lab
+    other = copy.deepcopy(machines)
+    with_y = upgrade(machines, settings)
+    pki = tmp_path / "other" / "pki"
+    shutil.copytree(Path(settings["pki_dir"]), pki)
+    without_y = run_deploy(
+        other,
+        kubelab.deploy_upgrade,
+        data={**settings, "pki_dir": str(pki)},
+        check_for_changes=True,
+    )
+    strip = lambda commands: [re.sub(r"etcd-\d{8}T\d{6}Z", "etcd-T", c) for c in commands]  # noqa: E731
+    assert {h: strip(c) for h, c in without_y.commands.items()} == {
+        h: strip(c) for h, c in with_y.commands.items()
+    }
