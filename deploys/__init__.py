@@ -7,6 +7,7 @@ Importing the package runs nothing; call the deploys from a pyinfra deploy file:
 """
 
 from .cluster_reset import deploy_reset
+from .cluster_upgrade import deploy_upgrade
 from .container_runtime import deploy_container_runtime
 from .control_plane import deploy_master_services
 from .defaults import SettingError
@@ -42,5 +43,6 @@ __all__ = [
     "deploy_reset",
     "deploy_service_account_key",
     "deploy_smoke",
+    "deploy_upgrade",
     "validate_inventory",
 ]

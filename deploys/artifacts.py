@@ -18,6 +18,18 @@ class Artifact(NamedTuple):
     install_path: str  # a binary's path, or the directory an archive's members go to
     members: tuple[tuple[str, str], ...] = ()  # an archive's (member, installed name) pairs
     sums_url: str | None = None  # a sha256sum listing, where upstream has no <url>.sha256
+    version: str = ""  # the release, for pins of one release (``<name>@<version>``)
+
+
+def pin_keys(artifact: Artifact) -> tuple[str, ...]:
+    """The ``artifact_sha256`` keys that pin ``artifact``, the most precise first: its name
+    and release (``kubelet@v1.35.8``: file names such as ``kubelet`` are the same in every
+    release), then its name alone."""
+    return (
+        (f"{artifact.name}@{artifact.version}", artifact.name)
+        if artifact.version
+        else (artifact.name,)
+    )
 
 
 def checksum_url(artifact: Artifact) -> str:
@@ -30,6 +42,7 @@ def kube_binary(name: str, version: str, arch: str = "amd64") -> Artifact:
         name=name,
         url=f"https://dl.k8s.io/{version}/bin/linux/{arch}/{name}",
         install_path=f"/usr/local/bin/{name}",
+        version=version,
     )
 
 
@@ -39,6 +52,7 @@ def flanneld(version: str, arch: str = "amd64") -> Artifact:
         name=name,
         url=f"https://github.com/flannel-io/flannel/releases/download/{version}/{name}",
         install_path="/usr/local/bin/flanneld",
+        version=version,
     )
 
 
@@ -49,6 +63,7 @@ def cni_plugins(version: str, arch: str = "amd64") -> Artifact:
         url=f"https://github.com/containernetworking/plugins/releases/download/{version}/{name}",
         install_path="/opt/cni/bin",
         members=tuple((plugin, plugin) for plugin in CNI_PLUGINS),
+        version=version,
     )
 
 
@@ -59,6 +74,7 @@ def flannel_cni_plugin(version: str, arch: str = "amd64") -> Artifact:
         url=f"https://github.com/flannel-io/cni-plugin/releases/download/{version}/{name}",
         install_path="/opt/cni/bin",
         members=((f"flannel-{arch}", "flannel"),),
+        version=version,
     )
 
 
@@ -73,6 +89,7 @@ def etcd_release(version: str, arch: str = "amd64") -> Artifact:
         install_path="/usr/local/bin",
         members=((f"{folder}/etcd", "etcd"), (f"{folder}/etcdctl", "etcdctl")),
         sums_url=f"{base}/SHA256SUMS",
+        version=version,
     )
 
 
@@ -116,6 +133,7 @@ def containerd_release(version: str, arch: str = "amd64") -> Artifact:
             (f"bin/{binary}", binary) for binary in ("containerd", "containerd-shim-runc-v2", "ctr")
         ),
         sums_url=f"{url}.sha256sum",
+        version=version,
     )
 
 
@@ -126,4 +144,5 @@ def runc_release(version: str, arch: str = "amd64") -> Artifact:
         url=f"{base}/runc.{arch}",
         install_path="/usr/local/sbin/runc",
         sums_url=f"{base}/runc.sha256sum",
+        version=version,
     )

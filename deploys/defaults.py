@@ -135,9 +135,10 @@ SETTINGS = [
     Setting(
         "artifact_sha256",
         {},
-        "Pinned sha256 per artifact file name (e.g. `{'flanneld-amd64': '...'}`); without a "
-        "pin the checksum upstream publishes beside the artifact is used (flannel publishes "
-        "none: pin it, or use a mirror).",
+        "Pinned sha256 per artifact file name (e.g. `{'flanneld-amd64': '...'}`), or per file "
+        "name and release (`{'kubelet@v1.35.8': '...'}`, preferred to the plain name: several "
+        "releases' files share a name); without a pin the checksum upstream publishes beside "
+        "the artifact is used (flannel publishes none: pin it, or use a mirror).",
         "modern",
     ),
     Setting(
@@ -232,16 +233,33 @@ SETTINGS = [
     Setting(
         "drain_timeout",
         300,
-        "Seconds `kubectl drain` of a removed minion may take (`--timeout`) before the removal "
-        "stops naming the pods that were not evicted.",
+        "Seconds `kubectl drain` of a removed or upgraded minion may take (`--timeout`) before "
+        "the run stops naming the pods that were not evicted.",
         "modern",
     ),
     Setting(
         "drain_force",
         False,
-        "Drain a removed minion even of pods that cannot be evicted: kubectl drain's `--force` "
+        "Drain a removed or upgraded minion even of pods that cannot be evicted: kubectl "
+        "drain's `--force` "
         "(pods without a controller) and `--disable-eviction` (deleted past their "
         "PodDisruptionBudget).",
+        "modern",
+    ),
+    # Day two: upgrading (deploys/upgrade.py)
+    Setting(
+        "upgrade_allow_downgrade",
+        False,
+        "deploys/upgrade.py may install an older patch release than the one running (of "
+        "Kubernetes, etcd or containerd). A minor version is never downgraded (upstream "
+        "supports none): restore the etcd snapshot the upgrade saved instead.",
+        "modern",
+    ),
+    Setting(
+        "upgrade_timeout",
+        300,
+        "Seconds each wait of deploys/upgrade.py may take: the apiserver's `/readyz` after the "
+        "master's upgrade, each upgraded minion's Node Ready at the new kubelet version.",
         "modern",
     ),
     Setting(

@@ -13,7 +13,7 @@ from pyinfra import host
 from pyinfra.api import operation
 
 from . import bounds, hoststate
-from .artifacts import Artifact, checksum_url, download_url
+from .artifacts import Artifact, checksum_url, download_url, pin_keys
 from .common import tracked
 from .defaults import setting, setting_error
 
@@ -33,8 +33,10 @@ def _published_sha256(url: str, file_name: str, timeout: int) -> str:
 
 
 def expected_sha256(artifact: Artifact) -> str:
-    """The pinned digest of ``artifact`` (``artifact_sha256``), else the one published with it."""
-    pinned = setting("artifact_sha256").get(artifact.name)
+    """The pinned digest of ``artifact`` (``artifact_sha256``: ``<name>@<version>``, else
+    ``<name>``), else the one published with it."""
+    pins = setting("artifact_sha256")
+    pinned = next((pins[key] for key in pin_keys(artifact) if pins.get(key)), None)
     if pinned:
         return pinned.lower()
     url = download_url(checksum_url(artifact), setting("artifact_mirror"))
@@ -72,7 +74,7 @@ def _fetch_and_verify(url: str, path: str, sha256: str, label: str) -> str:
 def binary(artifact: Artifact, sha256: str, label: str = ""):
     """Install one executable at ``artifact.install_path`` once its sha256 matches."""
     dest = artifact.install_path
-    if (hoststate.file(dest) or {}).get("sha256") == sha256:
+    if installed(artifact, sha256):
         host.noop(f"{dest} is {artifact.name} already")
         return
     url = download_url(artifact.url, setting("artifact_mirror"))
@@ -97,8 +99,7 @@ def archive(artifact: Artifact, sha256: str, label: str = ""):
     file remembers which archive (by sha256) they came from."""
     marker = archive_marker(artifact)
     targets = member_targets(artifact)
-    installed = not hoststate.differs(marker, marker_content(sha256))
-    if installed and all(hoststate.exists(target) for target in targets.values()):
+    if installed(artifact, sha256):
         host.noop(f"{artifact.name} is installed")
         return
     url = download_url(artifact.url, setting("artifact_mirror"))
@@ -118,19 +119,41 @@ def member_targets(artifact: Artifact) -> dict[str, str]:
     return {member: f"{artifact.install_path}/{name}" for member, name in artifact.members}
 
 
-def install(artifact: Artifact, label: str | None = None):
-    """Install a release artifact (a binary, or an archive's members) checked against its
-    sha256; the operation remembers the installed path (see ``common.service``)."""
-    operation = archive if artifact.members else binary
+def installed_path(artifact: Artifact) -> str:
+    """The path whose change says the artifact changed: the binary, or an archive's marker."""
+    return archive_marker(artifact) if artifact.members else artifact.install_path
+
+
+def register(artifact: Artifact):
+    """Name to ``hoststate`` what installing ``artifact`` reads on this host."""
     if artifact.members:
         hoststate.manage(archive_marker(artifact))
         for target in member_targets(artifact).values():
             hoststate.manage(target, digest=False)
     else:
         hoststate.manage(artifact.install_path)
+
+
+def installed(artifact: Artifact, sha256: str) -> bool:
+    """Whether this host holds ``artifact`` with this sha256 (an archive: its marker says so
+    and every member is in place)."""
+    if not artifact.members:
+        return (hoststate.file(artifact.install_path) or {}).get("sha256") == sha256
+    if hoststate.differs(archive_marker(artifact), marker_content(sha256)):
+        return False
+    return all(hoststate.exists(target) for target in member_targets(artifact).values())
+
+
+def operation_of(artifact: Artifact):
+    """The operation that installs ``artifact``: ``archive`` or ``binary``."""
+    return archive if artifact.members else binary
+
+
+def install(artifact: Artifact, label: str | None = None):
+    """Install a release artifact (a binary, or an archive's members) checked against its
+    sha256; the operation remembers the installed path (see ``common.service``)."""
+    operation = operation_of(artifact)
+    register(artifact)
     name = f"Install {label or artifact.name}"
-    installed = operation(
-        name=name, artifact=artifact, sha256=expected_sha256(artifact), label=name
-    )
-    path = archive_marker(artifact) if artifact.members else artifact.install_path
-    return tracked(installed, path)
+    done = operation(name=name, artifact=artifact, sha256=expected_sha256(artifact), label=name)
+    return tracked(done, installed_path(artifact))

@@ -292,3 +292,58 @@ class EtcdPrefix(FactBase):
                 lines.append(rest)
         lines = [line for line in lines if line.strip()]
         return {"values": dict(zip(lines[0::2], lines[1::2], strict=False))}
+
+
+class KubeVersions(FactBase):
+    """The running versions of the cluster, read on the master: the apiserver's (``/version``
+    through ``kubectl``), each Node's kubelet and container runtime, whether it is cordoned and
+    the release an unfinished upgrade of kubelab's took it to (its ``kubelab.io/upgrading``
+    annotation), and the version of the etcd binary at ``etcd`` (``etcd --version``). A dict:
+    ``api``, ``etcd`` (``v``-prefixed, None when unknown), ``nodes``: name -> ``kubelet``,
+    ``runtime`` (``containerd://2.2.9``), ``unschedulable``, ``upgrading``; ``error`` when
+    kubectl cannot read them."""
+
+    ANNOTATION = "kubelab.io/upgrading"
+
+    @staticmethod
+    def default():
+        return {"api": None, "etcd": None, "nodes": {}, "error": None}
+
+    def command(self, kubectl, etcd):
+        nodes = (
+            '\'{range .items[*]}{"node "}{.metadata.name}{"|"}'
+            '{.status.nodeInfo.kubeletVersion}{"|"}{.status.nodeInfo.containerRuntimeVersion}'
+            '{"|"}{.spec.unschedulable}{"|"}{.metadata.annotations.kubelab\\.io/upgrading}'
+            '{"\\n"}{end}\''
+        )
+        error = 'printf "error %s\\n" "$(printf %s "$out" | tail -n 1)"; exit 0'
+        return (
+            f"if [ -x {etcd} ]; then {etcd} --version 2>/dev/null | "
+            "sed -n 's/^etcd Version: *\\([0-9][^ ]*\\).*/etcd v\\1/p'; fi; "
+            f"if ! command -v {kubectl.split()[0]} >/dev/null 2>&1; then "
+            "echo 'error no kubectl on the master'; exit 0; fi; "
+            f"out=$({kubectl} get --raw /version 2>&1) || {{ {error}; }}; "
+            "printf '%s\\n' \"$out\" | tr ',{}' '\\n\\n\\n' | "
+            'sed -n \'s/^ *"gitVersion": *"\\([^"]*\\)".*/api \\1/p\'; '
+            f"out=$({kubectl} get nodes -o jsonpath={nodes} 2>&1) || {{ {error}; }}; "
+            'printf "%s\\n" "$out"'
+        )
+
+    def process(self, output):
+        found = self.default()
+        for line in output:
+            kind, _, rest = line.strip().partition(" ")
+            if kind in ("api", "etcd") and rest:
+                found[kind] = rest.strip()
+            elif kind == "node":
+                fields = [*rest.split("|"), "", "", "", ""]
+                if fields[0]:
+                    found["nodes"][fields[0]] = {
+                        "kubelet": fields[1].strip(),
+                        "runtime": fields[2].strip(),
+                        "unschedulable": fields[3].strip() == "true",
+                        "upgrading": fields[4].strip() or None,
+                    }
+            elif kind == "error":
+                found["error"] = rest.strip() or "kubectl failed"
+        return found

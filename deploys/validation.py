@@ -34,6 +34,7 @@ INT_RANGES = {
     "network_timeout": (1, 3600),  # an hour
     "operation_timeout": (1, 86400),  # a day
     "drain_timeout": (1, 86400),
+    "upgrade_timeout": (1, 86400),
 }
 # Settings unset by default that hold a string when set.
 OPTIONAL_STRINGS = (
@@ -79,6 +80,8 @@ CLUSTER_WIDE = (
     "drain_force",
     "reset_cluster",
     "reset_pki",
+    "upgrade_allow_downgrade",
+    "upgrade_timeout",
 )
 # Data keys of pyinfra's connectors; never taken for a misspelt kubelab setting.
 PYINFRA_PREFIXES = (

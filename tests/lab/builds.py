@@ -121,6 +121,52 @@ def kube_version_flags(version: str, build_date: str) -> str:
     return " ".join(f"-X {p}.{k}={v}" for p in packages for k, v in values.items())
 
 
+# k8s.io/kubernetes' go.mod per minor: its go line and godebug default (they act only in the
+# main module, so the wrapper repeats them). Read from the proxy's .mod of each release.
+KUBE_GO = {"1.34": "1.24", "1.35": "1.25"}
+# Extra Kubernetes releases the lab builds and serves besides the pinned one (the upgrade
+# scenario, tests/lab/upgrade.py): comma-separated tags, exact (v1.34.4) or a minor's newest
+# patch the Go module proxy lists (v1.34.x).
+EXTRA_KUBE_ENV = "LAB_EXTRA_KUBE_VERSIONS"
+
+
+def kube_go_lines(version: str) -> str:
+    minor = ".".join(version.lstrip("v").split(".")[:2])
+    go = KUBE_GO.get(minor)
+    if go is None:
+        raise LabError(
+            f"the lab knows no go line for Kubernetes {minor} (KUBE_GO in tests/lab/builds.py: "
+            "add the `go` and `godebug default` of its k8s.io/kubernetes go.mod)"
+        )
+    return f"go {go}.0\n\ngodebug default=go{go}"
+
+
+def newest_patch(minor_pattern: str, module: str = "k8s.io/kubernetes") -> str:
+    """The newest release of ``v<major>.<minor>.x`` the Go module proxy lists for ``module``
+    (``go list -m -versions``; pre-releases left out)."""
+    prefix = minor_pattern.removesuffix("x")
+    result = go(["list", "-m", "-versions", module], Path("/"), capture=True, timeout=120)
+    listed = result.stdout.split()[1:]
+    patches = [v for v in listed if v.startswith(prefix) and v[len(prefix) :].isdigit()]
+    if not patches:
+        raise LabError(f"the Go module proxy lists no {minor_pattern} of {module}")
+    return max(patches, key=lambda v: int(v[len(prefix) :]))
+
+
+def extra_kube_versions(value: str | None = None) -> list[str]:
+    """The extra Kubernetes releases ``LAB_EXTRA_KUBE_VERSIONS`` (or ``value``) names, resolved
+    (``v1.34.x`` -> the newest v1.34 patch the proxy lists)."""
+    value = os.environ.get(EXTRA_KUBE_ENV, "") if value is None else value
+    found = []
+    for item in (part.strip() for part in value.split(",")):
+        if not item:
+            continue
+        if not item.startswith("v") or item.count(".") != 2:
+            raise LabError(f"{EXTRA_KUBE_ENV}: {item!r} is not a release like v1.34.4 or v1.34.x")
+        found.append(newest_patch(item) if item.endswith(".x") else item)
+    return list(dict.fromkeys(found))
+
+
 def kubernetes(version: str) -> Build:
     staging = "v0." + version.split(".", 1)[1]
     return Build(
@@ -131,8 +177,7 @@ def kubernetes(version: str) -> Build:
         replace={f"k8s.io/{name}": f"k8s.io/{name} {staging}" for name in KUBE_STAGING},
         tags="selinux,notest",
         ldflags=kube_version_flags(version, release_time("k8s.io/kubernetes", version)),
-        # k8s.io/kubernetes' own go.mod says this; godebug acts only in the main module
-        go_lines="go 1.25.0\n\ngodebug default=go1.25",
+        go_lines=kube_go_lines(version),
     )
 
 

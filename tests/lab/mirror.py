@@ -9,6 +9,10 @@ group_data passes it to kubelab as ``artifact_sha256``, so the deploy's own down
 path runs unchanged. MIRROR.txt says what each file is.
 
     python3 tests/lab/mirror.py DEST      (lab.py up does this for $LAB_DIR/mirror)
+
+With LAB_EXTRA_KUBE_VERSIONS=v1.34.x (or an exact v1.34.4; comma-separated) the mirror also
+serves that Kubernetes release's binaries, built the same way, pinned as ``kubelet@v1.34.4``
+(the upgrade scenario, tests/lab/upgrade.py).
 """
 
 import ast
@@ -80,8 +84,28 @@ def planned(repo: Path = REPO) -> list[tuple]:
     return plan
 
 
+def extra_planned(repo: Path = REPO) -> list[tuple]:
+    """The Kubernetes binaries of the extra releases ``LAB_EXTRA_KUBE_VERSIONS`` names (the
+    upgrade scenario builds the cluster at one of them): pinned as ``<name>@<release>``."""
+    artifacts = load_module("kubelab_lab_artifacts", repo / "deploys" / "artifacts.py")
+    pinned = versions(repo).kube_version
+    plan = []
+    for version in builds.extra_kube_versions():
+        if version == pinned:
+            continue
+        kube = builds.kubernetes(version)
+        plan += [(artifacts.kube_binary(name, version), kube, None) for name in kube.binaries]
+    return plan
+
+
+def pin_key(artifact, extra: bool) -> str:
+    """The key of ``artifact`` in artifact_sha256.json: its name, or for an extra release its
+    name and release (kubelab prefers ``kubelet@v1.34.4`` to ``kubelet``)."""
+    return f"{artifact.name}@{artifact.version}" if extra else artifact.name
+
+
 def ensure_builds(repo: Path = REPO) -> None:
-    for build in {b.key: b for _, b, _ in planned(repo)}.values():
+    for build in {b.key: b for _, b, _ in planned(repo) + extra_planned(repo)}.values():
         builds.ensure_built(build)
 
 
@@ -157,7 +181,8 @@ def sha256_of_name(path: Path) -> str:
 def build(root: Path, repo: Path = REPO) -> list[Path]:
     """(Re)build the mirror at ``root`` unless it is current; swapped in whole."""
     artifacts = load_module("kubelab_lab_artifacts", repo / "deploys" / "artifacts.py")
-    plan = planned(repo)
+    extra = extra_planned(repo)
+    plan = planned(repo) + extra
     image_files = images.ensure_images()
     wanted = recipe(plan, image_files)
     stamp = root / "recipe.sha256"
@@ -168,7 +193,8 @@ def build(root: Path, repo: Path = REPO) -> list[Path]:
     new.mkdir(parents=True)
     pins, notes = {}, []
     for artifact, build_, members in plan:
-        pins[artifact.name] = write_artifact(new, artifact, build_, members, artifacts)
+        key = pin_key(artifact, (artifact, build_, members) in extra)
+        pins[key] = write_artifact(new, artifact, build_, members, artifacts)
         notes.append(
             f"{urlsplit(artifact.url).netloc}{urlsplit(artifact.url).path}\n    "
             f"built here from Go modules: {describe(build_)}"

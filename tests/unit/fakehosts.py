@@ -28,6 +28,7 @@ from kubelab.facts import (
     EtcdValue,
     KubelabLeftovers,
     KubeNodes,
+    KubeVersions,
     ManagedState,
     PackageSources,
 )
@@ -153,6 +154,11 @@ class Machine:
     undrainable: dict[str, list[str]] = field(default_factory=dict)  # node -> pods that stay
     drained: list[str] = field(default_factory=list)  # nodes cordoned and drained
     unit_files_removed: set[str] = field(default_factory=set)  # dropped at daemon-reload
+    started: dict[str, bytes] = field(default_factory=dict)  # unit -> its binary at its start
+    cordoned: set[str] = field(default_factory=set)  # master: Nodes marked unschedulable
+    annotated: dict[str, str] = field(default_factory=dict)  # master: Node -> kubelab.io/upgrading
+    snapshots: list[str] = field(default_factory=list)  # master: etcd snapshots saved
+    not_ready: set[str] = field(default_factory=set)  # minion units whose start never gets Ready
 
     def install(self, package: str):
         self.packages.add(package)
@@ -221,6 +227,54 @@ def ubuntu24() -> Machine:
 
 def rocky9() -> Machine:
     return modern("rocky", 9)
+
+
+# The binary each unit runs: its version is the one in the URL it was fetched from.
+UNIT_BINARIES = {
+    "etcd.service": "/usr/local/bin/etcd",
+    "kube-apiserver.service": "/usr/local/bin/kube-apiserver",
+    "kube-controller-manager.service": "/usr/local/bin/kube-controller-manager",
+    "kube-scheduler.service": "/usr/local/bin/kube-scheduler",
+    "kube-proxy.service": "/usr/local/bin/kube-proxy",
+    "kubelet.service": "/usr/local/bin/kubelet",
+    "flanneld.service": "/usr/local/bin/flanneld",
+    "containerd.service": "/usr/local/bin/containerd",
+}
+
+
+def version_of(content: bytes | None) -> str:
+    """The release in a simulated binary's content (the URL it came from): ``v1.35.8``."""
+    match = re.search(rb"/(v\d+\.\d+\.\d+)/", content or b"")
+    return match[1].decode() if match else ""
+
+
+def running_version(machine: Machine, unit: str) -> str:
+    return (
+        version_of(machine.started.get(unit)) if machine.units.get(unit, {}).get("active") else ""
+    )
+
+
+def versions_lines(machine: Machine) -> list[str]:
+    """What KubeVersions' command prints on the master ``machine``."""
+    lines = []
+    etcd = version_of(machine.files.get("/usr/local/bin/etcd", FileState(b"")).content)
+    if etcd:
+        lines.append(f"etcd {etcd}")
+    if machine.kube_error:
+        return [*lines, f"error {machine.kube_error}"]
+    api = running_version(machine, "kube-apiserver.service")
+    if not api:
+        return [*lines, "error The connection to the server was refused"]
+    lines.append(f"api {api}")
+    for name in sorted(machine.kube_nodes):
+        other = SimulatedConnector.machines.get(name)
+        kubelet = running_version(other, "kubelet.service") if other else ""
+        runtime = running_version(other, "containerd.service") if other else ""
+        unschedulable = "true" if name in machine.cordoned else ""
+        runtime = f"containerd://{runtime.lstrip('v')}" if runtime else ""
+        upgrading = machine.annotated.get(name, "")
+        lines.append(f"node {name}|{kubelet or 'v0.0.0'}|{runtime}|{unschedulable}|{upgrading}")
+    return lines
 
 
 RELEASE_FILES = {
@@ -314,6 +368,8 @@ def answer_fact(machine: Machine, cls, kwargs: dict):
         return cls().process(managed_state_output(machine, **kwargs))
     if cls is KubelabLeftovers:
         return cls().process(leftover_lines(machine, **kwargs))
+    if cls is KubeVersions:
+        return cls().process(versions_lines(machine))
     if cls is KubeNodes:
         if machine.kube_error:
             return cls().process([f"error {machine.kube_error}"])
@@ -477,6 +533,8 @@ class Interpreter:
             return False  # its start (or stop) timed out
         if verb in ("start", "restart"):
             state["active"] = True
+            binary = self.machine.files.get(UNIT_BINARIES.get(unit, ""))
+            self.machine.started[unit] = binary.content if binary else b""
         if verb == "restart":
             self.machine.restarts.append(unit)
         if verb in ("start", "restart"):
@@ -647,6 +705,40 @@ class Interpreter:
         if node in self.machine.undrainable and "--force --disable-eviction" not in rest:
             return False
         self.machine.drained.append(node)
+        self.machine.cordoned.add(node)
+
+    def snapshot(self, path, endpoint):
+        """etcdctl snapshot save: the keys of etcd, in a file only root reads."""
+        if endpoint in self.machine.stalled or not self.machine.units.get("etcd.service", {}).get(
+            "active"
+        ):
+            return False
+        content = json.dumps(sorted(f"{api} {key}" for api, key in self.machine.etcd)).encode()
+        self.machine.dirs.add(path.rsplit("/", 1)[0])
+        self.machine.files[path] = FileState(content, 0o600)
+        self.machine.snapshots.append(path)
+
+    def rm_f(self, path):
+        self.machine.files.pop(shlex.split(path)[0], None)
+
+    def api_ready(self):
+        self.machine.waited_for.append("/readyz")
+        return bool(running_version(self.machine, "kube-apiserver.service"))
+
+    def node_upgraded(self, node, wanted, again):
+        """The wait for ``node`` Ready at ``wanted`` (its kubelet restarted on that binary),
+        then kubectl uncordon."""
+        assert node == again and node in self.machine.kube_nodes
+        other = SimulatedConnector.machines[node]
+        self.machine.waited_for.append(f"node {node} {wanted}")
+        if running_version(other, "kubelet.service") != wanted or other.not_ready:
+            return False
+        self.machine.cordoned.discard(node)
+        self.machine.annotated.pop(node, None)
+
+    def annotate(self, node, version):
+        assert node in self.machine.kube_nodes, f"annotate of a node the API does not hold: {node}"
+        self.machine.annotated[node] = version
 
     def delete_node(self, node):
         self.machine.kube_nodes.discard(node)
@@ -694,6 +786,30 @@ class Interpreter:
             r"err=\$\(ETCDCTL_API=3 etcdctl --endpoints=(\S+)(?: --\S+)* del (\S+) "
             r"2>&1 >/dev/null\) \|\| .*",
             etcdctl_delete,
+        ),
+        (
+            r"umask 077 && mkdir -p \S+ && err=\$\(timeout \d+ env ETCDCTL_API=3 etcdctl "
+            r"--endpoints=(\S+)(?: --\S+)* snapshot save (\S+) 2>&1 >/dev/null\) \|\| .*",
+            lambda self, endpoint, path: self.snapshot(path, endpoint),
+        ),
+        (r"rm -f (\S+)", rm_f),
+        (
+            r"end=\$\(\( \$\(date \+%s\) \+ \d+ \)\); until out=\$\(\S+ --kubeconfig \S+ "
+            r"--request-timeout=\d+s get --raw /readyz 2>&1\) && .*",
+            api_ready,
+        ),
+        (
+            r"end=\$\(\( \$\(date \+%s\) \+ \d+ \)\); until out=\$\(\S+ --kubeconfig \S+ "
+            r"--request-timeout=\d+s get node (\S+) -o jsonpath=.*? 2>&1\) && "
+            r"\[ \"\$out\" = '(\S+) True' \]; do .*; done; out=\$\(\S+ --kubeconfig \S+ "
+            r"--request-timeout=\d+s uncordon (\S+) 2>&1\) && out=\$\(\S+ --kubeconfig \S+ "
+            r"--request-timeout=\d+s annotate node \S+ kubelab\.io/upgrading- 2>&1\) \|\| .*",
+            node_upgraded,
+        ),
+        (
+            r"out=\$\(\S+ --kubeconfig \S+ --request-timeout=\d+s annotate node (\S+) --overwrite "
+            r"kubelab\.io/upgrading=(\S+) 2>&1\) \|\| .*",
+            annotate,
         ),
         (r"yum install -y (.+)", yum_install),
         (r"systemctl (start|stop|restart|enable|disable) (\S+)", systemctl),
@@ -754,6 +870,19 @@ class SimulatedConnector(FakeConnector):
         self.host.kubelab_commands.append(text)
         succeeded = Interpreter(self.machines[self.host.name]).run(text) is not False
         return succeeded, CommandOutput([])
+
+    def get_file(self, remote_filename, filename_or_io, remote_temp_filename=None, **kwargs):
+        """files.get: the machine's file, written on this machine."""
+        machine = self.machines[self.host.name]
+        if remote_filename not in machine.files:
+            return False
+        data = machine.files[remote_filename].content
+        if hasattr(filename_or_io, "write"):
+            filename_or_io.write(data)
+        else:
+            Path(filename_or_io).write_bytes(data)
+        self.host.kubelab_commands.append(f"(download {remote_filename})")
+        return True
 
     def put_file(self, filename_or_io, remote_filename, remote_temp_filename=None, **kwargs):
         if hasattr(filename_or_io, "read"):
