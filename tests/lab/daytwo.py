@@ -112,6 +112,26 @@ def stop_service_loop(loop: subprocess.Popen) -> tuple[int, int]:
     return int(counts["ok"]), int(counts["failed"])
 
 
+def while_nginx_serves(what: str, action) -> tuple[int, int, float]:
+    """``action`` while a loop on the master asks nginx's cluster IP: (answered, failed,
+    seconds); more than MAX_FAILED_SHARE failed fails the scenario."""
+    cluster_ip = kube.kubectl("get service nginx -o jsonpath={.spec.clusterIP}").strip()
+    loop = start_service_loop(cluster_ip)
+    started = time.monotonic()
+    try:
+        time.sleep(3)  # a few answers before
+        action()
+    finally:
+        ok, failed = stop_service_loop(loop)
+    total = ok + failed
+    if not total or failed > MAX_FAILED_SHARE * total:
+        raise pipeline.StepFailed(
+            f"nginx's cluster IP failed {failed} of {total} requests during {what} "
+            f"(at most {MAX_FAILED_SHARE:.0%} allowed)"
+        )
+    return ok, failed, time.monotonic() - started
+
+
 def remove_minion(inventory: str) -> str:
     """The last minion removed while nginx's cluster IP is asked from the master."""
     _, minions = hosts_of(inventory)
@@ -120,21 +140,13 @@ def remove_minion(inventory: str) -> str:
     name = minions[-1][0]
     host = short(name)
     pipeline.smoke(inventory, "daytwo-smoke-before")  # nginx and its service are there
-    cluster_ip = kube.kubectl("get service nginx -o jsonpath={.spec.clusterIP}").strip()
-    loop = start_service_loop(cluster_ip)
-    started = time.monotonic()
-    try:
-        time.sleep(3)  # a few answers before the drain
-        run_pyinfra(inventory, "deploys/remove_node.py", "daytwo-remove", f"remove_nodes={host}")
-    finally:
-        ok, failed = stop_service_loop(loop)
-    seconds = time.monotonic() - started
+    ok, failed, seconds = while_nginx_serves(
+        "the removal",
+        lambda: run_pyinfra(
+            inventory, "deploys/remove_node.py", "daytwo-remove", f"remove_nodes={host}"
+        ),
+    )
     total = ok + failed
-    if not total or failed > MAX_FAILED_SHARE * total:
-        raise pipeline.StepFailed(
-            f"nginx's cluster IP failed {failed} of {total} requests during the removal "
-            f"(at most {MAX_FAILED_SHARE:.0%} allowed)"
-        )
     nodes = kube.kubectl("get nodes -o name").split()
     if f"node/{name}" in nodes:
         raise pipeline.StepFailed(f"{name} is still a Node after its removal: {nodes}")
