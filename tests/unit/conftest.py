@@ -8,7 +8,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from fakehosts import REPO  # noqa: E402
+from fakehosts import REPO, SimulatedConnector  # noqa: E402
 
 MASTER = "kubemaster.traininglab.com"
 MINIONS = ["kubeminion1.traininglab.com", "kubeminion2.traininglab.com"]
@@ -39,3 +39,26 @@ def flag_names(value: str) -> list[str]:
 @pytest.fixture(scope="session")
 def flags():
     return json.loads((REPO / "tests/data/flags.json").read_text())
+
+
+@pytest.fixture
+def order(monkeypatch):
+    """(host, command) of every command, in the order they ran (a download as
+    ``(download <path>)``)."""
+    log = []
+    run = SimulatedConnector.run_shell_command
+
+    def run_shell_command(self, command, *args, **kwargs):
+        text = command if isinstance(command, str) else command.get_raw_value()
+        log.append((self.host.name, text))
+        return run(self, command, *args, **kwargs)
+
+    get = SimulatedConnector.get_file
+
+    def get_file(self, remote_filename, *args, **kwargs):
+        log.append((self.host.name, f"(download {remote_filename})"))
+        return get(self, remote_filename, *args, **kwargs)
+
+    monkeypatch.setattr(SimulatedConnector, "run_shell_command", run_shell_command)
+    monkeypatch.setattr(SimulatedConnector, "get_file", get_file)
+    return log

@@ -20,7 +20,7 @@ from pathlib import Path
 import kubelab
 import pytest
 from conftest import HOSTS, MASTER, MINIONS
-from fakehosts import REPO, FileState, SimulatedConnector, debian12, run_deploy
+from fakehosts import REPO, FileState, debian12, run_deploy
 from kubelab import node_removal, teardown
 from test_modern import build
 
@@ -104,21 +104,6 @@ def lab(cluster, tmp_path):
     shutil.copytree(original, pki)
     shutil.copy2(original.parent / "admin.kubeconfig", pki.parent)
     return copy.deepcopy(machines), {**settings, "pki_dir": str(pki)}
-
-
-@pytest.fixture
-def order(monkeypatch):
-    """(host, command) of every command, in the order they ran."""
-    log = []
-    run = SimulatedConnector.run_shell_command
-
-    def run_shell_command(self, command, *args, **kwargs):
-        text = command if isinstance(command, str) else command.get_raw_value()
-        log.append((self.host.name, text))
-        return run(self, command, *args, **kwargs)
-
-    monkeypatch.setattr(SimulatedConnector, "run_shell_command", run_shell_command)
-    return log
 
 
 def kubelab_left(machine) -> list[str]:

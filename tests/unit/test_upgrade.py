@@ -22,7 +22,7 @@ from types import SimpleNamespace
 import kubelab
 import pytest
 from conftest import HOSTS, MASTER, MINIONS
-from fakehosts import SimulatedConnector, debian12, run_deploy
+from fakehosts import debian12, run_deploy
 from kubelab import artifacts, cluster_upgrade
 from kubelab.defaults import DEFAULTS
 from kubelab.facts import KubeVersions
@@ -72,28 +72,6 @@ def lab(old_cluster, tmp_path):
     shutil.copytree(original, pki)
     shutil.copy2(original.parent / "admin.kubeconfig", pki.parent)
     return copy.deepcopy(machines), {**settings, "pki_dir": str(pki)}
-
-
-@pytest.fixture
-def order(monkeypatch):
-    """(host, command) of every command, in the order they ran."""
-    log = []
-    run = SimulatedConnector.run_shell_command
-
-    def run_shell_command(self, command, *args, **kwargs):
-        text = command if isinstance(command, str) else command.get_raw_value()
-        log.append((self.host.name, text))
-        return run(self, command, *args, **kwargs)
-
-    get = SimulatedConnector.get_file
-
-    def get_file(self, remote_filename, *args, **kwargs):
-        log.append((self.host.name, f"(download {remote_filename})"))
-        return get(self, remote_filename, *args, **kwargs)
-
-    monkeypatch.setattr(SimulatedConnector, "run_shell_command", run_shell_command)
-    monkeypatch.setattr(SimulatedConnector, "get_file", get_file)
-    return log
 
 
 def upgrade(machines, settings, expect_failures=False, **data):
