@@ -19,6 +19,9 @@ RESULT = re.compile(r"^\s+\[(?P<host>[^\]]+)\]\s+(?P<result>Success|No changes|E
 OPERATION = re.compile(r"^--> Starting operation: (?P<name>.*?)\s*$", re.M)
 
 
+HOST_OWN_DATA = ("ssh_hostname", "kube_address", "node_name")  # never copied to a new host
+
+
 class StepFailed(Exception):
     pass
 
@@ -141,7 +144,9 @@ def derived_inventory(base: str, path: Path, extra_minions: int = 0, data=None) 
         )
         prefix, octet = last.rsplit(".", 1)
         name = f"kubeminion{len(minions) + 1}.{domain}"
-        minions.append((name, {"ssh_hostname": f"{prefix}.{int(octet) + 1}"}))
+        # the data the minions share (a setting pinned for every host), an address of its own
+        shared = {k: v for k, v in minions[-1][1].items() if k not in HOST_OWN_DATA}
+        minions.append((name, {**shared, "ssh_hostname": f"{prefix}.{int(octet) + 1}"}))
     if data:
         masters, minions = ([(n, {**d, **data}) for n, d in hosts] for hosts in (masters, minions))
     path.parent.mkdir(parents=True, exist_ok=True)
