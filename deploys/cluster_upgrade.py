@@ -68,6 +68,7 @@ from .validation import validate_inventory
 ETCD = "/usr/local/bin/etcd"
 REMOTE_BACKUPS = "/var/lib/kubelab/backups"  # on the master, until the snapshot is downloaded
 WAIT_INTERVAL = 5  # seconds between two checks of a bounded wait
+PROXY_LIVEZ = "http://127.0.0.1:10256/livez"
 RELEASE = re.compile(r"v?(\d+)\.(\d+)\.(\d+)")
 # A minion's services, in the order they restart, and the artifact whose change restarts each.
 MINION_SERVICES = (
@@ -501,6 +502,23 @@ def api_ready(seconds: int):
     )
 
 
+@operation()
+def proxy_live(seconds: int):
+    """kube-proxy answers ``/livez`` within ``seconds``. On the master it first looks for a
+    Node it will never have (30 s) and routes by its old rules meanwhile: the minions' turns,
+    which move pods, wait for it."""
+    problem = shlex.quote(
+        f"kubelab: {host.name}: kube-proxy does not answer {PROXY_LIVEZ} within {seconds} s "
+        "of its upgrade (upgrade_timeout)"
+    )
+    yield (
+        f"end=$(( $(date +%s) + {seconds} )); "
+        f"until curl -fsS --max-time 2 -o /dev/null {PROXY_LIVEZ} 2>/dev/null; do "
+        f'if [ "$(date +%s)" -ge "$end" ]; then echo {problem} >&2; exit 1; fi; '
+        f"sleep {WAIT_INTERVAL}; done"
+    )
+
+
 def master_steps(current, here_master: bool):
     """Step 2: etcd, then each kube service and flanneld, one component after the other (its
     binary, then its restart when it changed); the apiserver's /readyz after it restarted."""
@@ -516,6 +534,16 @@ def master_steps(current, here_master: bool):
                 step(bool(restarts), api_ready, name=label, seconds=seconds, _if=gate),
                 label,
                 f"the apiserver's /readyz (at most {seconds} s: upgrade_timeout)",
+            )
+        if service_name == "kube-proxy":
+            proxy = [c for c in master_components() if c[0] == "kube-proxy"]
+            restarts = planned_restarts(plan, proxy) if here_master else []
+            seconds = setting("upgrade_timeout")
+            label = "Master: wait for kube-proxy's /livez"
+            bounds.waits_on(
+                step(bool(restarts), proxy_live, name=label, seconds=seconds, _if=gate),
+                label,
+                f"kube-proxy's {PROXY_LIVEZ} (at most {seconds} s: upgrade_timeout)",
             )
 
 

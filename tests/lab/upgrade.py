@@ -28,6 +28,9 @@ from mirror import PINS, kubelab_defaults
 from util import MIRROR
 
 REPO = Path(__file__).resolve().parents[2]
+# The release e2e.py upgrades from: the previous minor's newest patch the Go module proxy serves
+# here (v1.34.13 and later: 403; its version list stops at v1.34.4, so `.x` would pick that).
+OLDER_RELEASE = "v1.34.12"
 
 
 def pinned_kube_version() -> str:

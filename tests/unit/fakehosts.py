@@ -721,6 +721,10 @@ class Interpreter:
     def rm_f(self, path):
         self.machine.files.pop(shlex.split(path)[0], None)
 
+    def proxy_live(self):
+        self.machine.waited_for.append("/livez")
+        return bool(running_version(self.machine, "kube-proxy.service"))
+
     def api_ready(self):
         self.machine.waited_for.append("/readyz")
         return bool(running_version(self.machine, "kube-apiserver.service"))
@@ -797,6 +801,11 @@ class Interpreter:
             r"end=\$\(\( \$\(date \+%s\) \+ \d+ \)\); until out=\$\(\S+ --kubeconfig \S+ "
             r"--request-timeout=\d+s get --raw /readyz 2>&1\) && .*",
             api_ready,
+        ),
+        (
+            r"end=\$\(\( \$\(date \+%s\) \+ \d+ \)\); until curl -fsS --max-time 2 -o /dev/null "
+            r"http://127\.0\.0\.1:10256/livez 2>/dev/null; do .*",
+            proxy_live,
         ),
         (
             r"end=\$\(\( \$\(date \+%s\) \+ \d+ \)\); until out=\$\(\S+ --kubeconfig \S+ "

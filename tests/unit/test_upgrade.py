@@ -101,6 +101,8 @@ def kind(command: str) -> str:
         return "drain " + re.search(r" drain (\S+)", command)[1]
     if "get --raw /readyz" in command:
         return "readyz"
+    if "10256/livez" in command:
+        return "livez"
     if " uncordon " in command:
         return "ready+uncordon " + re.search(r" uncordon (\S+) ", command)[1]
     if " annotate node " in command:
@@ -143,6 +145,7 @@ def test_upgrade_snapshot_then_master_then_each_minion_in_turn(lab, order):
         "install kubectl",
         "install kube-proxy",
         "restart kube-proxy",
+        "livez",
         "install flanneld-amd64",
         "restart flanneld",
     ]
