@@ -143,10 +143,11 @@ def deploy_flannel():
     if network_changes and old_vxlan_device():
         # flanneld adds the new network's address to its vxlan device but keeps the old one,
         # which the kernel then picks as the source towards the new network: no reply finds
-        # its way back. Started without the device, flanneld makes it afresh.
+        # its way back. A running flanneld puts a deleted device back: stopped first, it makes
+        # the device afresh when it starts below.
         server.shell(
-            name=f"Drop {old_vxlan_device()}, flanneld's device on the old network",
-            commands=[link_deleted_command(old_vxlan_device())],
+            name=f"Stop flanneld and drop {old_vxlan_device()}, its device on the old network",
+            commands=["systemctl stop flanneld.service", link_deleted_command(old_vxlan_device())],
         )
     own = [changed, *certificate]
     service("flanneld", changed=own, units=units, restart=network_changes)

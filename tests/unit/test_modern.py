@@ -261,7 +261,8 @@ def test_existing_pki_is_reused_for_a_fresh_master(debian, tmp_path):
 
 def test_changed_flannel_network_gives_flanneld_a_fresh_vxlan_device(debian):
     """flanneld keeps its device's address from the old network (the kernel would pick it as
-    the source towards the new one): every host drops flannel.1 before flanneld restarts."""
+    the source towards the new one): every host stops flanneld (which would put it back) and
+    drops flannel.1 before flanneld starts again."""
     machines, _, settings = debian
     converged = copy.deepcopy(machines)
     run = run_deploy(
@@ -269,8 +270,10 @@ def test_changed_flannel_network_gives_flanneld_a_fresh_vxlan_device(debian):
     )
     for name in HOSTS:
         commands = run.commands[name]
+        stopped = [i for i, c in enumerate(commands) if c == "systemctl stop flanneld.service"]
         dropped = [i for i, c in enumerate(commands) if c.startswith("ip link delete flannel.1 ")]
-        restarted = [i for i, c in enumerate(commands) if "restart flanneld" in c]
-        assert dropped and restarted and dropped[0] < restarted[0], commands
+        started = [i for i, c in enumerate(commands) if c == "systemctl start flanneld.service"]
+        assert stopped and dropped and started, commands
+        assert stopped[0] < dropped[0] < started[0], commands
     unchanged = run_deploy(copy.deepcopy(machines), kubelab.deploy_cluster, data=settings)
     assert not any("ip link delete" in c for cs in unchanged.commands.values() for c in cs)
