@@ -23,7 +23,7 @@ from . import certificates, teardown, topology
 from .admin_kubeconfig import user_kubeconfig_path
 from .common import step
 from .defaults import DEFAULTS, fail, setting
-from .profiles import profile
+from .profiles import require_modern
 from .validation import validate_inventory
 
 
@@ -31,13 +31,7 @@ def check_request():
     """``reset_cluster`` (and ``reset_pki`` if set) is this cluster's name, on modern."""
     master = topology.master()
     name = setting("cluster_name", master)
-    if profile(master) != "modern":
-        fail(
-            "reset_cluster",
-            master,
-            "resetting is supported on the modern profile only (this cluster is el7, built from "
-            "CentOS 7's packages)",
-        )
+    require_modern("reset_cluster", master, "resetting", ", built from CentOS 7's packages")
     confirm = setting("reset_cluster", master)
     if confirm is None:
         fail(

@@ -61,7 +61,7 @@ from .common import step, tracked
 from .defaults import DEFAULTS, fail, setting
 from .facts import KubeVersions
 from .node_removal import drain_command, etcdctl_options
-from .profiles import profile
+from .profiles import require_modern
 from .smoke_test import kubectl
 from .validation import validate_inventory
 
@@ -152,13 +152,12 @@ def check_request() -> dict:
     """The upgrade is possible: modern, the running versions readable and the step allowed.
     Returns the running versions."""
     master = topology.master()
-    if profile(master) != "modern":
-        fail(
-            "kube_version",
-            master,
-            "upgrading is supported on the modern profile only (this cluster is el7, built from "
-            "CentOS 7's packages at the versions they hold)",
-        )
+    require_modern(
+        "kube_version",
+        master,
+        "upgrading",
+        ", built from CentOS 7's packages at the versions they hold",
+    )
     wanted_text = setting("kube_version", master)
     for target in topology.minions():
         if setting("kube_version", target) != wanted_text:
@@ -521,30 +520,32 @@ def proxy_live(seconds: int):
 
 def master_steps(current, here_master: bool):
     """Step 2: etcd, then each kube service and flanneld, one component after the other (its
-    binary, then its restart when it changed); the apiserver's /readyz after it restarted."""
+    binary, then its restart when it changed); the apiserver's /readyz after it restarted, and
+    kube-proxy's /livez."""
     plan = _run(current)["plans"].get(host.name) if here_master else None
     gate = lambda: no_failure(current)  # noqa: E731
     for service_name, artifact in master_components():
         component_steps(here_master, plan, [(service_name, artifact)], "Master: ", gate)
-        if service_name == "kube-apiserver":
-            restarts = planned_restarts(plan, master_components()[:2]) if here_master else []
+        if service_name in MASTER_WAITS:
+            # the apiserver's wait follows etcd's restart too
+            waited = master_components()[:2] if service_name == "kube-apiserver" else []
+            waited = waited or [(service_name, artifact)]
+            restarts = planned_restarts(plan, waited) if here_master else []
+            wait, what = MASTER_WAITS[service_name]
             seconds = setting("upgrade_timeout")
-            label = "Master: wait for the apiserver's /readyz"
+            label = f"Master: wait for {what}"
             bounds.waits_on(
-                step(bool(restarts), api_ready, name=label, seconds=seconds, _if=gate),
+                step(bool(restarts), wait, name=label, seconds=seconds, _if=gate),
                 label,
-                f"the apiserver's /readyz (at most {seconds} s: upgrade_timeout)",
+                f"{what} (at most {seconds} s: upgrade_timeout)",
             )
-        if service_name == "kube-proxy":
-            proxy = [c for c in master_components() if c[0] == "kube-proxy"]
-            restarts = planned_restarts(plan, proxy) if here_master else []
-            seconds = setting("upgrade_timeout")
-            label = "Master: wait for kube-proxy's /livez"
-            bounds.waits_on(
-                step(bool(restarts), proxy_live, name=label, seconds=seconds, _if=gate),
-                label,
-                f"kube-proxy's {PROXY_LIVEZ} (at most {seconds} s: upgrade_timeout)",
-            )
+
+
+# What the master waits for after a service restarted, before the next step.
+MASTER_WAITS = {
+    "kube-apiserver": (api_ready, "the apiserver's /readyz"),
+    "kube-proxy": (proxy_live, f"kube-proxy's {PROXY_LIVEZ}"),
+}
 
 
 # The minions, one at a time ----------------------------------------------------------------

@@ -33,7 +33,7 @@ from .certificates import pki_directory
 from .common import step
 from .defaults import DEFAULTS, fail, setting
 from .facts import EtcdPrefix, KubeNodes
-from .profiles import profile
+from .profiles import require_modern
 from .smoke_test import kubectl
 from .validation import validate_inventory
 
@@ -72,13 +72,12 @@ def check_request():
     """``remove_nodes`` names minions of this modern cluster and leaves one, unless told."""
     master = topology.master()
     value = setting("remove_nodes", master)
-    if profile(master) != "modern":
-        fail(
-            "remove_nodes",
-            master,
-            "removing nodes is supported on the modern profile only (this cluster is el7: "
-            "drain and delete the node with kubectl, then stop its services by hand)",
-        )
+    require_modern(
+        "remove_nodes",
+        master,
+        "removing nodes",
+        ": drain and delete the node with kubectl, then stop its services by hand",
+    )
     names = requested_names()
     if not names:
         fail(

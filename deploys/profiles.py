@@ -4,7 +4,7 @@ from pyinfra import host
 from pyinfra.facts.server import LinuxDistribution
 
 from . import once
-from .defaults import setting, setting_error
+from .defaults import fail, setting, setting_error
 
 PROFILES = ("el7", "modern")
 
@@ -55,3 +55,14 @@ def family(target=None) -> str:
     """``debian`` or ``redhat``: which package tools the host has."""
     name, _ = distribution(target)
     return "debian" if name in ("debian", "ubuntu") else "redhat"
+
+
+def require_modern(name: str, target, doing: str, el7_note: str):
+    """Stop with one line, under the setting ``name``, unless ``target`` runs the modern
+    profile: ``doing`` (a day-two operation) exists for it only."""
+    if profile(target) != "modern":
+        fail(
+            name,
+            target,
+            f"{doing} is supported on the modern profile only (this cluster is el7{el7_note})",
+        )
