@@ -215,7 +215,9 @@ def files_removed(found: dict):
     """kubelab's files gone; its shared directories too when nothing else is in them."""
     present, emptied = found["paths"], found["mountpoints"]
     commands = [f"rm -rf --one-file-system {shlex.quote(path)}" for path in present]
+    # a pod's network namespace may be gone by now, with its sandbox
     commands += [
+        f"[ ! -e {shlex.quote(path)} ] || "
         f"find {shlex.quote(path)} -mindepth 1 -maxdepth 1 -exec rm -rf --one-file-system {{}} +"
         for path in emptied
     ]

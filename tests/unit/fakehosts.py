@@ -764,7 +764,11 @@ class Interpreter:
             unmount,
         ),
         (r"rm -rf --one-file-system (\S+)", rm_rf),
-        (r"find (\S+) -mindepth 1 -maxdepth 1 -exec rm -rf --one-file-system \{\} \+", rm_contents),
+        (
+            r"\[ ! -e (\S+) \] \|\| find \S+ -mindepth 1 -maxdepth 1 -exec rm -rf "
+            r"--one-file-system \{\} \+",
+            rm_contents,
+        ),
         (r"rmdir (\S+)", rmdir),
         (
             r"ip link delete (\S+) 2>/dev/null \|\| ! ip link show (\S+) >/dev/null 2>&1",
