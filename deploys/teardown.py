@@ -81,6 +81,7 @@ SHARED_DIRS = (
     "/opt/cni/bin",
     "/opt/cni",
 )
+NETNS_PREFIX = "/run/netns/cni-"
 MOUNT_ROOTS = ("/var/lib/kubelet/", "/var/lib/containerd/", "/run/containerd/", "/run/netns/cni-")
 LINKS = ("flannel.1", "cni0")
 CHAIN_PREFIXES = ("KUBE-", "FLANNEL-")
@@ -214,8 +215,12 @@ def removable_dirs(found: dict, removed: set[str]) -> list[str]:
 def files_removed(found: dict):
     """kubelab's files gone; its shared directories too when nothing else is in them."""
     present, emptied = found["paths"], found["mountpoints"]
+    # a pod's network namespace: the file its namespace was mounted on (unmounted by now, or
+    # gone with its sandbox) goes too
+    netns = [path for path in emptied if path.startswith(NETNS_PREFIX)]
+    emptied = [path for path in emptied if path not in netns]
     commands = [f"rm -rf --one-file-system {shlex.quote(path)}" for path in present]
-    # a pod's network namespace may be gone by now, with its sandbox
+    commands += [f"rm -f {shlex.quote(path)}" for path in netns]
     commands += [
         f"[ ! -e {shlex.quote(path)} ] || "
         f"find {shlex.quote(path)} -mindepth 1 -maxdepth 1 -exec rm -rf --one-file-system {{}} +"
