@@ -1,6 +1,8 @@
+import copy
 import json
 import re
 import shlex
+import shutil
 import sys
 from pathlib import Path
 
@@ -62,3 +64,13 @@ def order(monkeypatch):
     monkeypatch.setattr(SimulatedConnector, "run_shell_command", run_shell_command)
     monkeypatch.setattr(SimulatedConnector, "get_file", get_file)
     return log
+
+
+def with_own_pki(machines, settings, tmp_path):
+    """A copy of ``machines`` and ``settings`` whose local PKI (and the admin kubeconfig
+    beside it) is a copy of its own under ``tmp_path``: tests may change or delete it."""
+    original = Path(settings["pki_dir"])
+    pki = tmp_path / "kubelab" / "pki"
+    shutil.copytree(original, pki)
+    shutil.copy2(original.parent / "admin.kubeconfig", pki.parent)
+    return copy.deepcopy(machines), {**settings, "pki_dir": str(pki)}

@@ -11,7 +11,6 @@ import copy
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import kubelab
 import pytest
-from conftest import HOSTS, MASTER, MINIONS
+from conftest import HOSTS, MASTER, MINIONS, with_own_pki
 from fakehosts import REPO, FileState, debian12, run_deploy
 from kubelab import node_removal, teardown
 from test_modern import build
@@ -98,12 +97,7 @@ def cluster(tmp_path_factory):
 def lab(cluster, tmp_path):
     """A copy of the cluster with a PKI of its own (tests delete files from it)."""
     machines, settings = cluster
-    original = Path(settings["pki_dir"])
-    pki = tmp_path / "kubelab" / "pki"
-    pki.parent.mkdir()
-    shutil.copytree(original, pki)
-    shutil.copy2(original.parent / "admin.kubeconfig", pki.parent)
-    return copy.deepcopy(machines), {**settings, "pki_dir": str(pki)}
+    return with_own_pki(machines, settings, tmp_path)
 
 
 def kubelab_left(machine) -> list[str]:

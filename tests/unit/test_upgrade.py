@@ -21,7 +21,7 @@ from types import SimpleNamespace
 
 import kubelab
 import pytest
-from conftest import HOSTS, MASTER, MINIONS
+from conftest import HOSTS, MASTER, MINIONS, with_own_pki
 from fakehosts import debian12, run_deploy
 from kubelab import artifacts, cluster_upgrade
 from kubelab.defaults import DEFAULTS
@@ -67,11 +67,7 @@ def old_cluster(tmp_path_factory):
 def lab(old_cluster, tmp_path):
     """A copy of the old cluster with a PKI of its own (the snapshot lands beside it)."""
     machines, settings = old_cluster
-    original = Path(settings["pki_dir"])
-    pki = tmp_path / "kubelab" / "pki"
-    shutil.copytree(original, pki)
-    shutil.copy2(original.parent / "admin.kubeconfig", pki.parent)
-    return copy.deepcopy(machines), {**settings, "pki_dir": str(pki)}
+    return with_own_pki(machines, settings, tmp_path)
 
 
 def upgrade(machines, settings, expect_failures=False, **data):
