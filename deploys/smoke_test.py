@@ -492,7 +492,7 @@ def deploy_smoke():
         "A pod gets the default service account's token, and the token authenticates",
         token_check(),
     )
-    _manifest(master, "nginx-rc.yaml", image=image, replicas=REPLICAS, spread=profile() == "modern")
+    _manifest(master, "nginx-rc.yaml", image=image, replicas=REPLICAS, modern=profile() == "modern")
     on_master(
         f"Apply {MANIFESTS}/nginx-rc.yaml",
         script(run_or_fail(f"{kubectl()} apply -f {MANIFESTS}/nginx-rc.yaml")),

@@ -2,10 +2,11 @@
 """The lab end to end (make test), on the real cluster: lab up, deploy, specs, the reference
 setup's final test, a re-run that changes nothing and restarts no pod, the fault scenarios, a
 fourth minion joining and taking pods, the switch to `secure`, day two (that minion removed
-while nginx serves, the cluster reset and rebuilt), lab down. The upgrade scenario runs apart:
-tests/lab/upgrade.py. Prints each check and
-a closing 'N passed, N failed'. Every step has a deadline (pipeline.DEADLINES)."""
+while nginx serves, the cluster reset and rebuilt, then built at the previous minor release and
+upgraded to the pinned one while nginx serves), lab down. Prints each check and a closing
+'N passed, N failed'. Every step has a deadline (pipeline.DEADLINES)."""
 
+import os
 import subprocess
 import sys
 import time
@@ -13,11 +14,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import builds  # noqa: E402
 import cgroups  # noqa: E402
 import daytwo  # noqa: E402
 import faults  # noqa: E402
 import kube  # noqa: E402
 import pipeline  # noqa: E402
+import upgrade  # noqa: E402
 
 # The lab's inventory with the open setup pinned (whatever the profile's default), so that
 # the switch to `secure` at the end switches something.
@@ -122,6 +125,7 @@ def day_two(inventory: str):
     check("a minion removed while nginx serves", True, daytwo.remove_minion(inventory))
     smaller = daytwo.inventory_without_last_minion(inventory)
     check("the cluster reset and rebuilt", True, daytwo.reset_and_rebuild(smaller))
+    check("the cluster upgraded while nginx serves", True, upgrade.upgrade_cluster(smaller))
 
 
 def scenario():
@@ -135,6 +139,8 @@ def scenario():
 def main() -> int:
     if not pipeline.require_root("lab end-to-end"):
         return 0
+    # the lab's mirror also serves the release the upgrade starts from
+    os.environ.setdefault(builds.EXTRA_KUBE_ENV, upgrade.OLDER_RELEASE)
     try:
         scenario()
     except pipeline.StepFailed as error:

@@ -177,6 +177,7 @@ def test_modern_master_runs_every_step_with_the_admin_kubeconfig(monkeypatch):
     image = machines_image()
     assert f'image: "{image}"' in rc and "imagePullPolicy: IfNotPresent" in rc
     assert "topologySpreadConstraints:" in rc and "whenUnsatisfiable: ScheduleAnyway" in rc
+    assert "preStop:\n              sleep:\n                seconds: 5" in rc
     pod = machines[MASTER].text("/etc/kubernetes/smoke/token-pod.yaml")
     assert "name: kubelab-smoke-token" in pod and "automountServiceAccountToken" not in pod
     assert f'image: "{image}"' in pod
@@ -210,6 +211,7 @@ def test_el7_master_uses_the_local_plain_port_and_the_token_secret(monkeypatch):
     assert "--wait=false" not in token  # no such flag in kubectl 1.5
     rc = machines[MASTER].text("/etc/kubernetes/smoke/nginx-rc.yaml")
     assert "topologySpreadConstraints" not in rc  # not in the 1.5 API
+    assert "preStop" not in rc  # nor the sleep action (Kubernetes 1.29+)
     assert "imagePullPolicy: IfNotPresent" in rc
     # The el7 master runs no kube-proxy (as in the reference setup): no service check there.
     assert len(scripts) == len(MASTER_STEPS) + 1
