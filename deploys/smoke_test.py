@@ -63,7 +63,12 @@ INTERVAL = 5  # seconds between two tries of a check
 CURL = "curl -sS --max-time 5"
 REQUEST_TIMEOUT = 20  # seconds, each kubectl request
 # Columns of `kubectl get pods` the checks read: values without spaces, <none> when unset.
-POD_COLUMNS = "NAME:.metadata.name,NODE:.spec.nodeName,PHASE:.status.phase,IP:.status.podIP"
+POD_COLUMNS = (
+    "NAME:.metadata.name,NODE:.spec.nodeName,PHASE:.status.phase,IP:.status.podIP,"
+    "DELETING:.metadata.deletionTimestamp"
+)
+# A pod being deleted still reads Running (its preStop, its grace period): it is not counted.
+SERVING = '$3 == "Running" && $4 != "<none>" && $5 == "<none>"'
 # Prints its arguments as one line, 'smoke test: ...', on stderr, and fails the command.
 PRELUDE = (
     "smoke_fail() { printf 'smoke test: %s\\n' "
@@ -124,7 +129,7 @@ def pods_running(k: str, count_var: str = "count") -> str:
     return (
         f'pods=$({list_pods(k)} 2>&1) || {{ why="kubectl get pods fails: $pods"; return 1; }}; '
         "running=$(printf '%s\\n' \"$pods\" | "
-        'awk \'$3 == "Running" && $4 != "<none>" {print $1, $2}\'); '
+        f"awk '{SERVING} {{print $1, $2}}'); "
         f"{count_var}=$(printf '%s\\n' \"$running\" | grep -c .);"
     )
 
@@ -286,8 +291,7 @@ def listing() -> str:
         f'smoke_fail "service {RC} has no cluster IP and port ($service)";',
         'echo "service $1 $2";',
         f'pods=$({list_pods(k)} 2>&1) || smoke_fail "kubectl get pods fails: $pods";',
-        "printf '%s\\n' \"$pods\" | "
-        'awk \'$3 == "Running" && $4 != "<none>" {print "pod", $1, $2, $4}\'',
+        f"printf '%s\\n' \"$pods\" | awk '{SERVING} {{print \"pod\", $1, $2, $4}}'",
     )
 
 
@@ -416,7 +420,7 @@ def replacement_check() -> str:
     k = kubectl()
     nowait = " --wait=false" if profile() == "modern" else ""
     pick = (
-        f'victim=$({list_pods(k)} 2>/dev/null | awk \'$3 == "Running" '
+        f"victim=$({list_pods(k)} 2>/dev/null | awk '{SERVING} "
         "{n[$2]++; if (n[$2] > most) {most = n[$2]; pod = $1}} END {print pod}');"
     )
     body = (

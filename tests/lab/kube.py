@@ -44,9 +44,12 @@ def wait_ready(timeout: float = 120) -> float:
 
 
 def nginx_pods() -> dict[str, dict]:
-    """name -> node, phase, restarts, uid of every pod of the smoke test's nginx RC."""
+    """name -> node, phase, restarts, uid of every pod of the smoke test's nginx RC, but those
+    stopping (their preStop keeps them listed for a few seconds after a scale-down)."""
     pods = {}
     for pod in json.loads(kubectl("get pods -l app=nginx -o json"))["items"]:
+        if pod["metadata"].get("deletionTimestamp"):
+            continue
         statuses = pod["status"].get("containerStatuses", [])
         pods[pod["metadata"]["name"]] = {
             "node": pod["spec"].get("nodeName", ""),

@@ -468,7 +468,10 @@ if verb == "apply":
 if verb == "get" and rest[0] == "pods":
     pods = {n: p for n, p in state["pods"].items() if p["app"] == "nginx"}
     if "custom-columns" in " ".join(rest):
-        done("".join(f"{n} {p['node']} {p['phase']} {p['ip']}\n" for n, p in pods.items()))
+        done("".join(
+            f"{n} {p['node']} {p['phase']} {p['ip']} {p.get('deleting', '<none>')}\n"
+            for n, p in pods.items()
+        ))
     done("".join(pod_line(n, p) for n, p in pods.items()))
 if verb == "get" and rest[0] == "service":
     if state["service"] is None:
@@ -612,6 +615,17 @@ def test_shell_a_healthy_cluster_passes_every_step(tmp_path, commands):
     for text in commands[MASTER]:
         assert shell.run(text).returncode == 0
     assert not [call for call in shell.state["calls"][calls:] if call.startswith("expose")]
+
+
+def test_shell_a_pod_being_deleted_is_not_counted_listed_or_picked(tmp_path, commands):
+    """A pod in its preStop (a scale-down, a drain) reads Running until it is gone."""
+    rc_pods = cluster_state()["rc_pods"]
+    stopping = dict(nginx_pod(MINIONS[0], "10.20.1.99"), deleting="2026-12-06T23:00:00Z")
+    shell = Shell(tmp_path, cluster_state(rc_pods={**rc_pods, "nginx-a0": stopping}))
+    results = [shell.run(text) for text in commands[MASTER]]
+    assert [r.returncode for r in results] == [0] * len(results), [r.stderr for r in results]
+    assert "10.20.1.99" not in "".join(r.stdout for r in results)
+    assert "nginx-a0" in shell.state["pods"]  # not the pod the replacement check deleted
 
 
 def test_shell_a_node_not_ready(tmp_path, commands):
