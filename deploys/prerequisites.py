@@ -5,10 +5,9 @@ from pyinfra.api import deploy
 from pyinfra.facts.files import FileContents
 from pyinfra.operations import apt, server, systemd
 
-from . import bounds, hoststate, once, packages, topology
+from . import bounds, hoststate, packages, topology
 from .common import place, put, running
 from .defaults import DEFAULTS, setting
-from .facts import CgroupVersion, PackageSources
 from .profiles import family, profile
 
 HOSTS_FILE = "/etc/hosts"
@@ -47,25 +46,10 @@ def merged_hosts_file(current: list[str], wanted: list[str]) -> str:
     return "\n".join([*kept, *wanted]) + "\n"
 
 
-def prefetch_prepared_facts():
-    """Every host's facts its preparation reads, read at once (see ``once.prefetch``): its
-    /etc/hosts, its package sources (named in the package operations' errors) and, on a
-    modern minion, its cgroup version (the kubelet's config)."""
-    wanted = []
-    for target in topology.cluster_hosts():
-        wanted.append((target, PackageSources, {}))
-        if setting("manage_etc_hosts", target):
-            wanted.append((target, FileContents, {"path": HOSTS_FILE}))
-        if topology.is_minion(target) and profile(target) == "modern":
-            wanted.append((target, CgroupVersion, {}))
-    once.prefetch(wanted)
-
-
 @deploy("Prerequisites", data_defaults=DEFAULTS)
 def deploy_prerequisites():
-    prefetch_prepared_facts()
     if setting("manage_etc_hosts"):
-        current = once.fact(FileContents, path=HOSTS_FILE) or []
+        current = host.get_fact(FileContents, path=HOSTS_FILE) or []
         put(
             HOSTS_FILE,
             merged_hosts_file(current, hosts_file_lines()),

@@ -14,9 +14,8 @@ from functools import cache
 from pathlib import Path
 
 from pyinfra import host, logger, state
-from pyinfra.facts.server import LinuxDistribution
 
-from . import once, topology
+from . import topology
 from .defaults import DEFAULTS, fail, setting
 from .kinds import dns_problem, is_ip
 from .profiles import PROFILES, SUPPORTED, distribution, profile
@@ -447,7 +446,6 @@ def validate_inventory():
     for target in hosts:
         check_values(target)
         check_networks(target)
-    once.prefetch((target, LinuxDistribution, {}) for target in hosts)
     master_profile = check_profile(master)
     for target in hosts:
         if check_profile(target) != master_profile:

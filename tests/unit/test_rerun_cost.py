@@ -6,14 +6,12 @@ import copy
 import hashlib
 import os
 import subprocess
-from collections import Counter
 from datetime import datetime, timezone
 
-import fakehosts
 import kubelab
 import pytest
 from conftest import HOSTS, MASTER, MINIONS
-from fakehosts import answer_fact, debian12, run_deploy
+from fakehosts import debian12, run_deploy
 from kubelab.facts import ManagedState
 from test_modern import pins
 
@@ -167,29 +165,3 @@ def test_managed_state_command_on_a_real_shell(tmp_path, old_systemd):
     }
     assert state["users"] == {"root": {"home": "/root", "shell": state["users"]["root"]["shell"]}}
     assert abs(state["now"] - datetime.now().timestamp()) < 60
-
-
-def test_what_preparing_reads_is_read_for_every_host_before_the_first_is_prepared(
-    tmp_path, monkeypatch
-):
-    """pyinfra prepares one host after another: the facts each host's preparation reads (its OS,
-    package sources, /etc/hosts, cgroup version) are read for all hosts at once beforehand, so
-    a run's round trips in a row do not grow with the number of hosts."""
-    machines = {name: debian12() for name in HOSTS}
-    settings = {"artifact_sha256": pins(), "pki_dir": str(tmp_path / "pki")}
-    run_deploy(machines, kubelab.deploy_cluster, data=settings)
-    order = []
-
-    def recorded(machine, cls, kwargs):
-        order.append(cls.__name__)
-        return answer_fact(machine, cls, kwargs)
-
-    monkeypatch.setattr(fakehosts, "answer_fact", recorded)
-    run_deploy(machines, kubelab.deploy_cluster, data=settings)
-    per_host = ["LinuxDistribution", "PackageSources", "FileContents"]
-    ahead = len(per_host) * len(HOSTS) + len(MINIONS)  # CgroupVersion: the minions'
-    assert Counter(order[:ahead]) == {
-        **{name: len(HOSTS) for name in per_host},
-        "CgroupVersion": len(MINIONS),
-    }
-    assert all(order.count(name) == count for name, count in Counter(order[:ahead]).items())
