@@ -78,15 +78,67 @@ class PackageSources(FactBase):
         return list(dict.fromkeys(urls))
 
 
+# The sha256 of each file ManagedState digested, with the file's fingerprint then: device, inode,
+# size, mtime and ctime (a write, chmod or replacement changes the ctime, which only the clock
+# sets). A file whose fingerprint still matches is not read again: most of a no-change re-run's
+# time was sha256sum reading the binaries (0.9-1.5 s of CPU per host). A file changed within
+# RACY_SECONDS of the read is not kept: its ctime may not tell a second change in the same tick.
+DIGEST_CACHE = "/var/lib/kubelab/sha256sums"
+RACY_SECONDS = 2
+DIGESTS_AWK = r"""
+BEGIN {
+  while ((getline line < cache) > 0) {
+    i = index(line, " "); entry = substr(line, i + 1)
+    known[entry] = substr(line, 1, i - 1)
+    others[substr(entry, index(entry, " ") + 1)] = line
+  }
+  close(cache)
+}
+NF {
+  path = substr($0, index($0, " ") + 1); delete others[path]
+  if ($0 in known) sha = known[$0]
+  else {
+    quoted = path; gsub(/'/, "'\''", quoted); sha = ""
+    command = "sha256sum '" quoted "'"
+    if ((command | getline out) > 0) sha = substr(out, 1, 64)
+    close(command)
+    if (sha == "") next
+    dirty = 1
+  }
+  print "D " sha "  " path
+  split($1, fingerprint, ":")
+  if (fingerprint[5] + 0 < now - racy) keep[path] = sha " " $0
+}
+END {
+  if (!dirty || !writable) exit
+  for (path in others) print others[path] > (cache ".new")
+  for (path in keep) print keep[path] > (cache ".new")
+  close(cache ".new")
+  system("mv -f '" cache ".new' '" cache "'")
+}
+"""
+
+
+def digests_script(quoted_paths: str, cache: str) -> str:
+    """Shell: ``D <sha256>  <path>`` for each file of ``quoted_paths`` (see DIGEST_CACHE)."""
+    folder = shlex.quote(cache.rsplit("/", 1)[0])
+    return (
+        f"(umask 077; w=0; [ -d {folder} ] && [ -w {folder} ] && w=1; "
+        f"find -H {quoted_paths} -maxdepth 0 -type f -printf '%D:%i:%s:%T@:%C@ %p\\n' "
+        f'2>/dev/null | awk -v cache={shlex.quote(cache)} -v now="$(date +%s)" '
+        f"-v racy={RACY_SECONDS} -v writable=$w {shlex.quote(DIGESTS_AWK)})"
+    )
+
+
 class ManagedState(FactBase):
     """
     In one command, the state of what kubelab manages on a host: of each of ``paths`` that
     exists, its type (``f`` file, ``d`` directory), mode (octal digits, as pyinfra's ``File``),
     user, group and mtime (microseconds since the epoch), and for those in ``digests`` its
-    sha256; for each of ``units``, whether it is running and enabled (as pyinfra's
-    ``SystemdStatus`` and ``SystemdEnabled`` tell) and when it last became active (microseconds,
-    ``None`` when it is not active); each of ``users`` that exists, with its home and shell;
-    the host's time (seconds).
+    sha256 (read again only when the file changed: DIGEST_CACHE); for each of ``units``, whether
+    it is running and enabled (as pyinfra's ``SystemdStatus`` and ``SystemdEnabled`` tell) and
+    when it last became active (microseconds, ``None`` when it is not active); each of
+    ``users`` that exists, with its home and shell; the host's time (seconds).
     """
 
     RUNNING = ("running", "waiting", "exited", "listening", "mounted")  # SystemdStatus' values
@@ -96,7 +148,7 @@ class ManagedState(FactBase):
     def default():
         return {"paths": {}, "units": {}, "users": {}, "now": None}
 
-    def command(self, paths=(), digests=(), units=(), users=()):
+    def command(self, paths=(), digests=(), units=(), users=(), cache=DIGEST_CACHE):
         def words(items):
             return " ".join(shlex.quote(item) for item in items)
 
@@ -106,7 +158,7 @@ class ManagedState(FactBase):
                 f"find -H {words(paths)} -maxdepth 0 -printf 'F %y %m %u %g %T@ %p\\n' 2>/dev/null"
             )
         if digests:
-            script.append(f"sha256sum {words(digests)} 2>/dev/null | sed 's/^/D /'")
+            script.append(digests_script(words(digests), cache))
         if units:
             # Microseconds where systemd knows them (248+), whole seconds before.
             show = (

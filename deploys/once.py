@@ -4,10 +4,14 @@ pyinfra 3 keeps no fact cache: every ``host.get_fact`` is one remote command. Wh
 change while kubelab runs (the OS, the cgroup version, the package sources), and what is read
 before any operation runs (flannel's config in etcd, whether the master holds a CA), is read
 here once per host and run, whichever host's deploy asks for it.
+
+pyinfra's CLI prepares every host at once, each in a greenlet: a host that asks for what
+another host's preparation is reading waits for that read instead of reading it again.
 """
 
 import weakref
 
+from gevent.event import AsyncResult
 from pyinfra import host, state
 
 _RUNS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # State -> its cache
@@ -19,11 +23,20 @@ def run_cache(name: str) -> dict:
     return caches.setdefault(name, {})
 
 
+def per_run(key, compute):
+    """``compute()``'s result (or exception), computed once per run whoever asks."""
+    results = run_cache("per_run")
+    if key not in results:
+        result = results[key] = AsyncResult()
+        try:
+            result.set(compute())
+        except Exception as error:
+            result.set_exception(error)
+    return results[key].get()
+
+
 def fact(cls, target=None, **kwargs):
     """``target``'s (default: the current host's) fact ``cls`` with ``kwargs``, read once."""
     target = host if target is None else target
-    cache = run_cache("facts")
     key = (target.name, cls, tuple(sorted(kwargs.items())))
-    if key not in cache:
-        cache[key] = target.get_fact(cls, **kwargs)
-    return cache[key]
+    return per_run(key, lambda: target.get_fact(cls, **kwargs))

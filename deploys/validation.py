@@ -9,13 +9,12 @@ values, networks, profiles, ports.
 import difflib
 import ipaddress
 import os
-import weakref
 from functools import cache
 from pathlib import Path
 
 from pyinfra import host, logger, state
 
-from . import topology
+from . import once, topology
 from .defaults import DEFAULTS, fail, setting
 from .kinds import dns_problem, is_ip
 from .profiles import PROFILES, SUPPORTED, distribution, profile
@@ -96,8 +95,6 @@ PYINFRA_PREFIXES = (
     "terraform_",
 )
 SUPPORTED_TEXT = "CentOS/RHEL 7, Debian 12/13, Ubuntu 22.04/24.04, Rocky/Alma 8/9"
-
-_validated = weakref.WeakSet()
 
 
 def _ipv4(value):
@@ -431,9 +428,10 @@ def check_ports(master, master_profile: str):
 
 def validate_inventory():
     """Check the whole inventory once per run; raises ``SettingError`` on the first problem."""
-    current = state._get_module()  # the State itself, not pyinfra's context proxy
-    if current in _validated:
-        return
+    once.per_run("validation", _validate_inventory)
+
+
+def _validate_inventory():
     check_groups()
     hosts = topology.cluster_hosts()
     master = topology.master()
@@ -459,7 +457,6 @@ def validate_inventory():
             )
     check_ports(master, master_profile)
     warn_if_open(master, master_profile)
-    _validated.add(current)
 
 
 def warn_if_open(master, master_profile: str):

@@ -6,13 +6,14 @@ import copy
 import hashlib
 import os
 import subprocess
+import time
 from datetime import datetime, timezone
 
 import kubelab
 import pytest
 from conftest import HOSTS, MASTER, MINIONS
 from fakehosts import debian12, run_deploy
-from kubelab.facts import ManagedState
+from kubelab.facts import RACY_SECONDS, ManagedState
 from test_modern import pins
 
 BUDGET = 25
@@ -135,6 +136,7 @@ def test_managed_state_command_on_a_real_shell(tmp_path, old_systemd):
         digests=[str(config), missing],
         units=["up.service", "down.service"],
         users=["root", "nobody-kubelab"],
+        cache=str(tmp_path / "no-such-folder" / "sha256sums"),
     )
     env = {**os.environ, "PATH": f"{binaries}:{os.environ['PATH']}"}
     if old_systemd:
@@ -165,3 +167,51 @@ def test_managed_state_command_on_a_real_shell(tmp_path, old_systemd):
     }
     assert state["users"] == {"root": {"home": "/root", "shell": state["users"]["root"]["shell"]}}
     assert abs(state["now"] - datetime.now().timestamp()) < 60
+
+
+def digests(paths, cache) -> dict:
+    """ManagedState's digests of ``paths``, its command run by sh here."""
+    command = ManagedState().command(paths=paths, digests=paths, cache=str(cache))
+    result = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=True)
+    found = ManagedState().process(result.stdout.splitlines())["paths"]
+    return {path: found[path]["sha256"] for path in paths if path in found}
+
+
+def test_a_file_is_digested_again_only_when_it_changed(tmp_path):
+    """What makes a re-run's digests cheap (DIGEST_CACHE), and what keeps them right."""
+    folder = tmp_path / "kubelab"
+    folder.mkdir()
+    cache = folder / "sha256sums"
+    binary, config = tmp_path / "kubelet", tmp_path / "config"
+    binary.write_bytes(b"ELF v1")
+    time.sleep(RACY_SECONDS + 1.1)  # settled: its ctime is older than the racy window
+    config.write_bytes(b"x = 1\n")  # changed just now
+    paths = [str(binary), str(config)]
+    assert digests(paths, cache) == {
+        str(binary): hashlib.sha256(b"ELF v1").hexdigest(),
+        str(config): hashlib.sha256(b"x = 1\n").hexdigest(),
+    }
+    assert cache.stat().st_mode & 0o777 == 0o600
+    kept = cache.read_text()
+    assert str(binary) in kept and str(config) not in kept  # a racy file is not kept
+    # The kept digest is what a second read reports (it does not read the file again) ...
+    cache.write_text(kept.replace(hashlib.sha256(b"ELF v1").hexdigest(), "0" * 64))
+    assert digests(paths, cache)[str(binary)] == "0" * 64
+    # ... until the file changes, even to the same size and mtime (its ctime moves).
+    stat = binary.stat()
+    binary.write_bytes(b"ELF v2")
+    os.utime(binary, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert digests(paths, cache)[str(binary)] == hashlib.sha256(b"ELF v2").hexdigest()
+    # Replaced by another file (a new inode): read again too.
+    replacement = tmp_path / "kubelet.new"
+    replacement.write_bytes(b"ELF v3")
+    replacement.replace(binary)
+    assert digests(paths, cache)[str(binary)] == hashlib.sha256(b"ELF v3").hexdigest()
+
+
+def test_without_its_folder_digests_are_read_and_nothing_is_kept(tmp_path):
+    cache = tmp_path / "missing" / "sha256sums"
+    config = tmp_path / "config"
+    config.write_bytes(b"x")
+    assert digests([str(config)], cache) == {str(config): hashlib.sha256(b"x").hexdigest()}
+    assert not cache.parent.exists()
