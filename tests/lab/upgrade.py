@@ -1,4 +1,4 @@
-"""The upgrade scenario on the lab (written, not yet run; not part of e2e.py).
+"""The upgrade scenario on the lab (e2e.py runs it last in day two; it also runs alone).
 
 upgrade_cluster: the cluster reset (deploys/reset.py; the local PKI stays), built at an older
 Kubernetes release (``cluster.py --data kube_version=<old>``), nginx served behind its cluster
