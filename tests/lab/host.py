@@ -18,6 +18,11 @@ HOST_PACKAGES = [
     "libseccomp-dev",
     "pkg-config",
 ]
+# The machines share this box's root user, and with it its limit of inotify instances (128 by
+# default): a dozen machines' kubelets (cAdvisor, certificate watchers), kube-proxies, containerd
+# and systemd exhaust it, and kubelet and kube-proxy then exit ("too many open files").
+INOTIFY_INSTANCES = Path("/proc/sys/fs/inotify/max_user_instances")
+INOTIFY_INSTANCES_PER_MACHINE = 64
 MODULES = {
     "br_netfilter": lambda: Path("/proc/sys/net/bridge").is_dir(),
     "overlay": lambda: "\toverlay\n" in Path("/proc/filesystems").read_text(),
@@ -84,6 +89,29 @@ def unload_modules() -> None:
             continue
         log(f"kernel module {name} is in use; left loaded")
     record.unlink()
+
+
+def raise_inotify_instances(machines: int) -> None:
+    """At least INOTIFY_INSTANCES_PER_MACHINE per machine besides the box's own; the box's
+    value is kept in RUN and put back by ``restore_inotify_instances`` (lab down)."""
+    current = int(INOTIFY_INSTANCES.read_text())
+    wanted = 128 + INOTIFY_INSTANCES_PER_MACHINE * machines
+    if current >= wanted:
+        return
+    record = RUN / "inotify-instances"
+    if not record.exists():
+        write(record, f"{current}\n")
+    INOTIFY_INSTANCES.write_text(f"{wanted}\n")
+    log(f"fs.inotify.max_user_instances: {current} -> {wanted} for {machines} machines")
+
+
+def restore_inotify_instances() -> None:
+    record = RUN / "inotify-instances"
+    if record.exists():
+        original = record.read_text().strip()
+        INOTIFY_INSTANCES.write_text(f"{original}\n")
+        log(f"fs.inotify.max_user_instances: back to {original}")
+        record.unlink()
 
 
 def check_state_filesystem() -> None:

@@ -29,6 +29,8 @@ from host import (
     ensure_key,
     install_host_packages,
     load_modules,
+    raise_inotify_instances,
+    restore_inotify_instances,
     unload_modules,
 )
 from machines import (
@@ -80,8 +82,9 @@ def cmd_up(inventory: Path) -> None:
     running = [n.short for n in machine_records() if is_running(n.short)]
     with phase("host packages"):
         install_host_packages()
-    with phase("kernel modules"):
+    with phase("kernel modules and limits"):
         load_modules()
+        raise_inotify_instances(len({n.short for n in nodes} | set(running)))
     with phase("base image and package repository"):
         build_base(any_running=bool(running))
     with phase("upstream programs (Go module builds, cached)"):
@@ -127,6 +130,7 @@ def cmd_down() -> None:
         bridge_down()
         services_down()
         unload_modules()
+        restore_inotify_instances()
         remove_created_dirs()
         if RUN.exists():
             remove_tree(RUN)
