@@ -8,9 +8,8 @@ etcd's endpoint), or, for apt and yum, whose output kubelab does not control, ``
 """
 
 import shlex
-import weakref
 
-from pyinfra import host, logger, state
+from pyinfra import host, logger
 from pyinfra.api.state import BaseStateCallback
 
 from . import once, topology
@@ -25,8 +24,6 @@ APT_CONFIG = "/etc/apt/apt.conf.d/80kubelab"
 ETCD_DIAL_TIMEOUT = 5  # seconds etcdctl may take to reach etcd (on the master's network)
 ETCD_COMMAND_TIMEOUT = 10  # seconds etcd may take to answer one request
 NEEDS_ETCD = ("flanneld", "kube-apiserver")  # they tell systemd they started once etcd answers
-
-_REPORTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # State -> its Report
 
 
 def network_timeout(target=None) -> int:
@@ -115,11 +112,11 @@ class Report(BaseStateCallback):
 
 def waits_on(operation, name: str, what: str):
     """Remember that ``operation`` (called ``name``) waits on ``what`` on the current host."""
-    current = state._get_module()  # the State itself, not pyinfra's context proxy
-    report = _REPORTS.get(current)
-    if report is None:
-        report = _REPORTS[current] = Report()
-        current.add_callback_handler(report)
+    reports = once.run_cache("reports")
+    if "report" not in reports:
+        reports["report"] = Report()
+        once.current_state().add_callback_handler(reports["report"])
+    report = reports["report"]
     op_hash = getattr(operation, "_hash", None)
     if op_hash is not None:
         deploy = host.current_deploy_name

@@ -40,11 +40,10 @@ something to do and no host has failed so far.
 
 import re
 import shlex
-import weakref
 from datetime import datetime, timezone
 from types import SimpleNamespace
 
-from pyinfra import host, logger, state
+from pyinfra import host, logger
 from pyinfra.api import deploy, operation
 from pyinfra.operations import files, python
 
@@ -80,19 +79,13 @@ MINION_SERVICES = (
 # The skew policy: a kubelet may be this many minor versions older than the apiserver.
 KUBELET_MAX_MINORS_BEHIND = 3
 
-# State -> the run's upgrade bookkeeping (plans per host, the operations of each turn).
-_RUNS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def _current_state():
-    return state._get_module()  # the State itself, not pyinfra's context proxy
-
 
 def _run(current=None) -> dict:
-    current = current or _current_state()
-    return _RUNS.setdefault(
-        current, {"plans": {}, "ops": {}, "started": set(), "stopped": set(), "stamp": None}
-    )
+    """The run's upgrade bookkeeping (plans per host, the operations of each turn)."""
+    run = once.run_cache("upgrade", current)
+    if not run:
+        run.update(plans={}, ops={}, started=set(), stopped=set(), stamp=None)
+    return run
 
 
 # Versions ----------------------------------------------------------------------------------
@@ -690,7 +683,7 @@ def deploy_upgrade():
     """Upgrade the running cluster to the versions of its settings (see the module's text)."""
     validate_inventory()
     check_request()
-    current = _current_state()
+    current = once.current_state()
     plan_host()
     here_master = topology.is_master()
     snapshot_steps(current, here_master)

@@ -5,9 +5,7 @@ false``; kubelab says so on such hosts (and warns: cgroup v1 is in maintenance m
 leave a minion whose kubelet never starts.
 """
 
-import weakref
-
-from pyinfra import host, logger, state
+from pyinfra import host, logger
 from pyinfra.api import deploy
 
 from . import once, topology
@@ -17,16 +15,14 @@ from .defaults import DEFAULTS, setting
 from .facts import CgroupVersion
 from .kube_services import install_kube_binaries, unit
 
-_warned = weakref.WeakKeyDictionary()  # State -> names of the hosts warned about in that run
-
 
 def cgroup_v1() -> bool:
     """Whether this host runs cgroup v1 (or hybrid); warns once per host and run."""
     if once.fact(CgroupVersion) == 2:
         return False
-    warned = _warned.setdefault(state._get_module(), set())
+    warned = once.run_cache("cgroup v1 warned")
     if host.name not in warned:
-        warned.add(host.name)
+        warned[host.name] = True
         logger.warning(
             f"kubelab: {host.name} uses cgroup v1: its kubelet runs with failCgroupV1: false, "
             "supported by Kubernetes 1.35 only in maintenance mode"

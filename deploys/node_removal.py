@@ -22,13 +22,12 @@ The other minions get no command. A second run for nodes already removed changes
 
 import json
 import shlex
-import weakref
 
-from pyinfra import host, logger, state
+from pyinfra import host, logger
 from pyinfra.api import deploy, operation
 from pyinfra.operations import python
 
-from . import bounds, etcd_tls, teardown, topology
+from . import bounds, etcd_tls, once, teardown, topology
 from .certificates import pki_directory
 from .common import step
 from .defaults import DEFAULTS, fail, setting
@@ -39,10 +38,6 @@ from .validation import validate_inventory
 
 SKIP_WAIT_FOR_DELETE = 60  # s past a pod's grace period: a dead node never confirms deletion
 REQUEST_TIMEOUT = 20  # s, each kubectl request (smoke_test.REQUEST_TIMEOUT)
-
-# The master's drain and delete operations, per State: the minions' cleanup waits on them.
-_MASTER_STEPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
 
 # Which hosts: read from the master, where --data and group data agree (cluster-wide) ------------
 
@@ -257,14 +252,10 @@ def certificate_files(target) -> list:
     ]
 
 
-def _current_state():
-    return state._get_module()  # the State itself, not pyinfra's context proxy
-
-
 def master_done(current) -> bool:
     """Whether the master drained the nodes and deleted their Node objects (at execution):
     a minion is taken apart only then."""
-    operations = _MASTER_STEPS.get(current, ())
+    operations = once.run_cache("removal", current).get("master steps", ())
     return bool(operations) and all(
         op.is_complete() and op.did_succeed(_raise_if_not_complete=False) for op in operations
     )
@@ -301,9 +292,9 @@ def deploy_remove_node():
     delete = step(
         master and bool(existing), nodes_deleted, name=f"Delete the Node of {names}", nodes=existing
     )
-    current = _current_state()
-    if master:
-        _MASTER_STEPS[current] = (drain, delete)
+    current = once.current_state()
+    if master:  # the minions' cleanup waits on them (master_done)
+        once.run_cache("removal", current)["master steps"] = (drain, delete)
     teardown.clean_host(host in removed, only_if=lambda: master_done(current))
     step(
         master and bool(keys),

@@ -17,9 +17,16 @@ from pyinfra import host, state
 _RUNS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # State -> its cache
 
 
-def run_cache(name: str) -> dict:
-    """This run's cache called ``name`` (a dict kubelab's modules fill as they like)."""
-    caches = _RUNS.setdefault(state._get_module(), {})  # the State, not pyinfra's proxy
+def current_state():
+    """The State of this run itself, not pyinfra's context proxy (which a callback evaluated at
+    execution may no longer resolve to the same run)."""
+    return state._get_module()
+
+
+def run_cache(name: str, current=None) -> dict:
+    """The cache called ``name`` of this run (or of the State ``current``): a dict kubelab's
+    modules fill as they like."""
+    caches = _RUNS.setdefault(current or current_state(), {})
     return caches.setdefault(name, {})
 
 

@@ -31,16 +31,15 @@ from __future__ import annotations
 
 import ipaddress
 import shlex
-import weakref
 from typing import NamedTuple
 
-from pyinfra import host, logger, state
+from pyinfra import host, logger
 from pyinfra.api import StringCommand, deploy
 from pyinfra.api.arguments import CONNECTOR_ARGUMENT_KEYS
 from pyinfra.facts.systemd import SystemdStatus
 from pyinfra.operations import files, python, server
 
-from . import etcd_tls, topology
+from . import etcd_tls, once, topology
 from .api_tls import APISERVER_FILES
 from .certificates import PKI, apiserver_url
 from .common import step, template
@@ -74,10 +73,6 @@ PRELUDE = (
     "smoke_fail() { printf 'smoke test: %s\\n' "
     "\"$(printf '%s' \"$*\" | tr '\\n' ' ' | cut -c1-600)\" >&2; exit 1; }; "
 )
-
-# The master's listing operation (step 4), per State: other hosts read its output.
-_LISTINGS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
 
 # Shell building blocks -------------------------------------------------------------------
 
@@ -385,7 +380,7 @@ def _run(host, command: str):
 def check_from_host(state, host, where: str, node: str | None, minions: int, seconds: int):
     """python.call: steps 4 and 5 on this host (``node``: the minion's node name, None on the
     master), from what the master's listing printed."""
-    listing_op = _LISTINGS.get(state)
+    listing_op = once.run_cache("smoke", state).get("listing")
     found = None
     if listing_op is not None and listing_op.is_complete() and listing_op.did_succeed():
         found = parse_listing(listing_op.stdout_lines)
@@ -475,10 +470,6 @@ def _manifest(applies: bool, name: str, **variables):
     )
 
 
-def _current_state():
-    return state._get_module()  # the State itself, not pyinfra's context proxy
-
-
 @deploy("Smoke test", data_defaults=DEFAULTS)
 def deploy_smoke():
     """The reference setup's final tests against a built cluster (see the module's text)."""
@@ -504,8 +495,8 @@ def deploy_smoke():
     on_master(f"{REPLICAS} nginx replicas are Running, spread over the minions", replicas_check())
     on_master("kubectl expose rc nginx --port=80 (once)", expose())
     listed = on_master("List the nginx service and pods for the other hosts' checks", listing())
-    if master:
-        _LISTINGS[_current_state()] = listed
+    if master:  # the other hosts' checks read its output (check_from_host)
+        once.run_cache("smoke")["listing"] = listed
     step(
         minion or master_checks_service(),
         python.call,
