@@ -987,17 +987,32 @@ def test_bad_input_stops_before_any_host_is_touched(case, tmp_path, monkeypatch,
     )
     factories = case.machines or dict.fromkeys(HOSTS, centos7)
     machines = {name: factory() for name, factory in factories.items()}
-    before = copy.deepcopy(machines)
     inventory = write_inventory(tmp_path, case)
+    assert_refused(
+        machines,
+        kubelab.deploy_cluster,
+        expected_message(case),
+        io_log,
+        inventory=inventory,
+        data=case.data,
+    )
 
+
+def assert_refused(machines, deploy_func, pattern, io_log, **run):
+    """``deploy_func`` stops with one line matching ``pattern`` before any host is touched."""
+    before = copy.deepcopy(machines)
     with pytest.raises(SettingError) as raised:
-        run_deploy(machines, kubelab.deploy_cluster, inventory=inventory, data=case.data)
-
+        run_deploy(machines, deploy_func, **run)
     message = str(raised.value)
     assert "\n" not in message and "\r" not in message
-    assert re.match(expected_message(case), message), message
+    assert re.match(pattern, message), message
     assert io_log == []
     assert machines == before
+
+
+def refusal(setting: str, where: str, phrase: str) -> str:
+    """The pattern of a SettingError for ``setting`` on ``where`` that says ``phrase``."""
+    return f"kubelab: setting '{re.escape(setting)}' on {re.escape(where)}: .*{phrase}"
 
 
 def test_corpus_is_large_enough():
@@ -1416,18 +1431,9 @@ def test_day_two_bad_input_stops_before_any_host_is_touched(case, io_log):
     else:
         machines = {name: debian12() for name in MINIONS}
         machines[MASTER] = case.master()
-    before = copy.deepcopy(machines)
     deploy = kubelab.deploy_remove_node if case.deploy == "remove" else kubelab.deploy_reset
-
-    with pytest.raises(SettingError) as raised:
-        run_deploy(machines, deploy, data=case.data)
-
-    message = str(raised.value)
-    assert "\n" not in message and "\r" not in message
-    expected = f"kubelab: setting '{re.escape(case.setting)}' on {re.escape(MASTER)}: "
-    assert re.match(f"{expected}.*{case.phrase}", message), message
-    assert io_log == []
-    assert machines == before
+    pattern = refusal(case.setting, MASTER, case.phrase)
+    assert_refused(machines, deploy, pattern, io_log, data=case.data)
 
 
 def test_day_two_corpus_is_large_enough():
@@ -1682,20 +1688,8 @@ UPGRADE_SPECIAL_CASES = [
 
 
 def check_upgrade_refused(machines, data, setting, where, phrase, io_log, inventory=None):
-    before = copy.deepcopy(machines)
-    with pytest.raises(SettingError) as raised:
-        run_deploy(
-            machines,
-            kubelab.deploy_upgrade,
-            data=data,
-            **({"inventory": inventory} if inventory else {}),
-        )
-    message = str(raised.value)
-    assert "\n" not in message and "\r" not in message
-    expected = f"kubelab: setting '{re.escape(setting)}' on {re.escape(where)}: "
-    assert re.match(f"{expected}.*{phrase}", message), message
-    assert io_log == []
-    assert machines == before
+    run = {"data": data, **({"inventory": inventory} if inventory else {})}
+    assert_refused(machines, kubelab.deploy_upgrade, refusal(setting, where, phrase), io_log, **run)
 
 
 @pytest.mark.parametrize("case", UPGRADE_CASES)
