@@ -15,7 +15,7 @@ from pyinfra.facts.files import File
 
 from . import once, secrets, topology
 from .admin_kubeconfig import write_user_kubeconfig
-from .common import directory, tracked
+from .common import directory
 from .defaults import DEFAULTS, setting, setting_error
 from .pki import ClusterPKI, PKIError, PKIMissing
 
@@ -81,18 +81,15 @@ def kubeconfig(pki: ClusterPKI, name: str, common_name: str, organizations=()) -
 
 def install(files: dict[str, bytes], owner: str = "root") -> dict:
     """Each file in place, keys and kubeconfigs 0600 for ``owner`` only; returns path ->
-    operation."""
+    its step."""
     return {
-        path: tracked(
-            secrets.secret(
-                name=f"Install {path}",
-                dest=path,
-                content=content,
-                user=owner,
-                group=owner,
-                mode=600 if path.endswith((".key", ".kubeconfig")) else 644,
-            ),
-            path,
+        path: secrets.secret(
+            name=f"Install {path}",
+            dest=path,
+            content=content,
+            user=owner,
+            group=owner,
+            mode=600 if path.endswith((".key", ".kubeconfig")) else 644,
         )
         for path, content in files.items()
     }

@@ -1,7 +1,8 @@
 """Small building blocks shared by the component deploys.
 
 Each asks ``hoststate`` (one command per host and run) whether its file, directory or service
-already is as wanted, and calls pyinfra's operation only when it is not.
+already is as wanted, and does pyinfra's operation only when it is not. Files and directories
+are steps of one operation per run of them (``placement``); a service is one operation.
 """
 
 from io import StringIO
@@ -11,9 +12,8 @@ from pyinfra import host, state
 from pyinfra.api import operation
 from pyinfra.api.util import get_template
 from pyinfra.operations import files, server, systemd
-from pyinfra.operations.util import any_changed
 
-from . import bounds, hoststate
+from . import bounds, hoststate, placement
 
 _PACKAGED = Path(__file__).parent / "templates"
 TEMPLATES = _PACKAGED if _PACKAGED.is_dir() else Path(__file__).parent.parent / "templates"
@@ -37,16 +37,15 @@ def tracked(operation, path: str):
     return operation
 
 
-def put(path: str, content: str, name: str):
+def put(path: str, content: str, name: str) -> placement.Step:
     """The file at ``path`` holds ``content``; uploaded only when it does not."""
     hoststate.manage(path)
-    operation = files.put(
-        name=name,
-        src=StringIO(content),
-        dest=path,
-        _if=lambda: hoststate.differs(path, content.encode()),
+    return placement.add(
+        name,
+        path,
+        lambda: hoststate.differs(path, content.encode()),
+        lambda: files.put._inner(src=StringIO(content), dest=path),
     )
-    return tracked(operation, path)
 
 
 def place(path: str, name: str | None = None, **variables):
@@ -58,14 +57,13 @@ def directory(path: str, name: str, user: str, group: str, mode: str, recursive=
     """The directory at ``path`` with this owner and mode (``recursive``: its contents too,
     whenever the directory itself is not)."""
     hoststate.manage(path, digest=False)
-    return files.directory(
-        name=name,
-        path=path,
-        user=user,
-        group=group,
-        mode=mode,
-        recursive=recursive,
-        _if=lambda: hoststate.directory_differs(path, user, group, mode),
+    return placement.add(
+        name,
+        path,
+        lambda: hoststate.directory_differs(path, user, group, mode),
+        lambda: files.directory._inner(
+            path=path, user=user, group=group, mode=mode, recursive=recursive
+        ),
     )
 
 
@@ -81,50 +79,57 @@ def running(name: str, label: str):
     return systemd.service(name=label, service=name, running=True, enabled=True, _if=differs)
 
 
+@operation()
+def service_state(service: str, reload, restart, start):
+    """``service`` as ``reload``, ``restart`` and ``start`` (callables asked when the
+    operation runs) say: systemd reloaded first, then the service restarted, then started and
+    enabled (pyinfra's ``systemd`` operations, which look at the service as it is by then)."""
+    if reload():
+        yield from systemd.daemon_reload._inner()
+    if restart():
+        yield from systemd.service._inner(service=service, running=True, restarted=True)
+    if start():
+        yield from systemd.service._inner(service=service, running=True, enabled=True)
+
+
 def service(name: str, changed=(), units=(), restart=False):
     """
-    ``name`` running and enabled; restarted when one of the ``changed`` operations (its
-    configuration) or the ``units`` operations (its unit files, reloaded first) changed, or
-    when ``restart`` (a bool, or a callable asked at execution) says so. The restart comes
-    first: a service its package already started picks up its new files, one not yet running
-    simply starts. A service running since before its files were last written (a run that
-    stopped half-way) restarts too. systemd bounds each start; a failed one says what the
-    service waits on (``bounds.service_start``).
+    ``name`` running and enabled, in one operation; restarted when one of the ``changed``
+    operations (its configuration) or the ``units`` operations (its unit files, reloaded
+    first) changes it in this run, or when ``restart`` (a bool, or a callable asked when the
+    operation runs) says so. The restart comes first: a service its package already started
+    picks up its new files, one not yet running simply starts. A service running since before
+    its files were last written (a run that stopped half-way) restarts too. systemd bounds
+    each start; a failed one says what the service waits on (``bounds.service_start``).
     """
     unit = f"{name}.service"
     hoststate.manage_unit(unit)
     paths = [op.path for op in (*changed, *units) if hasattr(op, "path")]
+    changed = (*changed, *units)
 
     def unread():
         return hoststate.unread(unit, paths)
 
-    if units:
-        systemd.daemon_reload(
-            name=f"Reload systemd (the unit of {name} changed)",
-            _if=lambda: (
-                any(path.startswith("/etc/systemd/") for path in unread()) or any_changed(*units)()
-            ),
+    def reload():
+        unit_files = [path for path in unread() if path.startswith("/etc/systemd/")]
+        return bool(unit_files) or any(placement.changes(op) for op in units)
+
+    def restarts():
+        return (
+            bool(unread())
+            or (restart() if callable(restart) else restart)
+            or any(placement.changes(op) for op in changed)
         )
-    changed = (*changed, *units)
-    if changed or restart:
-        label = f"Restart {name} if its configuration changed"
-        bounds.waits_on(
-            systemd.service(
-                name=label,
-                service=name,
-                running=True,
-                restarted=True,
-                _if=lambda: (
-                    bool(unread())
-                    or (restart() if callable(restart) else restart)
-                    or any_changed(*changed)()
-                ),
-            ),
-            label,
-            bounds.service_start(name),
-        )
-    label = f"Ensure {name} is running and enabled"
-    bounds.waits_on(running(name, label), label, bounds.service_start(name))
+
+    def stopped():
+        now = hoststate.unit(unit)
+        return not (now["running"] and now["enabled"])
+
+    label = f"{name} running and enabled, restarted if its configuration changed"
+    operation = service_state(
+        name=label, service=name, reload=reload, restart=restarts, start=stopped
+    )
+    bounds.waits_on(operation, label, bounds.service_start(name))
 
 
 def system_user(user: str, home: str, shell: str):

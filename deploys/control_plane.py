@@ -74,8 +74,10 @@ def deploy_modern_master_services():
         "/etc/kubernetes/kube-scheduler.yaml", cluster_name=setting("cluster_name")
     )
     certificates["kube-scheduler"].append(scheduler_config)
-    for name in ("kube-apiserver", "kube-controller-manager", "kube-scheduler"):
-        service(name, changed=[binaries[name], *certificates[name]], units=[unit(name)])
+    names = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
+    units = {name: unit(name) for name in names}
+    for name in names:
+        service(name, changed=[binaries[name], *certificates[name]], units=[units[name]])
     # The master reaches service cluster IPs too: the apiserver calls webhooks and aggregated
     # APIs through them.
     deploy_kube_proxy()

@@ -12,9 +12,8 @@ from functools import cache
 from pyinfra import host
 from pyinfra.api import operation
 
-from . import bounds, hoststate
+from . import bounds, hoststate, placement
 from .artifacts import Artifact, checksum_url, download_url, pin_keys
-from .common import tracked
 from .defaults import setting, setting_error
 
 
@@ -149,11 +148,16 @@ def operation_of(artifact: Artifact):
     return archive if artifact.members else binary
 
 
-def install(artifact: Artifact, label: str | None = None):
+def install(artifact: Artifact, label: str | None = None) -> placement.Step:
     """Install a release artifact (a binary, or an archive's members) checked against its
-    sha256; the operation remembers the installed path (see ``common.service``)."""
-    operation = operation_of(artifact)
+    sha256: a step of ``placement`` (its path: see ``installed_path``)."""
     register(artifact)
     name = f"Install {label or artifact.name}"
-    done = operation(name=name, artifact=artifact, sha256=expected_sha256(artifact), label=name)
-    return tracked(done, installed_path(artifact))
+    sha256 = expected_sha256(artifact)
+
+    def commands():
+        return operation_of(artifact)._inner(artifact=artifact, sha256=sha256, label=name)
+
+    return placement.add(
+        name, installed_path(artifact), lambda: not installed(artifact, sha256), commands
+    )

@@ -2,6 +2,7 @@
 
 import re
 import shlex
+from datetime import datetime, timezone
 
 from pyinfra.api import FactBase
 
@@ -130,6 +131,42 @@ def digests_script(quoted_paths: str, cache: str) -> str:
     )
 
 
+SHOW = "systemctl show -p ActiveState -p SubState -p UnitFileState -p ActiveEnterTimestamp"
+# systemctl show's blocks, one per unit in the order named, each line as ``U <unit> <line>``.
+BLOCKS_AWK = (
+    'BEGIN { split(units, unit, " "); i = 1 } /^$/ { i++; next } { print "U " unit[i] " " $0 }'
+)
+
+
+def units_script(units) -> str:
+    """Shell: ``U <unit> <property>=<value>`` lines for each unit, from one ``systemctl show``
+    with microsecond UTC timestamps (systemd 248+). An older systemd shows each unit on its
+    own, and ``date`` turns its last start into ``Since=<microseconds>``."""
+    quoted_units = " ".join(shlex.quote(unit) for unit in units)
+    names = shlex.quote(" ".join(units))
+    fallback = (
+        f"for unit in {quoted_units}; do "
+        f'props=$({SHOW} "$unit" 2>/dev/null); '
+        'printf "%s\\n" "$props" | sed "s|^|U $unit |"; '
+        "since=$(printf '%s\\n' \"$props\" | sed -n 's/^ActiveEnterTimestamp=//p'); "
+        '[ -z "$since" ] || echo "U $unit Since=$(date -d "$since" +%s%6N)"; done'
+    )
+    return (
+        f"if props=$({SHOW} --timestamp=us+utc {quoted_units} 2>/dev/null); then "
+        f"printf '%s\\n' \"$props\" | awk -v units={names} "
+        f"{shlex.quote(BLOCKS_AWK)}; else {fallback}; fi"
+    )
+
+
+def utc_microseconds(timestamp: str) -> int | None:
+    """``Mon 2026-12-07 01:02:03.123456 UTC`` (systemd's ``us+utc``) in microseconds."""
+    match = re.fullmatch(r"\w+ (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)\.(\d{6}) UTC", timestamp)
+    if not match:
+        return None
+    seconds = datetime.strptime(match[1], "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc)
+    return int(seconds.timestamp()) * 1_000_000 + int(match[2])
+
+
 class ManagedState(FactBase):
     """
     In one command, the state of what kubelab manages on a host: of each of ``paths`` that
@@ -160,17 +197,7 @@ class ManagedState(FactBase):
         if digests:
             script.append(digests_script(words(digests), cache))
         if units:
-            # Microseconds where systemd knows them (248+), whole seconds before.
-            show = (
-                "systemctl show -p ActiveState -p SubState -p UnitFileState -p ActiveEnterTimestamp"
-            )
-            script.append(
-                f"for unit in {words(units)}; do "
-                f'props=$({show} --timestamp=us+utc "$unit" 2>/dev/null || {show} "$unit"); '
-                'printf "%s\\n" "$props" | sed "s|^|U $unit |"; '
-                "since=$(printf '%s\\n' \"$props\" | sed -n 's/^ActiveEnterTimestamp=//p'); "
-                '[ -z "$since" ] || echo "U $unit Since=$(date -d "$since" +%s%6N)"; done'
-            )
+            script.append(units_script(units))
         if users:
             script.append(f"getent passwd {words(users)} | sed 's/^/P /'")
         script.append('echo "N $(date +%s)"')
@@ -206,6 +233,8 @@ class ManagedState(FactBase):
                     units[unit]["enabled"] = value in self.ENABLED
                 elif key == "ActiveState":
                     units[unit]["active"] = value in ("active", "reloading")
+                elif key == "ActiveEnterTimestamp" and utc_microseconds(value):
+                    units[unit]["since"] = utc_microseconds(value)
                 elif key == "Since" and value.isdigit():
                     units[unit]["since"] = int(value)
             elif kind == "P":

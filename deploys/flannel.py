@@ -7,7 +7,7 @@ from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import server
 
-from . import bounds, downloads, etcd_tls, once, packages, topology
+from . import bounds, downloads, etcd_tls, once, packages, placement, topology
 from .artifacts import flanneld
 from .common import place, service
 from .defaults import DEFAULTS, setting
@@ -151,4 +151,4 @@ def deploy_flannel():
         )
     own = [changed, *certificate]
     service("flanneld", changed=own, units=units, restart=network_changes)
-    return lambda: network_changes or any(op.did_change() for op in [*own, *units])
+    return lambda: network_changes or any(placement.changes(op) for op in [*own, *units])

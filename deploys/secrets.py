@@ -11,7 +11,7 @@ from io import BytesIO
 from pyinfra import host
 from pyinfra.api import FileUploadCommand, operation
 
-from . import hoststate, once
+from . import hoststate, once, placement
 
 STAGING = "/var/lib/kubelab/staging"
 
@@ -36,14 +36,21 @@ def put_secret(dest: str, content: bytes, user: str, group: str, mode: int):
 
 def secret(
     name: str, dest: str, content: bytes, user: str = "root", group: str = "root", mode: int = 600
-):
-    """The operation putting ``content`` at ``dest``: one per file and host in a run (a file
-    two components install, the same, is the first one's)."""
+) -> placement.Step:
+    """The step putting ``content`` at ``dest``: one per file and host in a run (a file two
+    components install, the same, is the first one's)."""
     hoststate.manage(dest)
     wanted = (content, user, group, mode)
     placed = once.run_cache("secrets").setdefault(host.name, {})
     if dest in placed and placed[dest][0] == wanted:
         return placed[dest][1]
-    operation = put_secret(name=name, dest=dest, content=content, user=user, group=group, mode=mode)
-    placed[dest] = (wanted, operation)
-    return operation
+
+    def differs():
+        return hoststate.differs(dest, content, user, group, mode)
+
+    def commands():
+        return put_secret._inner(dest=dest, content=content, user=user, group=group, mode=mode)
+
+    step = placement.add(name, dest, differs, commands)
+    placed[dest] = (wanted, step)
+    return step

@@ -18,6 +18,7 @@ MASTER, VICTIM = "kubemaster", "kubeminion2"
 FQDN = ".traininglab.com"
 STALLED_PORT = 3143
 APT_STAMP = "/var/lib/apt/periodic/update-success-stamp"  # pyinfra's "updated lately" mark
+KUBE_PROXY_SERVICE = "kube-proxy running and enabled, restarted if its configuration changed"
 
 
 def ssh(host: str, command: str, check: bool = True) -> str:
@@ -71,7 +72,7 @@ def minion_stopped_during_deploy(inventory: str) -> str:
     outcome = {
         (host.split(".")[0], result)
         for host, op, result in pipeline.results(output)
-        if op.endswith("Ensure kube-proxy is running and enabled")
+        if op.endswith(KUBE_PROXY_SERVICE)
     }
     if rc == 0:
         raise pipeline.StepFailed(f"expected a failed run ({log})")
@@ -163,8 +164,8 @@ def hand_edited_config(inventory: str) -> str:
         "deploy", pipeline.deploy_command(inventory), pipeline.LOGS / "fault-hand-edit.log"
     )
     changed = pipeline.changed_operations(output)
-    expected = {f"Configure {path}", "Restart kube-proxy if its configuration changed"}
-    found = {op.rsplit(" | ", 1)[-1] for _, op in changed}
+    expected = {"kube-proxy | Put files in place", f"kube-proxy | {KUBE_PROXY_SERVICE}"}
+    found = {" | ".join(op.split(" | ")[-2:]) for _, op in changed}
     hosts = {host for host, _ in changed}
     if found != expected or hosts != {f"kubeminion1{FQDN}"}:
         raise pipeline.StepFailed(f"expected {expected} on kubeminion1 only, got {changed}")

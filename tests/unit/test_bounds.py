@@ -218,7 +218,8 @@ def test_a_service_that_does_not_start_names_what_it_needs(caplog):
     assert run.failed == [MINIONS[1]]
     assert kubelab_lines(caplog) == [
         f"kubelab: {MINIONS[1]}: 'Kubernetes cluster | Minion | Minion services | flannel | "
-        "Restart flanneld if its configuration changed' failed, waiting on flanneld to start, "
+        "flanneld running and enabled, restarted if its configuration changed' failed, waiting on "
+        "flanneld to start, "
         "which needs etcd at http://192.168.122.130:2379 (systemd's start timeout, 90 s unless "
         "its unit sets one)"
     ]

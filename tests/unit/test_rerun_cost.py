@@ -103,18 +103,23 @@ def test_without_yes_a_rerun_changes_nothing_and_a_hand_edit_is_restored(tmp_pat
 
 
 FAKE_SYSTEMCTL = """#!/bin/sh
-# systemctl show for two units; OLD=1: a systemd before 248 (no --timestamp option).
+# systemctl show for two units, each block after a blank line; OLD=1: a systemd before 248
+# (no --timestamp option).
 case "$*" in *--timestamp=*) [ -n "$OLD" ] && { echo "unknown option" >&2; exit 1; };; esac
-for unit; do :; done
-case "$unit" in
-up.service)
-  echo ActiveState=active; echo SubState=running; echo UnitFileState=enabled
-  if [ -n "$OLD" ]; then echo "ActiveEnterTimestamp=Thu 2026-11-26 12:00:00 UTC"
-  else echo "ActiveEnterTimestamp=Thu 2026-11-26 12:00:00.123456 UTC"; fi;;
-*)
-  echo ActiveState=inactive; echo SubState=dead; echo UnitFileState=disabled
-  echo ActiveEnterTimestamp=;;
-esac
+first=1
+for unit; do
+  case "$unit" in *.service) ;; *) continue;; esac
+  [ -n "$first" ] || echo; first=
+  case "$unit" in
+  up.service)
+    echo ActiveState=active; echo SubState=running; echo UnitFileState=enabled
+    if [ -n "$OLD" ]; then echo "ActiveEnterTimestamp=Thu 2026-11-26 12:00:00 UTC"
+    else echo "ActiveEnterTimestamp=Thu 2026-11-26 12:00:00.123456 UTC"; fi;;
+  *)
+    echo ActiveState=inactive; echo SubState=dead; echo UnitFileState=disabled
+    echo ActiveEnterTimestamp=;;
+  esac
+done
 """
 
 
