@@ -4,7 +4,7 @@ import re
 import shlex
 from datetime import datetime, timezone
 
-from pyinfra.api import FactBase
+from pyinfra.api import FactBase, StringCommand
 
 
 class EtcdValue(FactBase):
@@ -77,6 +77,42 @@ class PackageSources(FactBase):
             if re.match(r"\s*(deb(-src)?\s|URIs:|(baseurl|mirrorlist|metalink)\s*=)", line):
                 urls += [url for url in re.findall(r"\w[\w+.-]*://[^\s\]]+", line)]
         return list(dict.fromkeys(urls))
+
+
+class Several(FactBase):
+    """
+    Several facts read in one command: ``facts`` is a tuple of (fact class, kwargs) pairs; the
+    value is the list of their values, in that order. A part whose command fails or prints
+    nothing, or whose ``requires_command`` is missing, has its fact's default value.
+    """
+
+    MARK = "@kubelab-fact"
+
+    def command(self, facts):
+        self.parts = [(cls(), dict(kwargs)) for cls, kwargs in facts]
+        bits = []
+        for index, (fact, kwargs) in enumerate(self.parts):
+            command = fact.command(**kwargs)
+            needs = fact.requires_command
+            if callable(needs):
+                needs = needs(**kwargs)
+            guard = f"command -v {needs} >/dev/null 2>&1 &&" if needs else ""
+            bits += [f"echo '{self.MARK} {index}'; {guard} (", command, ") 2>/dev/null;"]
+        return StringCommand(*bits, f"echo '{self.MARK} end'")
+
+    def process(self, output):
+        sections, index = {}, None
+        for line in output:
+            if line.startswith(f"{self.MARK} "):
+                word = line.split()[1]
+                index = int(word) if word.isdigit() else None
+                sections[index] = []
+            elif index is not None:
+                sections[index].append(line)
+        return [
+            fact.process(sections[index]) if sections.get(index) else fact.default()
+            for index, (fact, _) in enumerate(self.parts)
+        ]
 
 
 # The sha256 of each file ManagedState digested, with the file's fingerprint then: device, inode,

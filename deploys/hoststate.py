@@ -3,10 +3,10 @@
 While pyinfra prepares a run, every component names what it manages on the host: the files it
 writes (``manage``), its directories, users and services. The first time a run asks about any
 of them (once operations execute), one ``ManagedState`` fact reads all of them: each file's
-sha256, mode, owner and mtime, each service's state and last start. kubelab then calls pyinfra's
-own operations only for what differs (their ``_if``), and decides restarts from the same state:
-a service restarts when one of its files changed in this run, or when one was written after
-the service last started (a run that stopped half-way).
+sha256, mode, owner and mtime, each service's state and last start. kubelab then writes only
+what differs (``placement``, and pyinfra operations' ``_if``) and decides restarts from the
+same state: a service restarts when one of its files changed in this run, or when one was
+written after the service last started (a run that stopped half-way).
 
 What is named after the state was read (pyinfra asking an operation for its changes while it
 prepares, without ``-y``) is read by the next question, in one more command.

@@ -14,6 +14,8 @@ import weakref
 from gevent.event import AsyncResult
 from pyinfra import host, state
 
+from .facts import Several
+
 _RUNS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # State -> its cache
 
 
@@ -42,8 +44,32 @@ def per_run(key, compute):
     return results[key].get()
 
 
+def _key(target, cls, kwargs: dict):
+    return (target.name, cls, tuple(sorted(kwargs.items())))
+
+
+def prefetch(target, facts):
+    """Read ``facts`` ((fact class, kwargs) pairs) of ``target`` in one command, for ``fact``
+    to answer from: a remote command costs a round trip, and a host's preparation waits on
+    each one it asks for."""
+    results = run_cache("per_run")
+    wanted = [(cls, kwargs) for cls, kwargs in facts if _key(target, cls, kwargs) not in results]
+    if not wanted:
+        return
+    pending = {_key(target, cls, kwargs): AsyncResult() for cls, kwargs in wanted}
+    results.update(pending)
+    try:
+        parts = tuple((cls, tuple(sorted(kwargs.items()))) for cls, kwargs in wanted)
+        values = target.get_fact(Several, facts=parts)
+    except Exception as error:
+        for result in pending.values():
+            result.set_exception(error)
+        raise
+    for result, value in zip(pending.values(), values, strict=True):
+        result.set(value)
+
+
 def fact(cls, target=None, **kwargs):
     """``target``'s (default: the current host's) fact ``cls`` with ``kwargs``, read once."""
     target = host if target is None else target
-    key = (target.name, cls, tuple(sorted(kwargs.items())))
-    return per_run(key, lambda: target.get_fact(cls, **kwargs))
+    return per_run(_key(target, cls, kwargs), lambda: target.get_fact(cls, **kwargs))

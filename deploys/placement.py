@@ -9,8 +9,8 @@ steps whose path differs from what ``hoststate`` read at the start of the run.
 
 A step's ``did_change()`` says whether its path differed at the start of the run, that is,
 whether this run writes (or wrote) it: what ``common.service`` restarts a service on. pyinfra
-without ``-y`` shows each operation's changes before asking to go on: there each step stays an
-operation of its own, named after it.
+without ``-y`` shows each operation's changes before asking to go on: there (and for a step
+named while operations already run) each step is an operation of its own, named after it.
 """
 
 from pyinfra import host, state
@@ -48,7 +48,7 @@ def add(name: str, path: str, differs, commands) -> Step:
         current["steps"].append(step)
         return step
     steps = [step]
-    alone = state.should_check_for_changes()
+    alone = state.should_check_for_changes() or state.is_executing
     put_in_place(name=name if alone else NAME, steps=steps)
     if not alone:
         open_steps[host.name] = {"steps": steps, "declared": len(host.op_hash_order)}

@@ -5,7 +5,7 @@ from pyinfra.api import deploy
 from pyinfra.facts.files import FileContents
 from pyinfra.operations import apt, server, systemd
 
-from . import bounds, hoststate, packages, topology
+from . import bounds, hoststate, once, packages, topology
 from .common import place, put, running
 from .defaults import DEFAULTS, setting
 from .profiles import family, profile
@@ -49,7 +49,7 @@ def merged_hosts_file(current: list[str], wanted: list[str]) -> str:
 @deploy("Prerequisites", data_defaults=DEFAULTS)
 def deploy_prerequisites():
     if setting("manage_etc_hosts"):
-        current = host.get_fact(FileContents, path=HOSTS_FILE) or []
+        current = once.fact(FileContents, path=HOSTS_FILE) or []
         put(
             HOSTS_FILE,
             merged_hosts_file(current, hosts_file_lines()),

@@ -1,16 +1,35 @@
 """The reference setup's order, per role: what ``deploys/cluster.py`` runs."""
 
+from pyinfra import host
 from pyinfra.api import deploy
+from pyinfra.facts.files import File, FileContents
+from pyinfra.facts.server import LinuxDistribution
 from pyinfra.operations import server
 
-from . import topology
+from . import once, topology
+from .certificates import CLUSTER_CA_CERTS
 from .control_plane import deploy_master_services
 from .defaults import DEFAULTS
 from .etcd import deploy_etcd
+from .facts import CgroupVersion, PackageSources
 from .flannel import deploy_flannel, deploy_flannel_network_config
 from .node import deploy_node
-from .prerequisites import deploy_prerequisites
+from .prerequisites import HOSTS_FILE, deploy_prerequisites
 from .validation import validate_inventory
+
+
+def first_facts(target) -> list:
+    """What preparing ``target`` reads first, as (fact, kwargs) pairs: its OS, /etc/hosts,
+    package sources and cgroup version, and on the master whether it holds a cluster CA."""
+    facts = [
+        (LinuxDistribution, {}),
+        (FileContents, {"path": HOSTS_FILE}),
+        (PackageSources, {}),
+        (CgroupVersion, {}),
+    ]
+    if topology.is_master(target):
+        facts += [(File, {"path": path}) for path in CLUSTER_CA_CERTS]
+    return facts
 
 
 @deploy("Master", data_defaults=DEFAULTS)
@@ -29,6 +48,10 @@ def deploy_minion():
 @deploy("Kubernetes cluster", data_defaults=DEFAULTS)
 def deploy_cluster():
     """The whole cluster: every host's prerequisites, then the master, then the minions."""
+    # Validation reads every host's OS: this host's facts first, then (already read or being
+    # read by their own preparation, under the CLI) the others'.
+    for target in [host, *(other for other in topology.cluster_hosts() if other != host)]:
+        once.prefetch(target, first_facts(target))
     validate_inventory()
     deploy_prerequisites()
     if topology.is_master():

@@ -31,6 +31,7 @@ from kubelab.facts import (
     KubeVersions,
     ManagedState,
     PackageSources,
+    Several,
 )
 from kubelab.images import normalized
 from pyinfra.api import Config, State
@@ -290,6 +291,8 @@ RELEASE_FILES = {
 def answer_fact(machine: Machine, cls, kwargs: dict):
     """What pyinfra's fact ``cls`` reads on ``machine``."""
     path = kwargs.get("path")
+    if cls is Several:
+        return [answer_fact(machine, part, dict(arguments)) for part, arguments in kwargs["facts"]]
     if cls is server_facts.LinuxDistribution:
         release = RELEASE_FILES[(machine.os_id, machine.major)]
         return cls().process(["/etc/os-release", *release.splitlines(), "---"])
@@ -977,7 +980,10 @@ def run_deploy(
     original_get_fact = Host.get_fact
 
     def get_fact(self, cls, *args, **kwargs):
-        self.kubelab_facts.append(cls.__name__)  # one remote command each: pyinfra caches none
+        name = cls.__name__  # one remote command each: pyinfra caches none
+        if cls is Several:
+            name += f"[{','.join(part.__name__ for part, _ in kwargs['facts'])}]"
+        self.kubelab_facts.append(name)
         return answer_fact(machines[self.name], cls, kwargs)
 
     Host.get_fact = get_fact
