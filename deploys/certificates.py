@@ -73,8 +73,15 @@ def apiserver_names() -> tuple[list[str], list[str]]:
     return dns, [topology.master_address(), str(service_ip), "127.0.0.1"]
 
 
+def client_cert(pki: ClusterPKI, name: str, common_name: str, organizations=()):
+    """``pki.client_cert``, read once per run: every host's kube-proxy (and flanneld) has the
+    same one."""
+    key = ("client certificate", str(pki.directory), name, common_name, tuple(organizations))
+    return once.per_run(key, lambda: pki.client_cert(name, common_name, organizations))
+
+
 def kubeconfig(pki: ClusterPKI, name: str, common_name: str, organizations=()) -> bytes:
-    cert, key = pki.client_cert(name, common_name, organizations)
+    cert, key = client_cert(pki, name, common_name, organizations)
     text = pki.kubeconfig(setting("cluster_name"), apiserver_url(), common_name, cert, key)
     return text.encode()
 

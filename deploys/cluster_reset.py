@@ -19,7 +19,7 @@ from pyinfra import logger
 from pyinfra.api import deploy
 from pyinfra.operations import python
 
-from . import certificates, teardown, topology
+from . import callstack, certificates, teardown, topology
 from .admin_kubeconfig import user_kubeconfig_path
 from .common import step
 from .defaults import DEFAULTS, fail, setting
@@ -84,6 +84,7 @@ def delete_local_pki(state, host, paths):
 @deploy("Reset the cluster", data_defaults=DEFAULTS)
 def deploy_reset():
     """Remove everything kubelab put on every host (see the module's text)."""
+    callstack.deploy_file_is_no_module()
     validate_inventory()
     check_request()
     teardown.clean_host(True)

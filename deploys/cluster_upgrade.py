@@ -47,7 +47,7 @@ from pyinfra import host, logger
 from pyinfra.api import deploy, operation
 from pyinfra.operations import files, python
 
-from . import bounds, downloads, hoststate, once, topology
+from . import bounds, callstack, downloads, hoststate, once, topology
 from .artifacts import (
     KUBE_MASTER_BINARIES,
     etcd_release,
@@ -681,6 +681,7 @@ def minion_turn(current, index: int, target, count: int):
 @deploy("Upgrade the cluster", data_defaults=DEFAULTS)
 def deploy_upgrade():
     """Upgrade the running cluster to the versions of its settings (see the module's text)."""
+    callstack.deploy_file_is_no_module()
     validate_inventory()
     check_request()
     current = once.current_state()

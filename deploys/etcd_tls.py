@@ -6,7 +6,7 @@ for both profiles.
 """
 
 from . import topology
-from .certificates import PKI, cluster_pki, install
+from .certificates import PKI, client_cert, cluster_pki, install
 from .defaults import secure_for, setting
 from .profiles import profile
 
@@ -77,7 +77,7 @@ def deploy_etcd_server_certificate(owner: str) -> list:
 def deploy_etcd_client_certificate(component: str, owner: str = "root") -> list:
     """``component``'s client certificate for etcd (CN ``<component>``)."""
     pki = cluster_pki()
-    cert, key = pki.client_cert(f"{component}-etcd-client", component)
+    cert, key = client_cert(pki, f"{component}-etcd-client", component)
     files = client_files(component)
     installed = install(
         {files["ca"]: pki.ca_cert_pem, files["cert"]: cert, files["key"]: key}, owner=owner

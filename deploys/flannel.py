@@ -34,16 +34,22 @@ def config_key() -> str:
     return setting("flannel_etcd_prefix").rstrip("/") + "/config"
 
 
-def stored_config(api: int):
+def stored_config_fact() -> tuple:
+    """The fact (and its kwargs) reading the config in etcd, on the master."""
+    api = ETCD_API[profile()]
+    tls_args = f"{bounds.etcdctl_options(api)} {etcd_tls.etcdctl_args(api)}".strip()
+    return EtcdValue, {
+        "endpoint": topology.etcd_url(),
+        "key": config_key(),
+        "api": api,
+        "tls_args": tls_args,
+    }
+
+
+def stored_config():
     """The config in etcd before this run, read on the master (where etcdctl is) once."""
-    value = once.fact(
-        EtcdValue,
-        topology.master(),
-        endpoint=topology.etcd_url(),
-        key=config_key(),
-        api=api,
-        tls_args=f"{bounds.etcdctl_options(api)} {etcd_tls.etcdctl_args(api)}".strip(),
-    )
+    fact, kwargs = stored_config_fact()
+    value = once.fact(fact, topology.master(), **kwargs)
     try:
         return json.loads(value) if value else None
     except ValueError:
@@ -87,12 +93,12 @@ def flanneld_tls_options() -> str:
 
 def network_config_changes() -> bool:
     """Whether this run writes a new network config: every flanneld must then restart."""
-    return stored_config(ETCD_API[profile()]) != network_config()
+    return stored_config() != network_config()
 
 
 def old_vxlan_device() -> str | None:
     """flanneld's vxlan device under the network config stored before this run, if any."""
-    stored = stored_config(ETCD_API[profile()]) or {}
+    stored = stored_config() or {}
     backend = stored.get("Backend") or {}
     if not stored or backend.get("Type", "udp") != "vxlan":
         return None

@@ -24,7 +24,11 @@ def _host_state() -> dict:
     """This host's registry of what it manages, and the state read so far."""
     return once.run_cache("hoststate").setdefault(
         host.name,
-        {"wanted": {"paths": {}, "digests": {}, "units": {}, "users": {}}, "read": None},
+        {
+            "wanted": {"paths": {}, "digests": {}, "units": {}, "users": {}},
+            "read": None,
+            "facts": {},
+        },
     )
 
 
@@ -44,28 +48,55 @@ def manage_user(user: str):
     _host_state()["wanted"]["users"][user] = None
 
 
+def _pending(entry) -> dict | None:
+    """What was named and not read yet (None: nothing), kind -> tuple of names."""
+    wanted, read = entry["wanted"], entry["read"]
+    if read is None:
+        return {kind: tuple(items) for kind, items in wanted.items()}
+    pending = {
+        kind: tuple(item for item in items if item not in read["asked"][kind])
+        for kind, items in wanted.items()
+    }
+    return pending if any(pending.values()) else None
+
+
+def _record(entry, asked: dict, state: dict):
+    read = entry["read"]
+    if read is None:
+        read = entry["read"] = {**state, "asked": {kind: set() for kind in entry["wanted"]}}
+    else:
+        for kind in ("paths", "units", "users"):
+            read[kind].update(state[kind])
+    for kind, items in asked.items():
+        read["asked"][kind].update(items)
+
+
 def current() -> dict:
     """The state of everything named so far, read once (and once more for what is new)."""
     entry = _host_state()
-    wanted, read = entry["wanted"], entry["read"]
-    if read is None:
-        pending = wanted
-    else:
-        pending = {
-            kind: [item for item in items if item not in read["asked"][kind]]
-            for kind, items in wanted.items()
-        }
-    if read is None or any(pending.values()):
-        asked = {kind: list(items) for kind, items in pending.items()}
-        state = host.get_fact(ManagedState, **asked)
-        if read is None:
-            read = entry["read"] = {**state, "asked": {kind: set() for kind in wanted}}
-        else:
-            for kind in ("paths", "units", "users"):
-                read[kind].update(state[kind])
-        for kind, items in pending.items():
-            read["asked"][kind].update(items)
-    return read
+    asked = _pending(entry)
+    if asked is not None:
+        _record(entry, asked, host.get_fact(ManagedState, **asked))
+    return entry["read"]
+
+
+def will_ask(cls, **kwargs):
+    """An operation will ask for the fact ``cls`` with ``kwargs`` (through ``once.fact``)
+    when it runs: ``read_ahead`` reads it with the rest."""
+    _host_state()["facts"][(cls, tuple(sorted(kwargs.items())))] = (cls, kwargs)
+
+
+def read_ahead():
+    """Read the state of everything named so far now, with the facts operations will ask
+    for (``will_ask``), in one command. At the end of a host's preparation: the host works
+    out its answers while pyinfra prepares the other hosts, instead of the first operation
+    waiting on them."""
+    entry = _host_state()
+    asked = _pending(entry)
+    facts = list(entry["facts"].values())
+    once.prefetch(host, [*facts, *([(ManagedState, asked)] if asked else [])])
+    if asked is not None:
+        _record(entry, asked, once.fact(ManagedState, **asked))
 
 
 def _found(path: str, digest: bool = False) -> dict | None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from pyinfra import host
 from pyinfra.api import FileUploadCommand, deploy, operation
 
-from . import bounds, once
+from . import bounds, hoststate, once
 from .defaults import DEFAULTS, setting
 from .facts import ContainerdImages
 
@@ -51,13 +51,21 @@ def normalized(reference: str) -> str:
 
 
 @operation()
-def image(reference: str, archive: str):
-    """containerd holds ``reference``, imported (pinned) from ``archive`` if it did not."""
-    wanted = normalized(reference)
-    # Read once per host and run, when the first import runs (containerd is up by then).
-    if wanted in once.fact(ContainerdImages, namespace=NAMESPACE):
-        host.noop(f"containerd holds {wanted}")
-        return
+def images(archives: dict[str, str]):
+    """containerd holds each image of ``archives`` (reference -> archive), imported (pinned)
+    from its archive if it did not."""
+    # Read once per host and run (with the rest of what this host is asked: hoststate).
+    held = once.fact(ContainerdImages, namespace=NAMESPACE)
+    for reference, archive in archives.items():
+        wanted = normalized(reference)
+        if wanted in held:
+            host.noop(f"containerd holds {wanted}")
+        else:
+            yield from imported(reference, archive, wanted)
+
+
+def imported(reference: str, archive: str, wanted: str):
+    """The commands importing ``archive`` into containerd, which then holds ``wanted``."""
     temp = f"{STAGING}/{hashlib.sha256(wanted.encode()).hexdigest()[:16]}.tar"
     yield f"mkdir -p {STAGING}"
     if is_url(archive):
@@ -78,9 +86,12 @@ def image(reference: str, archive: str):
 
 @deploy("Image archives", data_defaults=DEFAULTS)
 def deploy_image_archives():
-    """Every image of ``image_archives`` in containerd (which must be running)."""
-    imported = set()
+    """Every image of ``image_archives`` in containerd (which must be running), in one
+    operation."""
+    archives = {}
     for reference, archive in sorted(setting("image_archives").items()):
-        if normalized(reference) not in imported:  # two spellings of one image: once
-            imported.add(normalized(reference))
-            image(name=f"Import {reference} into containerd", reference=reference, archive=archive)
+        if normalized(reference) not in map(normalized, archives):  # two spellings: once
+            archives[reference] = archive
+    if archives:
+        hoststate.will_ask(ContainerdImages, namespace=NAMESPACE)
+        images(name=f"Import {', '.join(archives)} into containerd", archives=archives)

@@ -27,7 +27,7 @@ from pyinfra import host, logger
 from pyinfra.api import deploy, operation
 from pyinfra.operations import python
 
-from . import bounds, etcd_tls, once, teardown, topology
+from . import bounds, callstack, etcd_tls, once, teardown, topology
 from .certificates import pki_directory
 from .common import step
 from .defaults import DEFAULTS, fail, setting
@@ -271,6 +271,7 @@ def delete_local_files(state, host, paths):
 @deploy("Remove minions", data_defaults=DEFAULTS)
 def deploy_remove_node():
     """Remove the minions ``remove_nodes`` names from the cluster (see the module's text)."""
+    callstack.deploy_file_is_no_module()
     validate_inventory()
     check_request()
     removed = removed_hosts()

@@ -4,18 +4,22 @@ from pyinfra.facts.deb import DebPackages
 from pyinfra.facts.rpm import RpmPackages
 from pyinfra.operations import apt, yum
 
-from . import bounds, once
+from . import bounds, hoststate, once
 from .profiles import family
 
 # Where a package is named differently on EL than on Debian/Ubuntu.
 REDHAT_NAMES = {"conntrack": "conntrack-tools"}
 
 
+def installed_packages():
+    """The fact listing the host's installed packages."""
+    return DebPackages if family() == "debian" else RpmPackages
+
+
 def missing(names: list[str]) -> bool:
     """Whether one of ``names`` was not installed when the run first asked (read once per
     host and run: a package installed since only makes pyinfra's own check run again)."""
-    installed = once.fact(DebPackages if family() == "debian" else RpmPackages)
-    return not set(names) <= set(installed)
+    return not set(names) <= set(once.fact(installed_packages()))
 
 
 def install(names: list[str], name: str | None = None):
@@ -23,6 +27,7 @@ def install(names: list[str], name: str | None = None):
     from its own options; pyinfra ends either after operation_timeout. No package operation
     runs when every package is installed already."""
     label = name or f"Install {', '.join(names)}"
+    hoststate.will_ask(installed_packages())
     if family() == "debian":
         operation = apt.packages(
             name=label,

@@ -14,6 +14,7 @@ HOSTS_FILE = "/etc/hosts"
 FIREWALLD = "firewalld.service"
 APT_CACHE_SECONDS = 24 * 3600
 APT_STAMP = "/var/lib/apt/periodic/update-success-stamp"  # what apt.update's cache_time reads
+MODERN_PACKAGES = ["curl", "ca-certificates", "tar", "iptables", "conntrack", "socat"]
 
 
 def apt_index_is_old() -> bool:
@@ -48,6 +49,10 @@ def merged_hosts_file(current: list[str], wanted: list[str]) -> str:
 
 @deploy("Prerequisites", data_defaults=DEFAULTS)
 def deploy_prerequisites():
+    """Names resolve, firewalld is out of the way, packages install, time is in sync and
+    (modern) the kernel passes bridged traffic to iptables. The files all of that needs come
+    first: they are one operation (``placement``)."""
+    modern = profile() == "modern"
     if setting("manage_etc_hosts"):
         current = once.fact(FileContents, path=HOSTS_FILE) or []
         put(
@@ -55,6 +60,15 @@ def deploy_prerequisites():
             merged_hosts_file(current, hosts_file_lines()),
             name="Name every cluster host in /etc/hosts",
         )
+    if family() == "debian":
+        place(
+            bounds.APT_CONFIG,
+            name="Bound apt's fetches, and fail an update that cannot fetch a source",
+            cluster_name=setting("cluster_name"),
+            network_timeout=bounds.network_timeout(),
+            retries=bounds.PACKAGE_RETRIES,
+        )
+    sysctl = kernel_networking_files() if modern else None
 
     hoststate.manage_unit(FIREWALLD)
     systemd.service(
@@ -66,13 +80,6 @@ def deploy_prerequisites():
     )
 
     if family() == "debian":
-        place(
-            bounds.APT_CONFIG,
-            name="Bound apt's fetches, and fail an update that cannot fetch a source",
-            cluster_name=setting("cluster_name"),
-            network_timeout=bounds.network_timeout(),
-            retries=bounds.PACKAGE_RETRIES,
-        )
         refresh = "Refresh the package index (daily)"
         hoststate.manage(APT_STAMP, digest=False)
         update = apt.update(
@@ -83,28 +90,26 @@ def deploy_prerequisites():
         )
         bounds.waits_on_packages(update, refresh)
 
-    packages.install(["chrony"])
+    packages.install(["chrony", *(MODERN_PACKAGES if modern else [])])
     running("chrony" if family() == "debian" else "chronyd", "Keep time in sync with chrony")
 
-    if profile() == "modern":
-        packages.install(["curl", "ca-certificates", "tar", "iptables", "conntrack", "socat"])
-        kernel_networking()
+    if sysctl:
+        # A container may have br_netfilter built in and no right to modprobe: look first.
+        server.shell(
+            name="Apply the sysctl settings",
+            commands=[
+                "test -d /proc/sys/net/bridge || modprobe br_netfilter",
+                "sysctl -q -p /etc/sysctl.d/90-kubelab.conf",
+            ],
+            _if=sysctl.did_change,
+        )
 
 
-def kernel_networking():
-    """br_netfilter and forwarding, now and at every boot."""
+def kernel_networking_files():
+    """br_netfilter and forwarding at every boot; returns the sysctl file's step."""
     place("/etc/modules-load.d/kubelab.conf", name="Load overlay and br_netfilter at boot")
-    sysctl = place(
+    return place(
         "/etc/sysctl.d/90-kubelab.conf",
         name="Bridge netfilter and IP forwarding (sysctl)",
         host_name=host.name,
-    )
-    # A container may have br_netfilter built in and no right to modprobe: look before loading.
-    server.shell(
-        name="Apply the sysctl settings",
-        commands=[
-            "test -d /proc/sys/net/bridge || modprobe br_netfilter",
-            "sysctl -q -p /etc/sysctl.d/90-kubelab.conf",
-        ],
-        _if=sysctl.did_change,
     )

@@ -6,13 +6,13 @@ from pyinfra.facts.files import File, FileContents
 from pyinfra.facts.server import LinuxDistribution
 from pyinfra.operations import server
 
-from . import once, topology
+from . import callstack, hoststate, once, topology
 from .certificates import CLUSTER_CA_CERTS
 from .control_plane import deploy_master_services
 from .defaults import DEFAULTS
 from .etcd import deploy_etcd
 from .facts import CgroupVersion, PackageSources
-from .flannel import deploy_flannel, deploy_flannel_network_config
+from .flannel import deploy_flannel, deploy_flannel_network_config, stored_config_fact
 from .node import deploy_node
 from .prerequisites import HOSTS_FILE, deploy_prerequisites
 from .validation import validate_inventory
@@ -48,11 +48,14 @@ def deploy_minion():
 @deploy("Kubernetes cluster", data_defaults=DEFAULTS)
 def deploy_cluster():
     """The whole cluster: every host's prerequisites, then the master, then the minions."""
+    callstack.deploy_file_is_no_module()
     # Validation reads every host's OS: this host's facts first, then (already read or being
     # read by their own preparation, under the CLI) the others'.
     for target in [host, *(other for other in topology.cluster_hosts() if other != host)]:
         once.prefetch(target, first_facts(target))
     validate_inventory()
+    if topology.is_master():  # the minions wait on it: read before the master's other steps
+        once.prefetch(host, [stored_config_fact()])
     deploy_prerequisites()
     if topology.is_master():
         deploy_master()
@@ -62,3 +65,4 @@ def deploy_cluster():
     server.shell(name="The master is ready", commands=[])
     if topology.is_minion():
         deploy_minion()
+    hoststate.read_ahead()

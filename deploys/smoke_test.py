@@ -39,7 +39,7 @@ from pyinfra.api.arguments import CONNECTOR_ARGUMENT_KEYS
 from pyinfra.facts.systemd import SystemdStatus
 from pyinfra.operations import files, python, server
 
-from . import etcd_tls, once, topology
+from . import callstack, etcd_tls, once, topology
 from .api_tls import APISERVER_FILES
 from .certificates import PKI, apiserver_url
 from .common import step, template
@@ -473,6 +473,7 @@ def _manifest(applies: bool, name: str, **variables):
 @deploy("Smoke test", data_defaults=DEFAULTS)
 def deploy_smoke():
     """The reference setup's final tests against a built cluster (see the module's text)."""
+    callstack.deploy_file_is_no_module()
     validate_inventory()
     master, minion = topology.is_master(), topology.is_minion()
     image = setting("smoke_image")
