@@ -15,6 +15,7 @@ from pyinfra.api import operation
 from . import bounds, hoststate, placement
 from .artifacts import Artifact, checksum_url, download_url, pin_keys
 from .defaults import setting, setting_error
+from .facts import kept_digest_command
 
 
 @cache
@@ -81,6 +82,7 @@ def binary(artifact: Artifact, sha256: str, label: str = ""):
     yield f"mkdir -p {shlex.quote(dest.rsplit('/', 1)[0])}"
     fetch = _fetch_and_verify(url, temp, sha256, label or artifact.name)
     yield f"{fetch} && chmod 755 {temp} && mv -f {temp} {dest}"
+    yield kept_digest_command(dest, sha256)
 
 
 def archive_marker(artifact: Artifact) -> str:

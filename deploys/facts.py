@@ -203,6 +203,19 @@ def utc_microseconds(timestamp: str) -> int | None:
     return int(seconds.timestamp()) * 1_000_000 + int(match[2])
 
 
+def kept_digest_command(path: str, sha256: str, cache: str = DIGEST_CACHE) -> str:
+    """Shell: ``sha256`` kept in DIGEST_CACHE for ``path`` with its fingerprint, right after
+    the file was checked against that digest and renamed into place (a new inode no one else
+    has open): the next read takes it as if it had digested the file itself, so the first
+    re-run after an install does not read every binary again. No folder: nothing is kept."""
+    folder = shlex.quote(cache.rsplit("/", 1)[0])
+    line = f"{sha256} %D:%i:%s:%T@:%C@ %p\\n"
+    return (
+        f"if [ -d {folder} ] && [ -w {folder} ]; then (umask 077; find -H {shlex.quote(path)} "
+        f"-maxdepth 0 -type f -printf '{line}' >> {shlex.quote(cache)}); fi"
+    )
+
+
 class ManagedState(FactBase):
     """
     In one command, the state of what kubelab manages on a host: of each of ``paths`` that

@@ -853,6 +853,7 @@ class Interpreter:
             r"\|\| \{ echo .* >&2; exit 1; \}",
             import_image,
         ),
+        (r"if \[ -d /var/lib/kubelab \] && .* >> \S+/sha256sums\); fi", lambda self: None),
         (r"install -d -m 700 (\S+) && mkdir -p (\S+)", secret_dir),
         (r"chown (\w+):(\w+) (\S+) && chmod (\d+) (\S+) && mv -f \S+ (\S+)", secret_move),
         (r"test -d /proc/sys/net/bridge \|\| modprobe br_netfilter", lambda self: None),

@@ -17,7 +17,7 @@ import pytest
 from conftest import HOSTS, MASTER, MINIONS
 from fakehosts import debian12, run_deploy
 from kubelab import callstack
-from kubelab.facts import RACY_SECONDS, ManagedState
+from kubelab.facts import RACY_SECONDS, ManagedState, kept_digest_command
 from pyinfra.api import State
 from pyinfra.context import ctx_state
 from test_modern import pins
@@ -259,3 +259,23 @@ def test_the_deploy_files_frames_are_looked_up_without_scanning_every_module(tmp
         scanned.clear()
         assert inspect.getmodule(frame) is None
         assert len(scanned) < 5
+
+
+def test_an_installed_binarys_digest_is_kept_by_its_install(tmp_path):
+    """downloads.binary keeps the digest it checked: the next read takes it without reading
+    the file (here a made-up digest shows it), and reads the file again once it changes."""
+    folder = tmp_path / "kubelab"
+    folder.mkdir()
+    cache = folder / "sha256sums"
+    binary = tmp_path / "kubelet"
+    binary.write_bytes(b"ELF v1")
+    kept = "1" * 64
+    subprocess.run(["sh", "-c", kept_digest_command(str(binary), kept, str(cache))], check=True)
+    assert cache.stat().st_mode & 0o777 == 0o600
+    assert digests([str(binary)], cache) == {str(binary): kept}
+    binary.write_bytes(b"ELF v2")
+    assert digests([str(binary)], cache) == {str(binary): hashlib.sha256(b"ELF v2").hexdigest()}
+    # Without the folder nothing is kept (and nothing fails).
+    missing = tmp_path / "missing" / "sha256sums"
+    subprocess.run(["sh", "-c", kept_digest_command(str(binary), kept, str(missing))], check=True)
+    assert not missing.parent.exists()

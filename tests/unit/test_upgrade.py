@@ -108,8 +108,8 @@ def kind(command: str) -> str:
     match = re.search(r"-o (\S+?)(?:\.download)? (?:https?://\S+?/)?(\S+) 2>&1", command)
     if "sha256sum -c" in command and match:
         return "install " + match[2].rsplit("/", 1)[-1]
-    if command.startswith("mkdir -p"):
-        return "mkdir"
+    if command.startswith("mkdir -p") or "/sha256sums" in command:
+        return "mkdir"  # and the installed binary's digest kept: no step of the upgrade's
     return command[:40]
 
 
