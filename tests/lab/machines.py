@@ -195,8 +195,10 @@ def stop_machines(names: list[str]) -> None:
             for stray in cgroup_pids(short):
                 if process_name(stray) == "systemd-nspawn":
                     os.kill(stray, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT  # one for all: they shut down side by side
     for short in names:
-        if not wait_until(lambda s=short: not cgroup_pids(s), STOP_TIMEOUT, 0.3):
+        left = max(0.0, deadline - time.monotonic())
+        if not wait_until(lambda s=short: not cgroup_pids(s), left, 0.3):
             log(f"{short} did not power off in {STOP_TIMEOUT} s; killing its processes")
             wait_until(lambda s=short: not kill_cgroup(s), 10, 0.3)
         remove_machine(short)
