@@ -80,27 +80,30 @@ def running(name: str, label: str):
 
 
 @operation()
-def service_state(service: str, reload, restart, start):
+def service_state(service: str, reload, restart, start, before_restart=None):
     """``service`` as ``reload``, ``restart`` and ``start`` (callables asked when the
-    operation runs) say: systemd reloaded first, then the service restarted, then started and
-    enabled (pyinfra's ``systemd`` operations, which look at the service as it is by then)."""
+    operation runs) say: systemd reloaded first, then the service restarted (after the
+    commands ``before_restart()`` gives), then started and enabled (pyinfra's ``systemd``
+    operations, which look at the service as it is by then)."""
     if reload():
         yield from systemd.daemon_reload._inner()
     if restart():
+        yield from before_restart() if before_restart else ()
         yield from systemd.service._inner(service=service, running=True, restarted=True)
     if start():
         yield from systemd.service._inner(service=service, running=True, enabled=True)
 
 
-def service(name: str, changed=(), units=(), restart=False):
+def service(name: str, changed=(), units=(), restart=False, before_restart=None):
     """
     ``name`` running and enabled, in one operation; restarted when one of the ``changed``
     operations (its configuration) or the ``units`` operations (its unit files, reloaded
     first) changes it in this run, or when ``restart`` (a bool, or a callable asked when the
-    operation runs) says so. The restart comes first: a service its package already started
-    picks up its new files, one not yet running simply starts. A service running since before
-    its files were last written (a run that stopped half-way) restarts too. systemd bounds
-    each start; a failed one says what the service waits on (``bounds.service_start``).
+    operation runs) says so; ``before_restart()`` (asked then too) gives commands to run just
+    before. The restart comes first: a service its package already started picks up its new
+    files, one not yet running simply starts. A service running since before its files were
+    last written (a run that stopped half-way) restarts too. systemd bounds each start; a
+    failed one says what the service waits on (``bounds.service_start``).
     """
     unit = f"{name}.service"
     hoststate.manage_unit(unit)
@@ -127,7 +130,12 @@ def service(name: str, changed=(), units=(), restart=False):
 
     label = f"{name} running and enabled, restarted if its configuration changed"
     operation = service_state(
-        name=label, service=name, reload=reload, restart=restarts, start=stopped
+        name=label,
+        service=name,
+        reload=reload,
+        restart=restarts,
+        start=stopped,
+        before_restart=before_restart,
     )
     bounds.waits_on(operation, label, bounds.service_start(name))
 

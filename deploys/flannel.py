@@ -145,16 +145,22 @@ def deploy_flannel():
                 flannel_options=flanneld_tls_options(),
             )
         ]
-    network_changes = network_config_changes()
-    if network_changes and old_vxlan_device():
-        # flanneld adds the new network's address to its vxlan device but keeps the old one,
-        # which the kernel then picks as the source towards the new network: no reply finds
-        # its way back. A running flanneld puts a deleted device back: stopped first, it makes
-        # the device afresh when it starts below.
-        server.shell(
-            name=f"Stop flanneld and drop {old_vxlan_device()}, its device on the old network",
-            commands=["systemctl stop flanneld.service", link_deleted_command(old_vxlan_device())],
-        )
     own = [changed, *certificate]
-    service("flanneld", changed=own, units=units, restart=network_changes)
-    return lambda: network_changes or any(placement.changes(op) for op in [*own, *units])
+    service(
+        "flanneld",
+        changed=own,
+        units=units,
+        restart=network_config_changes,
+        before_restart=old_device_dropped,
+    )
+    return lambda: network_config_changes() or any(placement.changes(op) for op in [*own, *units])
+
+
+def old_device_dropped() -> list[str]:
+    """With a new network config, before flanneld restarts: flanneld stopped and its vxlan
+    device on the old network deleted. flanneld adds the new network's address to that device
+    but keeps the old one, which the kernel then picks as the source towards the new network:
+    no reply finds its way back. A running flanneld puts a deleted device back: stopped first,
+    it makes the device afresh when it starts."""
+    device = old_vxlan_device() if network_config_changes() else None
+    return ["systemctl stop flanneld.service", link_deleted_command(device)] if device else []
