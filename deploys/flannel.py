@@ -4,10 +4,9 @@ import json
 import shlex
 
 from pyinfra import host
-from pyinfra.api import deploy
-from pyinfra.operations import server
+from pyinfra.api import deploy, operation
 
-from . import bounds, downloads, etcd_tls, once, packages, placement, topology
+from . import bounds, downloads, etcd_tls, hoststate, once, packages, placement, topology
 from .artifacts import flanneld
 from .common import place, service
 from .defaults import DEFAULTS, setting
@@ -105,15 +104,24 @@ def old_vxlan_device() -> str | None:
     return f"flannel.{backend.get('VNI', 1)}"
 
 
+@operation()
+def network_config_stored(api: int):
+    """etcd holds the network config, written when the one stored before this run differs."""
+    if not network_config_changes():
+        host.noop("etcd holds flannel's network config")
+        return
+    yield write_config_command(api)
+
+
 @deploy("flannel network config", data_defaults=DEFAULTS)
 def deploy_flannel_network_config():
     api = ETCD_API[profile()]
     client_certificate()  # etcdctl presents flanneld's certificate
-    if network_config_changes():
-        server.shell(
-            name=f"Store flannel's network config in etcd ({config_key()}, v{api} API)",
-            commands=[write_config_command(api)],
-        )
+    fact, kwargs = stored_config_fact()
+    hoststate.will_ask(fact, **kwargs)  # read with the rest of this host's state
+    network_config_stored(
+        name=f"Store flannel's network config in etcd ({config_key()}, v{api} API)", api=api
+    )
 
 
 @deploy("flannel", data_defaults=DEFAULTS)

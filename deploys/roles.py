@@ -12,7 +12,7 @@ from .control_plane import deploy_master_services
 from .defaults import DEFAULTS
 from .etcd import deploy_etcd
 from .facts import CgroupVersion, PackageSources
-from .flannel import deploy_flannel, deploy_flannel_network_config, stored_config_fact
+from .flannel import deploy_flannel, deploy_flannel_network_config
 from .node import deploy_node
 from .prerequisites import HOSTS_FILE, deploy_prerequisites
 from .validation import validate_inventory
@@ -54,8 +54,6 @@ def deploy_cluster():
     for target in [host, *(other for other in topology.cluster_hosts() if other != host)]:
         once.prefetch(target, first_facts(target))
     validate_inventory()
-    if topology.is_master():  # the minions wait on it: read before the master's other steps
-        once.prefetch(host, [stored_config_fact()])
     deploy_prerequisites()
     if topology.is_master():
         deploy_master()
