@@ -40,6 +40,9 @@ BASE_FILES = {
     # `down` powers machines off: a service slow to stop (the kubelet's pods, etcd) may not
     # hold that up for systemd's default 90 s
     "etc/systemd/system.conf.d/10-lab.conf": "[Manager]\nDefaultTimeoutStopSec=15s\n",
+    # ... nor root's user manager from an SSH login, whose stop was seen to hang in these
+    # machines until its own 120 s ran out (user@.service sets it, past the default above)
+    "etc/systemd/system/user@.service.d/10-lab.conf": "[Service]\nTimeoutStopSec=5s\n",
     "etc/machine-id": "",  # each node gets its own at first boot of its overlay
     "etc/resolv.conf": "# lab: no DNS; names come from /etc/hosts\n",
     "etc/apt/apt.conf.d/02lab-nolang": 'Acquire::Languages "none";\n',
