@@ -122,6 +122,7 @@ class Several(FactBase):
 # RACY_SECONDS of the read is not kept: its ctime may not tell a second change in the same tick.
 DIGEST_CACHE = "/var/lib/kubelab/sha256sums"
 RACY_SECONDS = 2
+FINGERPRINT = "%D:%i:%s:%T@:%C@"  # find -printf: device, inode, size, mtime, ctime
 DIGESTS_AWK = r"""
 BEGIN {
   while ((getline line < cache) > 0) {
@@ -156,12 +157,17 @@ END {
 """
 
 
+def cache_writable(cache: str) -> str:
+    """Shell test: the folder of the digest cache ``cache`` is there and writable."""
+    folder = shlex.quote(cache.rsplit("/", 1)[0])
+    return f"[ -d {folder} ] && [ -w {folder} ]"
+
+
 def digests_script(quoted_paths: str, cache: str) -> str:
     """Shell: ``D <sha256>  <path>`` for each file of ``quoted_paths`` (see DIGEST_CACHE)."""
-    folder = shlex.quote(cache.rsplit("/", 1)[0])
     return (
-        f"(umask 077; w=0; [ -d {folder} ] && [ -w {folder} ] && w=1; "
-        f"find -H {quoted_paths} -maxdepth 0 -type f -printf '%D:%i:%s:%T@:%C@ %p\\n' "
+        f"(umask 077; w=0; {cache_writable(cache)} && w=1; "
+        f"find -H {quoted_paths} -maxdepth 0 -type f -printf '{FINGERPRINT} %p\\n' "
         f'2>/dev/null | awk -v cache={shlex.quote(cache)} -v now="$(date +%s)" '
         f"-v racy={RACY_SECONDS} -v writable=$w {shlex.quote(DIGESTS_AWK)})"
     )
@@ -208,10 +214,9 @@ def kept_digest_command(path: str, sha256: str, cache: str = DIGEST_CACHE) -> st
     the file was checked against that digest and renamed into place (a new inode no one else
     has open): the next read takes it as if it had digested the file itself, so the first
     re-run after an install does not read every binary again. No folder: nothing is kept."""
-    folder = shlex.quote(cache.rsplit("/", 1)[0])
-    line = f"{sha256} %D:%i:%s:%T@:%C@ %p\\n"
+    line = f"{sha256} {FINGERPRINT} %p\\n"
     return (
-        f"if [ -d {folder} ] && [ -w {folder} ]; then (umask 077; find -H {shlex.quote(path)} "
+        f"if {cache_writable(cache)}; then (umask 077; find -H {shlex.quote(path)} "
         f"-maxdepth 0 -type f -printf '{line}' >> {shlex.quote(cache)}); fi"
     )
 
