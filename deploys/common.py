@@ -79,22 +79,40 @@ def running(name: str, label: str):
     return systemd.service(name=label, service=name, running=True, enabled=True, _if=differs)
 
 
+def tried(commands, attempts: int, service: str):
+    """``commands`` with each ``systemctl start`` or ``restart`` of ``service`` tried up to
+    ``attempts`` times, each failed try said on stderr."""
+    for command in commands:
+        text = str(getattr(command, "get_raw_value", lambda c=command: c)())
+        if attempts < 2 or text.split()[1:2] not in (["start"], ["restart"]):
+            yield command
+            continue
+        retry = f"kubelab: {service} did not start, trying again"
+        yield (
+            f"for attempt in $(seq {attempts}); do {text} && exit 0; "
+            f'echo {retry!r} "(try $attempt of {attempts})" >&2; done; exit 1'
+        )
+
+
 @operation()
-def service_state(service: str, reload, restart, start, before_restart=None):
+def service_state(service: str, reload, restart, start, before_restart=None, attempts=1):
     """``service`` as ``reload``, ``restart`` and ``start`` (callables asked when the
     operation runs) say: systemd reloaded first, then the service restarted (after the
     commands ``before_restart()`` gives), then started and enabled (pyinfra's ``systemd``
-    operations, which look at the service as it is by then)."""
+    operations, which look at the service as it is by then). A start or restart is tried up
+    to ``attempts`` times."""
     if reload():
         yield from systemd.daemon_reload._inner()
     if restart():
         yield from before_restart() if before_restart else ()
-        yield from systemd.service._inner(service=service, running=True, restarted=True)
+        commands = systemd.service._inner(service=service, running=True, restarted=True)
+        yield from tried(commands, attempts, service)
     if start():
-        yield from systemd.service._inner(service=service, running=True, enabled=True)
+        commands = systemd.service._inner(service=service, running=True, enabled=True)
+        yield from tried(commands, attempts, service)
 
 
-def service(name: str, changed=(), units=(), restart=False, before_restart=None):
+def service(name: str, changed=(), units=(), restart=False, before_restart=None, attempts=1):
     """
     ``name`` running and enabled, in one operation; restarted when one of the ``changed``
     operations (its configuration) or the ``units`` operations (its unit files, reloaded
@@ -103,7 +121,8 @@ def service(name: str, changed=(), units=(), restart=False, before_restart=None)
     before. The restart comes first: a service its package already started picks up its new
     files, one not yet running simply starts. A service running since before its files were
     last written (a run that stopped half-way) restarts too. systemd bounds each start; a
-    failed one says what the service waits on (``bounds.service_start``).
+    failed one says what the service waits on (``bounds.service_start``). A start is tried
+    up to ``attempts`` times.
     """
     unit = f"{name}.service"
     hoststate.manage_unit(unit)
@@ -136,6 +155,7 @@ def service(name: str, changed=(), units=(), restart=False, before_restart=None)
         restart=restarts,
         start=stopped,
         before_restart=before_restart,
+        attempts=attempts,
     )
     bounds.waits_on(operation, label, bounds.service_start(name))
 

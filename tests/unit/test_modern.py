@@ -2,7 +2,9 @@
 
 import copy
 import hashlib
+import os
 import re
+import subprocess
 from types import SimpleNamespace
 
 import fakehosts
@@ -272,8 +274,44 @@ def test_changed_flannel_network_gives_flanneld_a_fresh_vxlan_device(debian):
         commands = run.commands[name]
         stopped = [i for i, c in enumerate(commands) if c == "systemctl stop flanneld.service"]
         dropped = [i for i, c in enumerate(commands) if c.startswith("ip link delete flannel.1 ")]
-        started = [i for i, c in enumerate(commands) if c == "systemctl start flanneld.service"]
+        started = [i for i, c in enumerate(commands) if "systemctl start flanneld.service" in c]
         assert stopped and dropped and started, commands
         assert stopped[0] < dropped[0] < started[0], commands
     unchanged = run_deploy(copy.deepcopy(machines), kubelab.deploy_cluster, data=settings)
     assert not any("ip link delete" in c for cs in unchanged.commands.values() for c in cs)
+
+
+@pytest.mark.parametrize("lost, converges", [(2, True), (3, False)])
+def test_a_flanneld_that_loses_its_subnet_to_another_host_is_started_again(
+    tmp_path, lost, converges
+):
+    """Two flanneld picking the same free subnet: the one whose lease lost exits, and its next
+    start sees the other's lease. Up to two lost starts end in a running flanneld."""
+    machines = {name: debian12() for name in HOSTS}
+    machines[MINIONS[0]].lost_starts["flanneld.service"] = lost
+    settings = {"artifact_sha256": pins(), "pki_dir": str(tmp_path / "pki")}
+    run = run_deploy(machines, kubelab.deploy_cluster, data=settings, expect_failures=True)
+    assert run.failed == ([] if converges else [MINIONS[0]])
+    assert machines[MINIONS[0]].units["flanneld.service"]["active"] is converges
+
+
+@pytest.mark.parametrize("lost, status", [(0, 0), (2, 0), (3, 1)])
+def test_the_retried_start_in_a_real_shell(tmp_path, lost, status):
+    from kubelab.common import tried
+
+    (tmp_path / "lost").write_text(str(lost))
+    systemctl = tmp_path / "systemctl"
+    systemctl.write_text(
+        '#!/bin/sh\necho "$@" >> "$(dirname "$0")/calls"\nn=$(cat "$(dirname "$0")/lost")\n'
+        '[ "$n" -gt 0 ] || exit 0\necho $((n - 1)) > "$(dirname "$0")/lost"; exit 1\n'
+    )
+    systemctl.chmod(0o755)
+    (command,) = tried(["systemctl restart flanneld.service"], 3, "flanneld")
+    path = f"{tmp_path}:{os.environ['PATH']}"
+    result = subprocess.run(["sh", "-c", command], env={"PATH": path}, capture_output=True)
+    assert result.returncode == status
+    calls = (tmp_path / "calls").read_text().splitlines()
+    assert calls == ["restart flanneld.service"] * min(lost + 1, 3)
+    assert result.stderr.decode().count("kubelab: flanneld did not start, trying again") == min(
+        lost, 3
+    )
