@@ -105,14 +105,18 @@ def archive(artifact: Artifact, sha256: str, label: str = ""):
         return
     url = download_url(artifact.url, setting("artifact_mirror"))
     temp = f"/var/lib/kubelab/artifacts/{artifact.name}"
+    # Decompressed once: tar reads the whole archive for each member it is asked for.
     unpack = " && ".join(
-        f"tar -xzf {temp} -O --no-anchored {shlex.quote(member)} > {target}.new "
-        f"&& chmod 755 {target}.new && mv -f {target}.new {target}"
-        for member, target in targets.items()
+        [f"gzip -dc {temp} > {temp}.tar"]
+        + [
+            f"tar -xf {temp}.tar -O --no-anchored {shlex.quote(member)} > {target}.new "
+            f"&& chmod 755 {target}.new && mv -f {target}.new {target}"
+            for member, target in targets.items()
+        ]
     )
     yield f"mkdir -p /var/lib/kubelab/artifacts {shlex.quote(artifact.install_path)}"
     fetch = _fetch_and_verify(url, temp, sha256, label or artifact.name)
-    yield f"{fetch} && {unpack} && echo {sha256} > {marker} && rm -f {temp}"
+    yield f"{fetch} && {unpack} && echo {sha256} > {marker} && rm -f {temp} {temp}.tar"
 
 
 def member_targets(artifact: Artifact) -> dict[str, str]:

@@ -619,7 +619,7 @@ class Interpreter:
         if url in self.machine.stalled:
             return False
         self.machine.downloads.append(url)
-        if "tar -xzf" not in rest:  # a binary
+        if "tar -xf" not in rest:  # a binary
             dest = rest.rsplit(" ", 1)[1]
             self.machine.files[dest] = FileState(url.encode(), 0o755, sha256=sha256)
             return

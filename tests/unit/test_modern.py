@@ -2,9 +2,11 @@
 
 import copy
 import hashlib
+import io
 import os
 import re
 import subprocess
+import tarfile
 from types import SimpleNamespace
 
 import fakehosts
@@ -315,3 +317,38 @@ def test_the_retried_start_in_a_real_shell(tmp_path, lost, status):
     assert result.stderr.decode().count("kubelab: flanneld did not start, trying again") == min(
         lost, 3
     )
+
+
+def test_an_archives_members_unpacked_in_a_real_shell(tmp_path):
+    """containerd's archive, fetched, checked and unpacked by sh here: every member in place,
+    executable, from one decompression; nothing of the download left."""
+    members = {"containerd": b"daemon", "containerd-shim-runc-v2": b"shim", "ctr": b"client"}
+    release = tmp_path / "release.tar.gz"
+    with tarfile.open(release, "w:gz") as archive:
+        for name, content in {**members, "containerd-stress": b"not installed"}.items():
+            info = tarfile.TarInfo(f"bin/{name}")
+            info.size = len(content)
+            archive.addfile(info, io.BytesIO(content))
+    name = artifacts.containerd_release(DEFAULTS["containerd_version"]).name
+    sha256 = hashlib.sha256(release.read_bytes()).hexdigest()
+    machines = {host: debian12() for host in HOSTS}
+    settings = {"artifact_sha256": {**pins(), name: sha256}, "pki_dir": str(tmp_path / "pki")}
+    run = run_deploy(machines, kubelab.deploy_cluster, data=settings)
+    (command,) = [
+        c for c in run.commands[MINIONS[0]] if f"-o /var/lib/kubelab/artifacts/{name}" in c
+    ]
+    command = re.sub(rf"http://\S+/{re.escape(name)}", f"file://{release}", command)
+    command = command.replace("/var/lib/kubelab/", f"{tmp_path}/state/")
+    command = command.replace("/usr/local/bin/", f"{tmp_path}/bin/")
+    (tmp_path / "state" / "artifacts").mkdir(parents=True)
+    (tmp_path / "bin").mkdir()
+
+    result = subprocess.run(["sh", "-c", command], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    for member, content in members.items():
+        installed = tmp_path / "bin" / member
+        assert installed.read_bytes() == content
+        assert installed.stat().st_mode & 0o777 == 0o755
+    assert sorted(path.name for path in (tmp_path / "bin").iterdir()) == sorted(members)
+    assert os.listdir(tmp_path / "state" / "artifacts") == [f"{name}.sha256"]
+    assert command.count("gzip -dc") == 1 and "tar -xz" not in command
