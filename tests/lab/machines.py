@@ -48,8 +48,10 @@ def node_files(node: Node, net: ipaddress.IPv4Network) -> dict[str, str]:
         "etc/hosts": f"127.0.0.1\tlocalhost\n{node.address}\t{node.name} {node.short}\n"
         "::1\tlocalhost ip6-localhost ip6-loopback\n"
         "ff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
+        # No IPv6 router on the bridge: without IPv6AcceptRA=no, networkd waits some 15 s
+        # after boot for one before host0 is configured, and so does network-online.target.
         "etc/systemd/network/10-host0.network": "[Match]\nName=host0\n\n[Network]\n"
-        f"Address={node.address}/{net.prefixlen}\nGateway={gw}\n",
+        f"Address={node.address}/{net.prefixlen}\nGateway={gw}\nIPv6AcceptRA=no\n",
         # The lab's own package repository is the only source (no NAT, no routing outside).
         "etc/apt/sources.list": f"deb [trusted=yes] http://{gw}:{PACKAGES_PORT}/ ./\n",
         "etc/apt/apt.conf.d/01lab-timeouts": 'Acquire::http::Timeout "30";\n'
