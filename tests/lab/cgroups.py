@@ -102,6 +102,16 @@ def leftover_lab_cgroups() -> list[Path]:
     return [parent / "lab" for parent in own_hierarchies() if (parent / "lab").exists()]
 
 
+def cpu_seconds(short: str) -> float | None:
+    """The CPU time a machine's processes have used so far, as its v1 cpuacct cgroup counts it
+    (every process, however short-lived)."""
+    for own in node_cgroups(short):
+        usage = own / "cpuacct.usage"
+        if usage.exists():
+            return int(usage.read_text()) / 1e9
+    return None
+
+
 def memory_use(short: str) -> dict[str, int] | None:
     """A machine's memory as its v1 memory cgroup counts it (bytes): everything charged to it
     (page cache included), and the resident memory of its processes."""
