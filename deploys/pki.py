@@ -78,6 +78,7 @@ class ClusterPKI:
         self.directory = directory
         self._ca_cert: x509.Certificate
         self._ca_key: rsa.RSAPrivateKey
+        self._ca_key_checked = False
         self._ca_cert_pem: bytes
 
     def __repr__(self) -> str:
@@ -211,9 +212,21 @@ class ClusterPKI:
             raise PKIError(f"{self.ca_cert_path} has no {CA_KEY} beside it: the CA cannot sign")
         self._ca_cert_pem = self.ca_cert_path.read_bytes()
         self._ca_cert = x509.load_pem_x509_certificate(self._ca_cert_pem)
-        self._ca_key = _load_key(self.ca_key_path)
+        # The key's own consistency check waits for its first signature (_signing_key): a run
+        # that signs nothing needs only its public half.
+        self._ca_key = _load_key(self.ca_key_path, validate=False)
         if _public_der(self._ca_key.public_key()) != _public_der(self._ca_cert.public_key()):
             raise PKIError(f"{self.ca_key_path} is not the key of {self.ca_cert_path}")
+
+    def _signing_key(self) -> rsa.RSAPrivateKey:
+        """The CA's key, checked (RSA consistency) before its first signature."""
+        if not self._ca_key_checked:
+            try:
+                self._ca_key = _load_key(self.ca_key_path)
+            except ValueError as error:
+                raise PKIError(f"{self.ca_key_path} is no sound RSA key: {error}") from None
+            self._ca_key_checked = True
+        return self._ca_key
 
     def _leaf(self, name: str, request: _Request) -> tuple[bytes, bytes]:
         if not _NAME.fullmatch(name) or name in RESERVED_NAMES:
@@ -260,7 +273,7 @@ class ClusterPKI:
             names = [x509.DNSName(dns) for dns in request.dns_names]
             names += [x509.IPAddress(ip) for ip in request.ip_addresses]
             builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
-        cert = builder.sign(self._ca_key, hashes.SHA256())
+        cert = builder.sign(self._signing_key(), hashes.SHA256())
         return cert.public_bytes(serialization.Encoding.PEM)
 
     def _authority_key_identifier(self) -> x509.AuthorityKeyIdentifier:
@@ -333,9 +346,9 @@ def _load_or_create_key(path: Path, validate: bool = True) -> rsa.RSAPrivateKey:
 
 
 def _load_key(path: Path, validate: bool = True) -> rsa.RSAPrivateKey:
-    """The RSA key at ``path``. Only the CA's key signs here; of every other key only the public
-    half is used (compared with its certificate's), so the RSA consistency check, some 30 ms a
-    key and most of a no-change re-run's local time, is skipped for them (``validate=False``)."""
+    """The RSA key at ``path``. Only the CA's key signs here, checked before it first does; of
+    every other key only the public half is used (compared with its certificate's), so the RSA
+    consistency check, some 30 ms a key, is skipped for them (``validate=False``)."""
     key = serialization.load_pem_private_key(
         path.read_bytes(), password=None, unsafe_skip_rsa_key_validation=not validate
     )

@@ -151,6 +151,32 @@ def test_ca_key_must_match_ca_cert(cluster, pki_dir, tmp_path):
         ClusterPKI.open(pki_dir, create=False)
 
 
+def test_an_unsound_ca_key_signs_nothing(cluster, pki_dir):
+    """The CA key's consistency is checked before it first signs (not when the PKI opens: a
+    re-run signs nothing): a key whose private half does not fit its public half is refused."""
+    numbers = key_of((pki_dir / "ca.key").read_bytes()).private_numbers()
+    broken = rsa.RSAPrivateNumbers(
+        numbers.p,
+        numbers.q,
+        numbers.d + 2,
+        numbers.dmp1,
+        numbers.dmq1,
+        numbers.iqmp,
+        numbers.public_numbers,
+    ).private_key(unsafe_skip_rsa_key_validation=True)
+    (pki_dir / "ca.key").write_bytes(
+        broken.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    reopened = ClusterPKI.open(pki_dir, create=False)
+    with pytest.raises(PKIError, match="ca.key is no sound RSA key"):
+        reopened.client_cert("admin", "admin")
+    assert not (pki_dir / "admin.crt").exists()
+
+
 def test_ca_certificate(cluster):
     ca = load(cluster.ca_cert_pem)
     assert cluster.ca_cert_path.read_bytes() == cluster.ca_cert_pem
