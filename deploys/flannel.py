@@ -21,8 +21,8 @@ WRITE_ATTEMPTS = 10
 WRITE_PAUSE = 2  # seconds between two attempts
 # flanneld picks one of the first 100 free subnets at random and leases it only if no other
 # host took it meanwhile. When another did, flanneld (0.28.9) exits instead of picking again;
-# its next start sees that lease. Hosts that start together collide: 11 minions, 55 pairs, one
-# deploy in three or so. el7 keeps the start its package expects.
+# its next start sees that lease. Minions that start together collide (seen in the lab with 11
+# of them). el7 keeps the start its package expects.
 START_ATTEMPTS = {"el7": 1, "modern": 3}
 
 
