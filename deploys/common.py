@@ -81,16 +81,19 @@ def running(name: str, label: str):
 
 def tried(commands, attempts: int, service: str):
     """``commands`` with each ``systemctl start`` or ``restart`` of ``service`` tried up to
-    ``attempts`` times, each failed try said on stderr."""
+    ``attempts`` times, each failed try said on stderr. A try after a failed one restarts: a
+    start would wait out the unit's RestartSec."""
     for command in commands:
         text = str(getattr(command, "get_raw_value", lambda c=command: c)())
-        if attempts < 2 or text.split()[1:2] not in (["start"], ["restart"]):
+        words = text.split()
+        if attempts < 2 or words[1:2] not in (["start"], ["restart"]):
             yield command
             continue
         retry = f"kubelab: {service} did not start, trying again"
         yield (
-            f"for attempt in $(seq {attempts}); do {text} && exit 0; "
-            f'echo {retry!r} "(try $attempt of {attempts})" >&2; done; exit 1'
+            f"{text} && exit 0; for attempt in $(seq 2 {attempts}); do "
+            f'echo {retry!r} "(try $attempt of {attempts})" >&2; '
+            f"{words[0]} restart {words[2]} && exit 0; done; exit 1"
         )
 
 

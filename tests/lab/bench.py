@@ -38,7 +38,7 @@ from cgroups import cpu_seconds, lab_cgroup_names  # noqa: E402
 FLOOR = Path(__file__).resolve().parent / "files" / "floor.py"
 COMMAND = re.compile(r"^\[(?P<host>[^\]]+)\][^\n]*?>>> ", re.M)  # pyinfra -vv: one per command
 STYLE = re.compile(r"\x1b\[[0-9;]*m")
-ROUNDS = 3  # re-run and floor, interleaved: their medians go in the table
+ROUNDS = 5  # re-run and floor, interleaved: their medians go in the table
 
 
 def inventory_of(size: int) -> str:

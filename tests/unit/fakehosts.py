@@ -551,8 +551,12 @@ class Interpreter:
         if verb in ("enable", "disable"):
             state["enabled"] = verb == "enable"
 
-    def tried(self, attempts, command):
-        return any(self.run(command) is not False for _ in range(int(attempts))) or False
+    def tried(self, command, attempts):
+        if self.run(command) is not False:
+            return None
+        unit = command.split()[2]
+        again = (self.run(f"systemctl restart {unit}") for _ in range(int(attempts) - 1))
+        return any(result is not False for result in again) or False
 
     def daemon_reload(self):
         pass
@@ -836,7 +840,7 @@ class Interpreter:
         ),
         (r"yum install -y (.+)", yum_install),
         (r"systemctl (start|stop|restart|enable|disable) (\S+)", systemctl),
-        (r"for attempt in \$\(seq (\d+)\); do (systemctl \S+ \S+) && exit 0; .*; exit 1", tried),
+        (r"(systemctl \S+ \S+) && exit 0; for attempt in \$\(seq 2 (\d+)\); do .*", tried),
         (r"systemctl daemon-reload", reload_units),
         (r"chmod (-R )?(\d+) (\S+)", chmod),
         (r"chown (-R )?(\S+) (\S+)", chown),
