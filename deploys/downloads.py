@@ -116,7 +116,8 @@ def archive(artifact: Artifact, sha256: str, label: str = ""):
     )
     yield f"mkdir -p /var/lib/kubelab/artifacts {shlex.quote(artifact.install_path)}"
     fetch = _fetch_and_verify(url, temp, sha256, label or artifact.name)
-    yield f"{fetch} && {unpack} && echo {sha256} > {marker} && rm -f {temp} {temp}.tar"
+    unpacked = f"{{ {unpack}; unpacked=$?; rm -f {temp}.tar; [ $unpacked = 0 ]; }}"
+    yield f"{fetch} && {unpacked} && echo {sha256} > {marker} && rm -f {temp}"
 
 
 def member_targets(artifact: Artifact) -> dict[str, str]:

@@ -319,13 +319,18 @@ def test_the_retried_start_in_a_real_shell(tmp_path, lost, status):
     )
 
 
-def test_an_archives_members_unpacked_in_a_real_shell(tmp_path):
+@pytest.mark.parametrize("complete", [True, False])
+def test_an_archives_members_unpacked_in_a_real_shell(tmp_path, complete):
     """containerd's archive, fetched, checked and unpacked by sh here: every member in place,
-    executable, from one decompression; nothing of the download left."""
+    executable, from one decompression; nothing of the download left. An archive without
+    one of the members fails, leaving no marker and no decompressed copy."""
     members = {"containerd": b"daemon", "containerd-shim-runc-v2": b"shim", "ctr": b"client"}
+    packed = {**members, "containerd-stress": b"not installed"}
+    if not complete:
+        del packed["ctr"]
     release = tmp_path / "release.tar.gz"
     with tarfile.open(release, "w:gz") as archive:
-        for name, content in {**members, "containerd-stress": b"not installed"}.items():
+        for name, content in packed.items():
             info = tarfile.TarInfo(f"bin/{name}")
             info.size = len(content)
             archive.addfile(info, io.BytesIO(content))
@@ -344,6 +349,11 @@ def test_an_archives_members_unpacked_in_a_real_shell(tmp_path):
     (tmp_path / "bin").mkdir()
 
     result = subprocess.run(["sh", "-c", command], capture_output=True, text=True)
+    if not complete:
+        assert result.returncode != 0
+        assert f"{name}.sha256" not in os.listdir(tmp_path / "state" / "artifacts")
+        assert f"{name}.tar" not in os.listdir(tmp_path / "state" / "artifacts")
+        return
     assert result.returncode == 0, result.stderr
     for member, content in members.items():
         installed = tmp_path / "bin" / member
