@@ -58,8 +58,8 @@ TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 BOGUS_TOKEN = "kubelab-smoke-not-a-token"
 WELCOME = "Welcome to nginx"
 FLANNEL_SUBNET_FILE = "/run/flannel/subnet.env"
-INTERVAL = 5  # seconds between two tries of a check
-CURL = "curl -sS --max-time 5"
+INTERVAL = 1  # seconds between two tries of a check
+CURL = "curl -sS --connect-timeout 2 --max-time 5"
 REQUEST_TIMEOUT = 20  # seconds, each kubectl request
 # Columns of `kubectl get pods` the checks read: values without spaces, <none> when unset.
 POD_COLUMNS = (

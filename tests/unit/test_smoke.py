@@ -188,7 +188,7 @@ def test_modern_master_runs_every_step_with_the_admin_kubeconfig(monkeypatch):
     # The service from the master too: modern runs kube-proxy there.
     assert len(smoke.scripts[MASTER]) == len(MASTER_STEPS) + 2
     from_master = smoke.scripts[MASTER][len(MASTER_STEPS)]
-    assert f"curl -sS --max-time 5 http://{CLUSTER_IP}:80/" in from_master
+    assert f"curl -sS --connect-timeout 2 --max-time 5 http://{CLUSTER_IP}:80/" in from_master
     assert "10.20." not in from_master  # no pod IPs from the master
     # A second run sees the same commands: nothing is created twice.
     again = SmokeHosts()
@@ -230,7 +230,7 @@ def test_minions_check_the_service_and_the_pods_on_the_other_minion(monkeypatch,
         commands = run.commands[minion]
         assert "cat /run/flannel/subnet.env" in commands
         (checks,) = smoke.scripts[minion]
-        assert f"curl -sS --max-time 5 http://{CLUSTER_IP}:80/" in checks
+        assert f"curl -sS --connect-timeout 2 --max-time 5 http://{CLUSTER_IP}:80/" in checks
         assert "grep -q 'Welcome to nginx'" in checks
         mine = [ip for _, node, ip in PODS if node == minion]
         theirs = [ip for _, node, ip in PODS if node == other]
