@@ -10,8 +10,10 @@ another host's preparation is reading waits for that read instead of reading it 
 """
 
 import weakref
+from contextlib import contextmanager
 
 from gevent.event import AsyncResult
+from gevent.lock import Semaphore
 from pyinfra import host, state
 
 from .facts import Several
@@ -73,3 +75,19 @@ def fact(cls, target=None, **kwargs):
     """``target``'s (default: the current host's) fact ``cls`` with ``kwargs``, read once."""
     target = host if target is None else target
     return per_run(_key(target, cls, kwargs), lambda: target.get_fact(cls, **kwargs))
+
+
+@contextmanager
+def one_host_at_a_time():
+    """Prepare one host at a time. pyinfra's CLI prepares every host in a greenlet, and
+    preparing is CPU work that waits on nothing: hosts prepared side by side finish together,
+    so their read-aheads (``hoststate.read_ahead``) all start at the end and every machine
+    answers at once. One at a time, with the pauses ``placement`` makes, a host's read-ahead
+    is answered while the next hosts are prepared. Not without ``-y``: pyinfra then asks each
+    operation for its changes while it prepares it, and those waits must overlap."""
+    if current_state().should_check_for_changes():
+        yield
+        return
+    lock = run_cache("preparing").setdefault("lock", Semaphore())
+    with lock:
+        yield

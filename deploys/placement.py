@@ -13,6 +13,7 @@ without ``-y`` shows each operation's changes before asking to go on: there (and
 named while operations already run) each step is an operation of its own, named after it.
 """
 
+import gevent
 from pyinfra import host, state
 from pyinfra.api import operation
 
@@ -41,6 +42,8 @@ def put_in_place(steps: list[Step]):
 
 def add(name: str, path: str, differs, commands) -> Step:
     """A step putting ``path`` in place (``name``: what it does, for a step of its own)."""
+    # A pause for the SSH exchanges of the hosts already prepared (once.one_host_at_a_time).
+    gevent.sleep(0)
     step = Step(path, differs, commands)
     open_steps = once.run_cache("placement")
     current = open_steps.get(host.name)

@@ -53,14 +53,15 @@ def deploy_cluster():
     # read by their own preparation, under the CLI) the others'.
     for target in [host, *(other for other in topology.cluster_hosts() if other != host)]:
         once.prefetch(target, first_facts(target))
-    validate_inventory()
-    deploy_prerequisites()
-    if topology.is_master():
-        deploy_master()
-    # pyinfra interleaves the hosts' operations; one operation shared by every host is a
-    # barrier: nothing of a minion runs before the master is done (its flanneld needs the
-    # network config in etcd, its kubelet the apiserver).
-    server.shell(name="The master is ready", commands=[])
-    if topology.is_minion():
-        deploy_minion()
+    with once.one_host_at_a_time():
+        validate_inventory()
+        deploy_prerequisites()
+        if topology.is_master():
+            deploy_master()
+        # pyinfra interleaves the hosts' operations; one operation shared by every host is a
+        # barrier: nothing of a minion runs before the master is done (its flanneld needs the
+        # network config in etcd, its kubelet the apiserver).
+        server.shell(name="The master is ready", commands=[])
+        if topology.is_minion():
+            deploy_minion()
     hoststate.read_ahead()

@@ -12,11 +12,12 @@ import time
 from datetime import datetime, timezone
 from unittest.mock import patch
 
+import gevent
 import kubelab
 import pytest
 from conftest import HOSTS, MASTER, MINIONS
 from fakehosts import debian12, run_deploy
-from kubelab import callstack
+from kubelab import callstack, once
 from kubelab.facts import RACY_SECONDS, ManagedState, kept_digest_command
 from pyinfra.api import State
 from pyinfra.context import ctx_state
@@ -279,3 +280,39 @@ def test_an_installed_binarys_digest_is_kept_by_its_install(tmp_path):
     missing = tmp_path / "missing" / "sha256sums"
     subprocess.run(["sh", "-c", kept_digest_command(str(binary), kept, str(missing))], check=True)
     assert not missing.parent.exists()
+
+
+def test_hosts_are_prepared_one_at_a_time_while_answers_come_in():
+    """pyinfra's CLI prepares every host in a greenlet. With ``-y``, inside
+    ``one_host_at_a_time`` one host is prepared at a time; the pauses it makes (as
+    ``placement`` does) let other greenlets run, such as the SSH exchanges of the hosts already
+    prepared, but no other host's preparation. Without ``-y`` the hosts are prepared side by
+    side, as pyinfra does."""
+    events = []
+
+    def prepare(name):
+        with ctx_state.use(run), once.one_host_at_a_time():
+            events.append(f"{name} starts")
+            gevent.sleep(0)
+            events.append(f"{name} ends")
+
+    def answer():
+        events.append("an answer comes in")
+
+    run = State(check_for_changes=False)  # pyinfra -y
+    preparations = [gevent.spawn(prepare, name) for name in ("master", "minion1", "minion2")]
+    gevent.spawn(answer)
+    gevent.joinall(preparations)
+    assert events == [
+        "master starts",
+        "an answer comes in",
+        "master ends",
+        "minion1 starts",
+        "minion1 ends",
+        "minion2 starts",
+        "minion2 ends",
+    ]
+    events.clear()
+    run = State(check_for_changes=True)  # pyinfra without -y
+    gevent.joinall([gevent.spawn(prepare, name) for name in ("master", "minion1")])
+    assert events == ["master starts", "minion1 starts", "master ends", "minion1 ends"]
