@@ -12,10 +12,10 @@ from functools import cache
 from pyinfra import host
 from pyinfra.api import operation
 
-from . import bounds, hoststate, placement
+from . import bounds, hoststate, once, placement
 from .artifacts import Artifact, checksum_url, download_url, pin_keys
 from .defaults import setting, setting_error
-from .facts import kept_digest_command
+from .facts import ArchiveMarker, kept_digest_command, kept_digests_command
 
 
 @cache
@@ -89,15 +89,11 @@ def archive_marker(artifact: Artifact) -> str:
     return f"/var/lib/kubelab/artifacts/{artifact.name}.sha256"
 
 
-def marker_content(sha256: str) -> bytes:
-    """What the marker of an archive with this sha256 holds (``echo <sha256> > marker``)."""
-    return f"{sha256}\n".encode()
-
-
 @operation()
 def archive(artifact: Artifact, sha256: str, label: str = ""):
     """Unpack the ``members`` of a verified archive into ``artifact.install_path``; a marker
-    file remembers which archive (by sha256) they came from."""
+    file records the archive's sha256 and each member's as unpacked (``sha256sum`` lines), by
+    which every installed member is checked on later runs (``installed``)."""
     marker = archive_marker(artifact)
     targets = member_targets(artifact)
     if installed(artifact, sha256):
@@ -117,7 +113,13 @@ def archive(artifact: Artifact, sha256: str, label: str = ""):
     yield f"mkdir -p /var/lib/kubelab/artifacts {shlex.quote(artifact.install_path)}"
     fetch = _fetch_and_verify(url, temp, sha256, label or artifact.name)
     unpacked = f"{{ {unpack}; unpacked=$?; rm -f {temp}.tar; [ $unpacked = 0 ]; }}"
-    yield f"{fetch} && {unpacked} && echo {sha256} > {marker} && rm -f {temp}"
+    paths = " ".join(shlex.quote(target) for target in targets.values())
+    recorded = (
+        f"sums=$(sha256sum {paths}) && {{ echo '{sha256}  {artifact.name}'; "
+        f"printf '%s\\n' \"$sums\"; }} > {marker}.new && mv -f {marker}.new {marker}"
+    )
+    yield f"{fetch} && {unpacked} && {recorded} && rm -f {temp}"
+    yield kept_digests_command(marker)
 
 
 def member_targets(artifact: Artifact) -> dict[str, str]:
@@ -133,21 +135,28 @@ def installed_path(artifact: Artifact) -> str:
 def register(artifact: Artifact):
     """Name to ``hoststate`` what installing ``artifact`` reads on this host."""
     if artifact.members:
-        hoststate.manage(archive_marker(artifact))
+        hoststate.manage(archive_marker(artifact), digest=False)
+        hoststate.will_ask(ArchiveMarker, path=archive_marker(artifact))
         for target in member_targets(artifact).values():
-            hoststate.manage(target, digest=False)
+            hoststate.manage(target)
     else:
         hoststate.manage(artifact.install_path)
 
 
 def installed(artifact: Artifact, sha256: str) -> bool:
-    """Whether this host holds ``artifact`` with this sha256 (an archive: its marker says so
-    and every member is in place)."""
+    """Whether this host holds ``artifact`` with this sha256: a binary's digest is that one;
+    each member of an archive has the digest its marker recorded when that archive was
+    unpacked (another release unpacked since, or a member changed, and it has not)."""
     if not artifact.members:
         return (hoststate.file(artifact.install_path) or {}).get("sha256") == sha256
-    if hoststate.differs(archive_marker(artifact), marker_content(sha256)):
+    hoststate.read_ahead()  # the marker is read with the rest of this host's state
+    marker = once.fact(ArchiveMarker, path=archive_marker(artifact))
+    if not marker or marker["archive"] != sha256:
         return False
-    return all(hoststate.exists(target) for target in member_targets(artifact).values())
+    return all(
+        marker["members"].get(target) == (hoststate.file(target) or {}).get("sha256")
+        for target in member_targets(artifact).values()
+    )
 
 
 def operation_of(artifact: Artifact):

@@ -27,6 +27,25 @@ class EtcdValue(FactBase):
         return value or None
 
 
+class ArchiveMarker(FactBase):
+    """
+    What the marker of an installed archive says (see ``downloads.archive``): the archive's
+    sha256 (``archive``) and the sha256 each member had as unpacked from it, by the path it was
+    installed at (``members``); ``None`` without a marker. A marker of an earlier kubelab holds
+    the archive's sha256 alone.
+    """
+
+    def command(self, path):
+        return f"cat {shlex.quote(path)} 2>/dev/null || true"
+
+    def process(self, output):
+        lines = [line.split() for line in output if line.strip()]
+        if not lines or not re.fullmatch(r"[0-9a-f]{64}", lines[0][0]):
+            return None
+        members = {fields[1]: fields[0] for fields in lines[1:] if len(fields) == 2}
+        return {"archive": lines[0][0], "members": members}
+
+
 class CgroupVersion(FactBase):
     """
     2 when /sys/fs/cgroup is the unified cgroup v2 hierarchy (the test the kubelet makes), 1 for
@@ -218,6 +237,18 @@ def kept_digest_command(path: str, sha256: str, cache: str = DIGEST_CACHE) -> st
     return (
         f"if {cache_writable(cache)}; then (umask 077; find -H {shlex.quote(path)} "
         f"-maxdepth 0 -type f -printf '{line}' >> {shlex.quote(cache)}); fi"
+    )
+
+
+def kept_digests_command(listing: str, cache: str = DIGEST_CACHE) -> str:
+    """Shell: as ``kept_digest_command``, the digest of each file a ``sha256sum`` listing at
+    ``listing`` names (lines whose path is absolute), checked and renamed into place just
+    before."""
+    line = f"$sum {FINGERPRINT} %p\\n"
+    return (
+        f"if {cache_writable(cache)}; then (umask 077; while read -r sum path; do "
+        f'case "$path" in /*) find -H "$path" -maxdepth 0 -type f -printf "{line}";; esac; '
+        f"done < {shlex.quote(listing)} >> {shlex.quote(cache)}); fi"
     )
 
 

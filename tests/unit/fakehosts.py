@@ -22,6 +22,7 @@ from datetime import datetime
 from pathlib import Path
 
 from kubelab.facts import (
+    ArchiveMarker,
     CgroupVersion,
     ContainerdImages,
     EtcdPrefix,
@@ -366,6 +367,8 @@ def answer_fact(machine: Machine, cls, kwargs: dict):
         return []
     if cls is deb_facts.DebPackages:
         return {name: ["1"] for name in machine.packages} if machine.os_id in DEBIAN else {}
+    if cls is ArchiveMarker:
+        return cls().process(machine.text(path).splitlines()) if path in machine.files else None
     if cls is EtcdValue:
         return machine.etcd.get((kwargs.get("api", 3), kwargs["key"]))
     if cls is ManagedState:
@@ -627,10 +630,13 @@ class Interpreter:
             dest = rest.rsplit(" ", 1)[1]
             self.machine.files[dest] = FileState(url.encode(), 0o755, sha256=sha256)
             return
-        for target in re.findall(r"> (\S+)\.new", rest):  # an archive's members
-            self.machine.files[target] = FileState(url.encode(), 0o755)
-        marker = re.search(r"echo \w+ > (\S+)", rest)[1]
-        self.machine.files[marker] = FileState(f"{sha256}\n".encode())
+        # an archive's members (each its own content, naming the release), then its marker
+        listing = [f"{sha256}  {url.rsplit('/', 1)[1]}"]
+        for member, target in re.findall(r"--no-anchored (\S+) > (\S+)\.new", rest):
+            self.machine.files[target] = FileState(f"{url}#{member}".encode(), 0o755)
+            listing.append(f"{self.machine.files[target].digest()}  {target}")
+        marker = re.search(r"\} > (\S+)\.new && mv -f", rest)[1]
+        self.machine.files[marker] = FileState("\n".join([*listing, ""]).encode())
 
     def secret_dir(self, private, parent):
         self.machine.dirs.update({private, parent})

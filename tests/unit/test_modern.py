@@ -16,6 +16,7 @@ from conftest import HOSTS, MASTER, MINIONS
 from fakehosts import debian12, rocky9, run_deploy, ubuntu24
 from kubelab import artifacts
 from kubelab.defaults import DEFAULTS
+from kubelab.facts import ArchiveMarker
 
 MASTER_IP = "192.168.122.130"
 MIRROR = "http://192.168.122.1:8080"
@@ -362,3 +363,69 @@ def test_an_archives_members_unpacked_in_a_real_shell(tmp_path, complete):
     assert sorted(path.name for path in (tmp_path / "bin").iterdir()) == sorted(members)
     assert os.listdir(tmp_path / "state" / "artifacts") == [f"{name}.sha256"]
     assert command.count("gzip -dc") == 1 and "tar -xz" not in command
+    # The marker: the archive's digest, then each member's as unpacked, read back by the fact.
+    marker = (tmp_path / "state" / "artifacts" / f"{name}.sha256").read_text().splitlines()
+    assert ArchiveMarker().process(marker) == {
+        "archive": sha256,
+        "members": {
+            f"{tmp_path}/bin/{member}": hashlib.sha256(content).hexdigest()
+            for member, content in members.items()
+        },
+    }
+
+
+def release_pins(**versions) -> dict:
+    """Made-up digests for every artifact at ``versions`` (and the defaults)."""
+    data = SimpleNamespace(**{**DEFAULTS, **versions})
+    every = artifacts.master_artifacts(data) + artifacts.minion_artifacts(data)
+    return {a.name: hashlib.sha256(a.name.encode()).hexdigest() for a in every}
+
+
+@pytest.mark.parametrize(
+    "setting, older, host, binary, unit",
+    [
+        ("containerd_version", "v2.2.8", MINIONS[0], "/usr/local/bin/containerd", "containerd"),
+        ("etcd_version", "v3.6.13", MASTER, "/usr/local/bin/etcd", "etcd"),
+    ],
+)
+def test_a_release_installed_before_is_installed_again_after_another(
+    tmp_path, setting, older, host, binary, unit
+):
+    """2.2.9 -> 2.2.8 -> 2.2.9: the third run finds the 2.2.9 archive's marker of the first,
+    and still puts 2.2.9's binaries back (each member checked by its own digest)."""
+    newer = DEFAULTS[setting]
+    machines = {name: debian12() for name in HOSTS}
+    pinned = {**release_pins(), **release_pins(**{setting: older})}
+    settings = {"artifact_sha256": pinned, "pki_dir": str(tmp_path / "pki")}
+    for version in (newer, older, newer):
+        for machine in machines.values():
+            machine.restarts.clear()
+        run_deploy(machines, kubelab.deploy_cluster, data={**settings, setting: version})
+        assert fakehosts.version_of(machines[host].files[binary].content) == version
+        assert fakehosts.running_version(machines[host], f"{unit}.service") == version
+    assert machines[host].restarts == [f"{unit}.service"]
+    again = run_deploy(machines, kubelab.deploy_cluster, data={**settings, setting: newer})
+    assert again.commands == {name: [] for name in HOSTS}
+
+
+@pytest.mark.parametrize(
+    "host, path, unit",
+    [
+        (MINIONS[0], "/usr/local/bin/ctr", "containerd"),
+        (MINIONS[1], "/opt/cni/bin/bridge", None),
+        (MASTER, "/usr/local/bin/etcdctl", "etcd"),
+        (MINIONS[0], "/usr/local/bin/kube-proxy", "kube-proxy"),
+    ],
+)
+def test_a_corrupted_binary_is_installed_again(debian, host, path, unit):
+    """A byte appended to an installed file (an archive's member or a binary): the next run
+    installs it again from its verified download, and restarts the service it belongs to."""
+    machines, _, settings = debian
+    converged = copy.deepcopy(machines)
+    installed = copy.deepcopy(converged[host].files[path])
+    converged[host].files[path].content += b"\0"
+    converged[host].files[path].sha256 = None
+    run = run_deploy(converged, kubelab.deploy_cluster, data=settings)
+    assert run.changed_hosts() == [host]
+    assert converged[host].files[path].digest() == installed.digest()
+    assert converged[host].restarts == ([f"{unit}.service"] if unit else [])

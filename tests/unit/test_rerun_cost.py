@@ -18,7 +18,7 @@ import pytest
 from conftest import HOSTS, MASTER, MINIONS
 from fakehosts import debian12, run_deploy
 from kubelab import callstack, once
-from kubelab.facts import RACY_SECONDS, ManagedState, kept_digest_command
+from kubelab.facts import RACY_SECONDS, ManagedState, kept_digest_command, kept_digests_command
 from pyinfra.api import State
 from pyinfra.context import ctx_state
 from test_modern import pins
@@ -280,6 +280,24 @@ def test_an_installed_binarys_digest_is_kept_by_its_install(tmp_path):
     missing = tmp_path / "missing" / "sha256sums"
     subprocess.run(["sh", "-c", kept_digest_command(str(binary), kept, str(missing))], check=True)
     assert not missing.parent.exists()
+
+
+def test_an_archives_member_digests_are_kept_by_its_install(tmp_path):
+    """downloads.archive keeps the digest of each member its marker lists (the lines naming
+    an absolute path): the next read takes them without reading the files."""
+    folder = tmp_path / "kubelab"
+    folder.mkdir()
+    cache = folder / "sha256sums"
+    members = [tmp_path / "ctr", tmp_path / "containerd"]
+    for member in members:
+        member.write_bytes(b"ELF " + member.name.encode())
+    marker = tmp_path / "marker"
+    kept = {str(member): str(index) * 64 for index, member in enumerate(members, 1)}
+    lines = ["f" * 64 + "  containerd-2.2.9-linux-amd64.tar.gz"]
+    marker.write_text("\n".join(lines + [f"{sha}  {path}" for path, sha in kept.items()]) + "\n")
+    subprocess.run(["sh", "-c", kept_digests_command(str(marker), str(cache))], check=True)
+    assert cache.stat().st_mode & 0o777 == 0o600
+    assert digests(list(kept), cache) == kept
 
 
 def test_hosts_are_prepared_one_at_a_time_while_answers_come_in():

@@ -214,7 +214,8 @@ def test_second_upgrade_changes_nothing(lab):
     assert run.commands == {host: [] for host in HOSTS}
     assert run.uploads == {host: {} for host in HOSTS}
     for name in HOSTS:
-        assert run.facts[name].count("ManagedState") == 1
+        # read once, with the archives' markers
+        assert sum("ManagedState" in entry for entry in run.facts[name]) == 1
     assert (
         not (Path(settings["pki_dir"]).parent / "backups").exists()
         or len(list((Path(settings["pki_dir"]).parent / "backups").iterdir())) == 1
