@@ -18,6 +18,7 @@ import builds  # noqa: E402
 import cgroups  # noqa: E402
 import daytwo  # noqa: E402
 import faults  # noqa: E402
+import installs  # noqa: E402
 import kube  # noqa: E402
 import pipeline  # noqa: E402
 import upgrade  # noqa: E402
@@ -130,6 +131,7 @@ def day_two(inventory: str):
 
 def scenario():
     first_cluster()
+    check("damaged binaries installed again", True, installs.corrupted_binaries_restored(INVENTORY))
     faults_on_the_cluster()
     day_two(switch_to_secure(fourth_minion_joins()))
     pipeline.lab_down()
