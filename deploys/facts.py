@@ -10,21 +10,46 @@ from pyinfra.api import FactBase, StringCommand
 class EtcdValue(FactBase):
     """
     The value stored under ``key`` in etcd at ``endpoint``, read with the etcd ``api`` version
-    (2 or 3) the reader of that key uses; ``None`` when the key, etcdctl or etcd is missing.
-    ``tls_args`` are extra etcdctl arguments (client certificates).
+    (2 or 3) the reader of that key uses. ``{"value": <text>}``; ``{"value": None}`` when the
+    key is absent (v3: etcdctl prints nothing; v2: its error 100, "Key not found") or no
+    etcdctl is installed (nor etcd, then); ``{"error": <etcdctl's last line>}`` when etcd could
+    not be read (not answering, refused, too slow): never taken as an absent key.
+    ``tls_args`` are extra etcdctl arguments (its bounds, client certificates).
     """
 
+    MARK = "@kubelab-etcd"
+
+    @staticmethod
+    def default():
+        return {"error": "no answer from etcdctl"}
+
     def command(self, endpoint, key, api=3, tls_args=""):
-        if api == 2:
-            get = f"get {shlex.quote(key)}"
-        else:
-            get = f"get {shlex.quote(key)} --print-value-only"
+        get = f"get {shlex.quote(key)}" + ("" if api == 2 else " --print-value-only")
         etcdctl = f"ETCDCTL_API={api} etcdctl --endpoints={shlex.quote(endpoint)} {tls_args}"
-        return f"! command -v etcdctl >/dev/null || {etcdctl} {get} 2>/dev/null || true"
+        # the value goes out as it comes (fd 3), etcdctl's errors into $err
+        return (
+            f"if ! command -v etcdctl >/dev/null 2>&1; then echo '{self.MARK} absent'; exit 0; "
+            f"fi; {{ err=$({etcdctl} {get} 2>&1 >&3 3>&-); status=$?; }} 3>&1; "
+            f"if [ $status = 0 ]; then echo '{self.MARK} read'; "
+            "elif printf '%s\\n' \"$err\" | grep -q '^Error: *100: Key not found'; then "
+            f"echo '{self.MARK} absent'; else "
+            f'echo "{self.MARK} error $(printf \'%s\\n\' "$err" | grep . | tail -n 1)"; fi'
+        )
 
     def process(self, output):
-        value = "\n".join(output).strip()
-        return value or None
+        value, outcome = [], None
+        for line in output:
+            if line.startswith(f"{self.MARK} "):
+                outcome = line[len(self.MARK) + 1 :].strip()
+            else:
+                value.append(line)
+        if outcome == "absent":
+            return {"value": None}
+        if outcome == "read":
+            return {"value": "\n".join(value).strip() or None}
+        if outcome and outcome.startswith("error"):
+            return {"error": outcome[len("error") :].strip() or "etcdctl failed"}
+        return self.default()
 
 
 class ArchiveMarker(FactBase):

@@ -2,6 +2,7 @@
 
 import json
 import shlex
+from typing import NamedTuple
 
 from pyinfra import host
 from pyinfra.api import deploy, operation
@@ -12,6 +13,7 @@ from .common import place, service
 from .defaults import DEFAULTS, setting
 from .facts import EtcdValue
 from .profiles import profile
+from .refusals import failure
 from .teardown import link_deleted_command
 
 # etcd API version each profile's flanneld reads its config with: 0.7.1 speaks v2 only,
@@ -50,12 +52,33 @@ def stored_config_fact() -> tuple:
     }
 
 
+class Unreadable(NamedTuple):
+    """etcd did not answer the read of flannel's config: why, in one line."""
+
+    problem: str
+
+
 def stored_config():
-    """The config in etcd before this run, read on the master (where etcdctl is) once."""
+    """The config in etcd before this run (None: none stored), read on the master once, with
+    the rest of its state. When etcd does not answer then (not started yet, or its address or
+    TLS change in this run), it is read once more when the run reaches it, past etcd's start on
+    the master: ``Unreadable`` when that read fails too (or, before the run, the first did)."""
     fact, kwargs = stored_config_fact()
-    value = once.fact(fact, topology.master(), **kwargs)
+    master = topology.master()
+    found = once.fact(fact, master, **kwargs)
+    if "error" in found and once.current_state().is_executing:
+        found = once.per_run(
+            ("flannel config read again", master.name), lambda: master.get_fact(fact, **kwargs)
+        )
+    if "error" in found:
+        return Unreadable(
+            f"kubelab: {master.name}: reading flannel's network config ({kwargs['key']}) from "
+            f"etcd at {kwargs['endpoint']} (each read at most {bounds.ETCD_DIAL_TIMEOUT} s to "
+            f"connect, {bounds.ETCD_COMMAND_TIMEOUT} s to answer) failed: {found['error']}; "
+            "nothing restarts on a config kubelab cannot read: check etcd and run again"
+        )
     try:
-        return json.loads(value) if value else None
+        return json.loads(found["value"]) if found["value"] else None
     except ValueError:
         return None
 
@@ -96,13 +119,17 @@ def flanneld_tls_options() -> str:
 
 
 def network_config_changes() -> bool:
-    """Whether this run writes a new network config: every flanneld must then restart."""
-    return stored_config() != network_config()
+    """Whether this run writes a new network config: every flanneld must then restart. Not
+    when etcd could not be read: the master's run fails there (``network_config_stored``),
+    and no host restarts on a guess."""
+    stored = stored_config()
+    return not isinstance(stored, Unreadable) and stored != network_config()
 
 
 def old_vxlan_device() -> str | None:
     """flanneld's vxlan device under the network config stored before this run, if any."""
-    stored = stored_config() or {}
+    stored = stored_config()
+    stored = stored if isinstance(stored, dict) else {}
     backend = stored.get("Backend") or {}
     if not stored or backend.get("Type", "udp") != "vxlan":
         return None
@@ -111,7 +138,12 @@ def old_vxlan_device() -> str | None:
 
 @operation()
 def network_config_stored(api: int):
-    """etcd holds the network config, written when the one stored before this run differs."""
+    """etcd holds the network config, written when the one stored before this run differs;
+    this host fails, saying why, when etcd could not be read."""
+    stored = stored_config()
+    if isinstance(stored, Unreadable):
+        yield failure(stored.problem)
+        return
     if not network_config_changes():
         host.noop("etcd holds flannel's network config")
         return

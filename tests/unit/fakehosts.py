@@ -154,6 +154,7 @@ class Machine:
     kube_nodes: set[str] = field(default_factory=set)  # master: the API's Node objects
     kube_error: str | None = None  # master: what kubectl says when it cannot list the Nodes
     etcd_error: str | None = None  # master: what etcdctl says when it cannot read etcd
+    etcd_read_errors: list[str] = field(default_factory=list)  # master: the next reads fail
     undrainable: dict[str, list[str]] = field(default_factory=dict)  # node -> pods that stay
     drained: list[str] = field(default_factory=list)  # nodes cordoned and drained
     unit_files_removed: set[str] = field(default_factory=set)  # dropped at daemon-reload
@@ -370,7 +371,10 @@ def answer_fact(machine: Machine, cls, kwargs: dict):
     if cls is ArchiveMarker:
         return cls().process(machine.text(path).splitlines()) if path in machine.files else None
     if cls is EtcdValue:
-        return machine.etcd.get((kwargs.get("api", 3), kwargs["key"]))
+        if machine.etcd_read_errors:  # this read fails (etcd down, too slow)
+            return cls().process([f"{cls.MARK} error {machine.etcd_read_errors.pop(0)}"])
+        value = machine.etcd.get((kwargs.get("api", 3), kwargs["key"]))
+        return cls().process([*([value] if value else []), f"{cls.MARK} read"])
     if cls is ManagedState:
         return cls().process(managed_state_output(machine, **kwargs))
     if cls is KubelabLeftovers:

@@ -235,3 +235,27 @@ def test_run_stopped_before_a_restart_is_finished_by_the_next_run(converged):
     converged[MASTER].unread.add("/etc/etcd/etcd.conf")
     run_deploy(converged, kubelab.deploy_cluster)
     assert converged[MASTER].restarts == ["etcd.service"]
+
+
+@pytest.mark.parametrize("failed_reads", [1, 2])
+def test_an_etcd_read_that_fails_restarts_nothing(converged, failed_reads, caplog):
+    """etcd does not answer the read of flannel's config (too slow, down): no "no config"
+    taken from it, so no flanneld or docker restarts on every host. Read once more when the
+    run gets there, it answers: nothing to do; it fails again: the master's run fails,
+    naming the host, the key, etcd and etcdctl's error."""
+    converged[MASTER].etcd_read_errors = ["context deadline exceeded"] * failed_reads
+    run = run_deploy(converged, kubelab.deploy_cluster, expect_failures=True)
+    assert [m.restarts for m in converged.values()] == [[], [], []]
+    assert not any("etcdctl" in c for commands in run.commands.values() for c in commands)
+    assert run.commands == {host: [] for host in HOSTS}
+    if failed_reads == 1:
+        assert run.failed == []
+        return
+    assert run.failed == [MASTER]
+    problems = [r.getMessage() for r in caplog.records if "flannel's network config" in r.msg]
+    assert any(
+        f"kubelab: {MASTER}: reading flannel's network config (/atomic.io/network/config) "
+        f"from etcd at http://192.168.122.130:2379 (each read at most 5 s to connect, 10 s to "
+        "answer) failed: context deadline exceeded;" in problem
+        for problem in problems
+    ), problems

@@ -5,6 +5,7 @@ import hashlib
 import io
 import os
 import re
+import shutil
 import subprocess
 import tarfile
 from types import SimpleNamespace
@@ -16,7 +17,7 @@ from conftest import HOSTS, MASTER, MINIONS
 from fakehosts import debian12, rocky9, run_deploy, ubuntu24
 from kubelab import artifacts
 from kubelab.defaults import DEFAULTS
-from kubelab.facts import ArchiveMarker
+from kubelab.facts import ArchiveMarker, EtcdValue
 
 MASTER_IP = "192.168.122.130"
 MIRROR = "http://192.168.122.1:8080"
@@ -429,3 +430,65 @@ def test_a_corrupted_binary_is_installed_again(debian, host, path, unit):
     assert run.changed_hosts() == [host]
     assert converged[host].files[path].digest() == installed.digest()
     assert converged[host].restarts == ([f"{unit}.service"] if unit else [])
+
+
+@pytest.mark.parametrize("failed_reads", [1, 2])
+def test_an_etcd_read_that_fails_restarts_no_flanneld(debian, failed_reads):
+    """The v3 read of flannel's config fails: no flanneld restarts; read again when the run
+    gets there: nothing to do, or (failing again) the master fails."""
+    machines, _, settings = debian
+    converged = copy.deepcopy(machines)
+    converged[MASTER].etcd_read_errors = ["context deadline exceeded"] * failed_reads
+    run = run_deploy(converged, kubelab.deploy_cluster, data=settings, expect_failures=True)
+    assert [m.restarts for m in converged.values()] == [[], [], []]
+    assert run.commands == {host: [] for host in HOSTS}
+    assert run.failed == ([] if failed_reads == 1 else [MASTER])
+
+
+FAKE_ETCDCTL = """#!/bin/sh
+# etcdctl as each case makes it answer: CASE names it
+case "$CASE" in
+v3-value) echo "[WARN] a deprecation" >&2; echo '{"Network":"10.5.0.0/16"}';;
+v3-absent) ;;
+v3-down) echo '{"level":"warn","msg":"retrying"}' >&2
+  echo 'Error: context deadline exceeded' >&2; exit 1;;
+v2-value) echo '{"Network":"10.2.0.0/16"}';;
+v2-absent) echo 'Error:  100: Key not found (/atomic.io/network/config) [7]' >&2; exit 4;;
+v2-down) echo 'Error:  client: etcd cluster is unavailable or misconfigured; error #0: dial tcp \
+192.168.122.130:2379: connect: connection refused' >&2
+  echo 'error #0: dial tcp 192.168.122.130:2379: connect: connection refused' >&2; exit 4;;
+esac
+"""
+
+
+@pytest.mark.parametrize(
+    "case, expected",
+    [
+        ("v3-value", {"value": '{"Network":"10.5.0.0/16"}'}),
+        ("v3-absent", {"value": None}),
+        ("v3-down", {"error": "Error: context deadline exceeded"}),
+        ("v2-value", {"value": '{"Network":"10.2.0.0/16"}'}),
+        ("v2-absent", {"value": None}),
+        (
+            "v2-down",
+            {"error": "error #0: dial tcp 192.168.122.130:2379: connect: connection refused"},
+        ),
+        ("no-etcdctl", {"value": None}),
+    ],
+)
+def test_an_etcd_read_tells_absent_from_unreadable_in_a_real_shell(tmp_path, case, expected):
+    """EtcdValue's command run by sh here, with etcdctl answering as etcd 3.3 (v2 API) and 3.6
+    (v3 API) do: a missing key and a failed read are told apart."""
+    binaries = tmp_path / "bin"
+    binaries.mkdir()
+    if case != "no-etcdctl":
+        (binaries / "etcdctl").write_text(FAKE_ETCDCTL)
+        (binaries / "etcdctl").chmod(0o755)
+    api = 2 if case.startswith("v2") else 3
+    command = EtcdValue().command("http://192.168.122.130:2379", "/atomic.io/network/config", api)
+    for tool in ("grep", "tail"):
+        (binaries / tool).symlink_to(shutil.which(tool))
+    env = {"PATH": str(binaries), "CASE": case}
+    result = subprocess.run(["/bin/sh", "-c", command], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    assert EtcdValue().process(result.stdout.splitlines()) == expected
