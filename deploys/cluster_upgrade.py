@@ -61,6 +61,7 @@ from .defaults import DEFAULTS, fail, setting
 from .facts import KubeVersions
 from .node_removal import drain_command, etcdctl_options
 from .profiles import require_modern
+from .refusals import hosts_in_step, require_hosts_in_step
 from .smoke_test import kubectl
 from .validation import validate_inventory
 
@@ -76,6 +77,8 @@ MINION_SERVICES = (
     ("kubelet", "kubelet"),
     ("kube-proxy", "kube-proxy"),
 )
+# What --serial and --no-wait would break (refusals.require_hosts_in_step).
+IN_STEP = ("deploys/upgrade.py", "it drains and upgrades one minion at a time")
 # The skew policy: a kubelet may be this many minor versions older than the apiserver.
 KUBELET_MAX_MINORS_BEHIND = 3
 
@@ -682,8 +685,12 @@ def minion_turn(current, index: int, target, count: int):
 def deploy_upgrade():
     """Upgrade the running cluster to the versions of its settings (see the module's text)."""
     callstack.deploy_file_is_no_module()
+    require_hosts_in_step(*IN_STEP)
     validate_inventory()
     check_request()
+    hosts_in_step(
+        name="Every host in step (no --serial, no --no-wait)", deploy=IN_STEP[0], why=IN_STEP[1]
+    )
     current = once.current_state()
     plan_host()
     here_master = topology.is_master()

@@ -4,8 +4,8 @@ setting does), or at the operation that finds out, failing that host with one li
 import sys
 
 import greenlet
-from pyinfra import logger
-from pyinfra.api import FunctionCommand
+from pyinfra import host, logger
+from pyinfra.api import FunctionCommand, operation
 from pyinfra.api.exceptions import PyinfraError
 from pyinfra_cli.exceptions import CliError
 
@@ -57,3 +57,31 @@ def hosts_on_their_own() -> list[str]:
         if (frame.f_globals.get("__name__"), frame.f_code.co_name) in RUN_MODE_FRAMES:
             return [flag for name, flag in ON_THEIR_OWN.items() if frame.f_locals.get(name)]
     return []
+
+
+def in_step_problem(flags: list[str], deploy: str, why: str) -> str:
+    return (
+        f"kubelab: {deploy} refuses pyinfra's {' and '.join(flags)}: {why}, which needs every "
+        "host to finish each operation before the next begins; under "
+        f"{' and '.join(flags)} each host runs all its operations on its own: run it without"
+    )
+
+
+def require_hosts_in_step(deploy: str, why: str):
+    """Before any host is touched: stop, in one line, a run of ``deploy`` under ``--serial``
+    or ``--no-wait`` (seen here while pyinfra's CLI prepares the deploy)."""
+    flags = hosts_on_their_own()
+    if flags:
+        raise Refused(in_step_problem(flags, deploy, why))
+
+
+@operation()
+def hosts_in_step(deploy: str, why: str):
+    """The first operation of ``deploy``: the same check when the operations run (a script
+    that prepared the deploy and then called ``run_ops`` itself): under ``--serial`` or
+    ``--no-wait`` this host fails with the line before anything else runs on it."""
+    flags = hosts_on_their_own()
+    if flags:
+        yield failure(in_step_problem(flags, deploy, why))
+    else:
+        host.noop("every host finishes each operation before the next begins")

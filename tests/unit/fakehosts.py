@@ -981,11 +981,14 @@ def run_deploy(
     data=None,
     expect_failures=False,
     check_for_changes=False,
+    serial=False,
+    no_wait=False,
 ):
     """Run ``deploy_func`` on every host of ``inventory`` (with group_data/) over ``machines``;
     a host that fails fails the test, unless ``expect_failures`` (then ``Run.failed``).
     As ``pyinfra -y`` does, unless ``check_for_changes`` (pyinfra without ``-y``: every
-    operation is asked for its changes while the run is prepared, then executed)."""
+    operation is asked for its changes while the run is prepared, then executed); ``serial``,
+    ``no_wait``: as pyinfra's ``--serial`` and ``--no-wait``."""
     state = State(check_for_changes=check_for_changes)
     with ctx_state.use(state):
         inv = make_inventory(
@@ -1015,7 +1018,7 @@ def run_deploy(
             target.kubelab_commands, target.kubelab_uploads, target.kubelab_facts = [], {}, []
         add_deploy(state, deploy_func)
         try:
-            run_ops(state)
+            run_ops(state, serial=serial, no_wait=no_wait)
         except PyinfraError as error:  # every host failed
             if not expect_failures or "No hosts remaining" not in str(error):
                 raise

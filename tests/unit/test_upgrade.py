@@ -10,6 +10,7 @@ and a second run, or a cluster.py run at the new versions, must change nothing.
 
 import copy
 import hashlib
+import os
 import re
 import shutil
 import stat
@@ -22,7 +23,7 @@ from types import SimpleNamespace
 import kubelab
 import pytest
 from conftest import HOSTS, MASTER, MINIONS, with_own_pki
-from fakehosts import debian12, run_deploy
+from fakehosts import REPO, debian12, run_deploy
 from kubelab import artifacts, cluster_upgrade
 from kubelab.defaults import DEFAULTS
 from kubelab.facts import KubeVersions
@@ -435,3 +436,47 @@ def test_pyinfra_without_y_decides_the_same(lab, tmp_path):
     assert {h: strip(c) for h, c in without_y.commands.items()} == {
         h: strip(c) for h, c in with_y.commands.items()
     }
+
+
+@pytest.mark.parametrize("mode", ["serial", "no_wait"])
+def test_a_run_whose_hosts_do_not_wait_for_each_other_touches_nothing(lab, mode):
+    """Under pyinfra's --serial or --no-wait each host runs all its operations on its own: the
+    master would drain every minion before any is upgraded, and leave them cordoned. The
+    upgrade's first operation fails every host it runs on instead, before anything else."""
+    machines, settings = lab
+    before = copy.deepcopy(machines)
+    run = run_deploy(
+        machines,
+        kubelab.deploy_upgrade,
+        data={**settings},
+        expect_failures=True,
+        **{mode: True},
+    )
+    assert run.commands == {host: [] for host in HOSTS}
+    assert machines[MASTER].cordoned == set() and machines[MASTER].drained == []
+    assert machines == before
+
+
+@pytest.mark.parametrize("flag", ["--serial", "--no-wait"])
+def test_the_cli_refuses_serial_and_no_wait_in_one_line(tmp_path, flag):
+    """pyinfra's CLI with --serial or --no-wait: one line before any host is touched (the
+    inventory is not even checked: it holds no minion here)."""
+    (tmp_path / "inventory.py").write_text('masters = ["@local"]\n')
+    pyinfra = Path(sys.executable).with_name("pyinfra")
+    result = subprocess.run(
+        [str(pyinfra), "inventory.py", str(REPO / "deploys" / "upgrade.py"), flag, "--dry"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+    output = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout + result.stderr)
+    assert result.returncode == 1, output
+    error = [line for line in output.splitlines() if "kubelab:" in line]
+    assert error == [
+        f"--> pyinfra error: kubelab: deploys/upgrade.py refuses pyinfra's {flag}: it drains "
+        "and upgrades one minion at a time, which needs every host to finish each operation "
+        f"before the next begins; under {flag} each host runs all its operations on its own: "
+        "run it without"
+    ], output
