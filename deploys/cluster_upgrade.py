@@ -23,7 +23,8 @@ next begins:
    ``drain_timeout``, ``drain_force``); the minion's new binaries (kubelet, kube-proxy,
    flanneld, the CNI plugins, containerd, runc); its services whose binary changed restarted
    (flanneld, containerd, kubelet, kube-proxy); master: its Node Ready at the new kubelet
-   version (at most ``upgrade_timeout`` seconds), then ``kubectl uncordon``.
+   version (at most ``upgrade_timeout`` seconds), then ``kubectl uncordon`` (not a Node the
+   operator had cordoned before: ``kubelab.io/keep-cordoned`` remembers it for a resumed run).
 
 A host whose binaries are the wanted ones and whose services run them gets no command: on a
 cluster at the wanted versions the deploy changes nothing. A minion whose upgrade failed stays
@@ -35,7 +36,8 @@ operation, ordered by the lines that call them. Every minion's turn is the same 
 artifact and a restart on that minion, the master's wait and uncordon; every other host gets
 ``nothing`` there. So a minion's turn ends, on every host, before the next minion's begins.
 Whether a turn runs is decided when it is reached (pyinfra's ``_if``): only when its minion has
-something to do and no host has failed so far.
+something to do and no host has failed so far. pyinfra's ``--serial`` and ``--no-wait``, under
+which each host runs all its operations on its own, are refused (``refusals``).
 """
 
 import re
@@ -590,8 +592,19 @@ def minion_done(current, target) -> bool:
     return drained_for(current, target) and _done(own)
 
 
+def cordoned_by_operator(target) -> bool:
+    """Whether the operator had cordoned ``target``'s Node before this upgrade (or before the
+    unfinished one this run resumes, which marked it): it then stays cordoned after."""
+    info = running_versions()["nodes"].get(topology.node_name(target), {})
+    return (
+        info.get("keep_cordoned", False)
+        if info.get("upgrading")
+        else info.get("unschedulable", False)
+    )
+
+
 @operation()
-def drained_for_upgrade(node: str, version: str):
+def drained_for_upgrade(node: str, version: str, keep_cordoned: bool = False):
     """``node`` marked as being upgraded (the annotation tells a re-run to finish its turn),
     then cordoned and drained as deploys/remove_node.py does (``drain_timeout``,
     ``drain_force``)."""
@@ -600,15 +613,17 @@ def drained_for_upgrade(node: str, version: str):
     problem = shlex.quote(f"kubelab: {host.name}: kubectl annotate node {node}: ")
     yield (
         f"out=$({k} annotate node {quoted} --overwrite "
-        f"{KubeVersions.ANNOTATION}={shlex.quote(version)} 2>&1) || "
+        f"{KubeVersions.ANNOTATION}={shlex.quote(version)}"
+        f"{f' {KubeVersions.KEEP_CORDONED}=true' if keep_cordoned else ''} 2>&1) || "
         f'{{ echo {problem}"$(printf %s "$out" | tail -n 1)" >&2; exit 1; }}'
     )
     yield drain_command(node)
 
 
 @operation()
-def node_upgraded(node: str, version: str, seconds: int):
-    """``node`` Ready at ``version`` within ``seconds``, then uncordoned."""
+def node_upgraded(node: str, version: str, seconds: int, keep_cordoned: bool = False):
+    """``node`` Ready at ``version`` within ``seconds``, then uncordoned (``keep_cordoned``:
+    left cordoned, as the operator had it), its annotations removed."""
     k = kubectl()
     quoted = shlex.quote(node)
     fields = "'{.status.nodeInfo.kubeletVersion} {.status.conditions[?(@.type==\"Ready\")].status}'"
@@ -623,8 +638,9 @@ def node_upgraded(node: str, version: str, seconds: int):
         f'[ "$out" = {shlex.quote(f"{version} True")} ]; do '
         f'if [ "$(date +%s)" -ge "$end" ]; then echo {problem}"$(printf %s "$out" | '
         f'tail -n 1)" >&2; exit 1; fi; sleep {WAIT_INTERVAL}; done; '
-        f"out=$({k} uncordon {quoted} 2>&1) && "
-        f"out=$({k} annotate node {quoted} {KubeVersions.ANNOTATION}- 2>&1) || "
+        + ("" if keep_cordoned else f"out=$({k} uncordon {quoted} 2>&1) && ")
+        + f"out=$({k} annotate node {quoted} {KubeVersions.ANNOTATION}-"
+        f"{f' {KubeVersions.KEEP_CORDONED}-' if keep_cordoned else ''} 2>&1) || "
         f'{{ echo {uncordon}"$(printf %s "$out" | tail -n 1)" >&2; exit 1; }}'
     )
 
@@ -638,6 +654,7 @@ def minion_turn(current, index: int, target, count: int):
     run = _run(current)
     plan = run["plans"].get(host.name) if mine else None
     turn = f"Upgrade {node} ({index + 1}/{count}): "
+    keep = cordoned_by_operator(target)
 
     label = f"{turn}cordon and drain"
     drain = step(
@@ -646,6 +663,7 @@ def minion_turn(current, index: int, target, count: int):
         name=label,
         node=node,
         version=version,
+        keep_cordoned=keep,
         _if=lambda: turn_starts(current, target),
     )
     bounds.waits_on(
@@ -665,7 +683,9 @@ def minion_turn(current, index: int, target, count: int):
     if mine:
         run["ops"][(target.name, "minion")] = own
     seconds = setting("upgrade_timeout")
-    label = f"{turn}wait until Ready at {version}, uncordon"
+    label = f"{turn}wait until Ready at {version}, " + (
+        "leave cordoned (cordoned before the upgrade)" if keep else "uncordon"
+    )
     bounds.waits_on(
         step(
             here_master,
@@ -674,6 +694,7 @@ def minion_turn(current, index: int, target, count: int):
             node=node,
             version=version,
             seconds=seconds,
+            keep_cordoned=keep,
             _if=lambda: minion_done(current, target),
         ),
         label,

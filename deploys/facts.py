@@ -491,10 +491,12 @@ class KubeVersions(FactBase):
     the release an unfinished upgrade of kubelab's took it to (its ``kubelab.io/upgrading``
     annotation), and the version of the etcd binary at ``etcd`` (``etcd --version``). A dict:
     ``api``, ``etcd`` (``v``-prefixed, None when unknown), ``nodes``: name -> ``kubelet``,
-    ``runtime`` (``containerd://2.2.9``), ``unschedulable``, ``upgrading``; ``error`` when
+    ``runtime`` (``containerd://2.2.9``), ``unschedulable``, ``upgrading``, ``keep_cordoned``
+    (cordoned before that upgrade began: its ``kubelab.io/keep-cordoned``); ``error`` when
     kubectl cannot read them."""
 
     ANNOTATION = "kubelab.io/upgrading"
+    KEEP_CORDONED = "kubelab.io/keep-cordoned"  # the operator had cordoned it: it stays so
 
     @staticmethod
     def default():
@@ -505,7 +507,7 @@ class KubeVersions(FactBase):
             '\'{range .items[*]}{"node "}{.metadata.name}{"|"}'
             '{.status.nodeInfo.kubeletVersion}{"|"}{.status.nodeInfo.containerRuntimeVersion}'
             '{"|"}{.spec.unschedulable}{"|"}{.metadata.annotations.kubelab\\.io/upgrading}'
-            '{"\\n"}{end}\''
+            '{"|"}{.metadata.annotations.kubelab\\.io/keep-cordoned}{"\\n"}{end}\''
         )
         error = 'printf "error %s\\n" "$(printf %s "$out" | tail -n 1)"; exit 0'
         return (
@@ -527,13 +529,14 @@ class KubeVersions(FactBase):
             if kind in ("api", "etcd") and rest:
                 found[kind] = rest.strip()
             elif kind == "node":
-                fields = [*rest.split("|"), "", "", "", ""]
+                fields = [*rest.split("|"), "", "", "", "", ""]
                 if fields[0]:
                     found["nodes"][fields[0]] = {
                         "kubelet": fields[1].strip(),
                         "runtime": fields[2].strip(),
                         "unschedulable": fields[3].strip() == "true",
                         "upgrading": fields[4].strip() or None,
+                        "keep_cordoned": fields[5].strip() == "true",
                     }
             elif kind == "error":
                 found["error"] = rest.strip() or "kubectl failed"

@@ -161,6 +161,7 @@ class Machine:
     started: dict[str, bytes] = field(default_factory=dict)  # unit -> its binary at its start
     cordoned: set[str] = field(default_factory=set)  # master: Nodes marked unschedulable
     annotated: dict[str, str] = field(default_factory=dict)  # master: Node -> kubelab.io/upgrading
+    keep_cordoned: set[str] = field(default_factory=set)  # master: kubelab.io/keep-cordoned
     snapshots: list[str] = field(default_factory=list)  # master: etcd snapshots saved
     not_ready: set[str] = field(default_factory=set)  # minion units whose start never gets Ready
 
@@ -277,7 +278,9 @@ def versions_lines(machine: Machine) -> list[str]:
         unschedulable = "true" if name in machine.cordoned else ""
         runtime = f"containerd://{runtime.lstrip('v')}" if runtime else ""
         upgrading = machine.annotated.get(name, "")
-        lines.append(f"node {name}|{kubelet or 'v0.0.0'}|{runtime}|{unschedulable}|{upgrading}")
+        keep = "true" if name in machine.keep_cordoned else ""
+        fields = [name, kubelet or "v0.0.0", runtime, unschedulable, upgrading, keep]
+        lines.append(f"node {'|'.join(fields)}")
     return lines
 
 
@@ -753,20 +756,25 @@ class Interpreter:
         self.machine.waited_for.append("/readyz")
         return bool(running_version(self.machine, "kube-apiserver.service"))
 
-    def node_upgraded(self, node, wanted, again):
+    def node_upgraded(self, node, wanted, uncordoned, again, keep):
         """The wait for ``node`` Ready at ``wanted`` (its kubelet restarted on that binary),
-        then kubectl uncordon."""
-        assert node == again and node in self.machine.kube_nodes
+        then kubectl uncordon (not when it stays cordoned: ``keep``), its annotations removed."""
+        assert again == node and node in self.machine.kube_nodes
+        assert uncordoned in (None, node) and (uncordoned is None) == bool(keep)
         other = SimulatedConnector.machines[node]
         self.machine.waited_for.append(f"node {node} {wanted}")
         if running_version(other, "kubelet.service") != wanted or other.not_ready:
             return False
-        self.machine.cordoned.discard(node)
+        if uncordoned:
+            self.machine.cordoned.discard(node)
         self.machine.annotated.pop(node, None)
+        self.machine.keep_cordoned.discard(node)
 
-    def annotate(self, node, version):
+    def annotate(self, node, version, keep):
         assert node in self.machine.kube_nodes, f"annotate of a node the API does not hold: {node}"
         self.machine.annotated[node] = version
+        if keep:
+            self.machine.keep_cordoned.add(node)
 
     def delete_node(self, node):
         self.machine.kube_nodes.discard(node)
@@ -838,14 +846,15 @@ class Interpreter:
         (
             r"end=\$\(\( \$\(date \+%s\) \+ \d+ \)\); until out=\$\(\S+ --kubeconfig \S+ "
             r"--request-timeout=\d+s get node (\S+) -o jsonpath=.*? 2>&1\) && "
-            r"\[ \"\$out\" = '(\S+) True' \]; do .*; done; out=\$\(\S+ --kubeconfig \S+ "
-            r"--request-timeout=\d+s uncordon (\S+) 2>&1\) && out=\$\(\S+ --kubeconfig \S+ "
-            r"--request-timeout=\d+s annotate node \S+ kubelab\.io/upgrading- 2>&1\) \|\| .*",
+            r"\[ \"\$out\" = '(\S+) True' \]; do .*; done; (?:out=\$\(\S+ --kubeconfig \S+ "
+            r"--request-timeout=\d+s uncordon (\S+) 2>&1\) && )?out=\$\(\S+ --kubeconfig \S+ "
+            r"--request-timeout=\d+s annotate node (\S+) kubelab\.io/upgrading-"
+            r"( kubelab\.io/keep-cordoned-)? 2>&1\) \|\| .*",
             node_upgraded,
         ),
         (
             r"out=\$\(\S+ --kubeconfig \S+ --request-timeout=\d+s annotate node (\S+) --overwrite "
-            r"kubelab\.io/upgrading=(\S+) 2>&1\) \|\| .*",
+            r"kubelab\.io/upgrading=(\S+)( kubelab\.io/keep-cordoned=true)? 2>&1\) \|\| .*",
             annotate,
         ),
         (r"yum install -y (.+)", yum_install),

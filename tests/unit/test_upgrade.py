@@ -186,6 +186,7 @@ def test_upgrade_snapshot_then_master_then_each_minion_in_turn(lab, order):
             "runtime": "containerd://2.2.9",
             "unschedulable": False,
             "upgrading": None,
+            "keep_cordoned": False,
         }
     assert machines[MASTER].drained == MINIONS and not machines[MASTER].cordoned
 
@@ -358,12 +359,14 @@ def test_shell_the_versions_fact_reads_api_nodes_and_etcd(tmp_path):
                 "runtime": "containerd://2.2.9",
                 "unschedulable": False,
                 "upgrading": None,
+                "keep_cordoned": False,
             },
             "kubeminion2": {
                 "kubelet": "v1.34.4",
                 "runtime": "containerd://2.1.5",
                 "unschedulable": True,
                 "upgrading": "v1.35.8",
+                "keep_cordoned": False,
             },
         },
         "error": None,
@@ -480,3 +483,32 @@ def test_the_cli_refuses_serial_and_no_wait_in_one_line(tmp_path, flag):
         f"before the next begins; under {flag} each host runs all its operations on its own: "
         "run it without"
     ], output
+
+
+def test_a_node_the_operator_cordoned_stays_cordoned(lab):
+    """A Node cordoned before the upgrade is drained and upgraded like the others, and left
+    cordoned; the others are uncordoned as usual."""
+    machines, settings = lab
+    machines[MASTER].cordoned.add(MINION1)
+    upgrade(machines, settings)
+    found = versions(machines)["nodes"]
+    assert {node["kubelet"] for node in found.values()} == {"v1.35.8"}
+    assert machines[MASTER].drained == MINIONS
+    assert machines[MASTER].cordoned == {MINION1}
+    assert not machines[MASTER].annotated and not machines[MASTER].keep_cordoned
+    assert upgrade(machines, settings).commands == {host: [] for host in HOSTS}
+    assert machines[MASTER].cordoned == {MINION1}
+
+
+def test_an_operators_cordon_survives_an_upgrade_resumed_after_a_failure(lab):
+    """The upgrade of the Node the operator cordoned fails (never Ready): the re-run that
+    finishes it (the Node cordoned by then either way) still leaves it cordoned."""
+    machines, settings = lab
+    machines[MASTER].cordoned.add(MINION1)
+    machines[MINION1].not_ready.add("kubelet")
+    upgrade(machines, settings, expect_failures=True)
+    assert machines[MASTER].keep_cordoned == {MINION1}
+    machines[MINION1].not_ready.clear()
+    upgrade(machines, settings)
+    assert machines[MASTER].cordoned == {MINION1}
+    assert {node["kubelet"] for node in versions(machines)["nodes"].values()} == {"v1.35.8"}
