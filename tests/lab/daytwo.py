@@ -46,7 +46,7 @@ def inventory_without_last_minion(inventory: str) -> str:
     masters, minions = hosts_of(inventory)
     path = pipeline.LOGS / "inventory-removed.py"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"masters = {masters!r}\n\nminions = {minions[:-1]!r}\n")
+    path.write_text(f"masters = {masters!r}\n\nminions = {minions[:-1]!r}\n{pipeline.LAB_GROUP}")
     return str(path)
 
 
