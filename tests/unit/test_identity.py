@@ -15,7 +15,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from fakehosts import REPO, FileState, debian12, run_deploy
 from kubelab import pki
-from kubelab.cluster_mark import MARK
 from pyinfra.api import State
 from pyinfra.context import ctx_state
 from pyinfra_cli.inventory import make_inventory
@@ -24,6 +23,7 @@ from test_modern import build
 
 MINION1, MINION2 = MINIONS
 SA_KEY = "/etc/kubernetes/pki/service-account.key"
+MARK = "/etc/kubelab-cluster"  # cluster_mark.MARK
 
 
 @pytest.fixture(scope="module")
