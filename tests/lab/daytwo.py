@@ -19,7 +19,7 @@ from pathlib import Path
 import kube
 import pipeline
 from faults import ssh
-from kubelab import teardown
+from kubelab import cluster_mark, teardown
 
 MASTER = "kubemaster"
 CLUSTER_NAME = "kubelab"  # the lab's cluster_name (the default)
@@ -64,7 +64,7 @@ def leftovers(host: str) -> list[str]:
     services = " ".join(teardown.SERVICES)
     paths = " ".join(
         shlex.quote(p)
-        for p in (*teardown.binaries(), *teardown.CONFIG, *teardown.STATE)
+        for p in (*teardown.binaries(), *teardown.CONFIG, *teardown.STATE, cluster_mark.MARK)
         if "*" not in p and p not in ("/var/lib/kubelet", "/var/lib/containerd")
     )
     roots = "|".join(teardown.MOUNT_ROOTS)
