@@ -60,6 +60,7 @@ def cluster_pki() -> ClusterPKI:
 
 def _checked_pki() -> ClusterPKI:
     master = topology.master()
+    once.prefetch(master, master_facts())  # read already, unless a partial deploy runs
     held = {kw["path"]: once.fact(cls, master, **kw) for cls, kw in master_facts()}
     found = [path for path in CLUSTER_CA_CERTS if held[path]]
     directory = pki_directory()

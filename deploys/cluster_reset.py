@@ -106,8 +106,8 @@ def delete_local_pki(state, host, paths):
 def deploy_reset():
     """Remove everything kubelab put on every host (see the module's text)."""
     callstack.deploy_file_is_no_module()
-    for target in [host, *(other for other in topology.cluster_hosts() if other != host)]:
-        once.prefetch(target, first_facts())
+    for target in sorted(topology.cluster_hosts(), key=lambda target: target != host):
+        once.prefetch(target, first_facts())  # this host's first
     validate_inventory()
     check_request()
     cluster_mark.refuse_others(

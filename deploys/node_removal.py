@@ -277,7 +277,7 @@ def deploy_remove_node():
     """Remove the minions ``remove_nodes`` names from the cluster (see the module's text)."""
     callstack.deploy_file_is_no_module()
     touched = [topology.master(), *removed_hosts()]  # the others: only their OS is read
-    for target in [host, *(other for other in topology.cluster_hosts() if other != host)]:
+    for target in sorted(topology.cluster_hosts(), key=lambda target: target != host):
         facts = cluster_reset.first_facts()
         once.prefetch(target, facts if target in touched else facts[:1])
     validate_inventory()
