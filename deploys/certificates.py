@@ -6,22 +6,41 @@ PKI directory while the master already has a CA stops the run: minting a new CA 
 existing component out of the cluster.
 """
 
+import hashlib
 import ipaddress
 from functools import cache
 from pathlib import Path
 
 from pyinfra.api import deploy
-from pyinfra.facts.files import File
+from pyinfra.facts.files import Sha256File
 
 from . import once, secrets, topology
 from .admin_kubeconfig import write_user_kubeconfig
 from .common import directory
-from .defaults import DEFAULTS, setting, setting_error
-from .pki import ClusterPKI, PKIError, PKIMissing
+from .defaults import DEFAULTS, fail, setting, setting_error
+from .pki import CA_CERT, SA_KEY, ClusterPKI, PKIError, PKIMissing
 
 PKI = "/etc/kubernetes/pki"
 # A master holding one of these already belongs to a cluster with a CA.
-CLUSTER_CA_CERTS = (f"{PKI}/ca.crt", "/etc/etcd/pki/ca.crt")
+CLUSTER_CA_CERTS = (f"{PKI}/ca.crt", "/etc/etcd/pki/ca.crt", "/etc/kubernetes/tls/ca.crt")
+# The master's copies of what the cluster's identity depends on, and the file of the local PKI
+# each must equal: a master holding one the PKI lacks or holds otherwise stops the run.
+MASTER_IDENTITY = {
+    f"{PKI}/ca.crt": CA_CERT,
+    "/etc/kubernetes/tls/ca.crt": CA_CERT,  # el7 with secure
+    f"{PKI}/service-account.key": SA_KEY,
+}
+IDENTITY_HINTS = {
+    CA_CERT: "kubelab will not mint a new CA for a running cluster",
+    SA_KEY: "a new service-account key would void every service-account token",
+}
+
+
+def master_facts() -> list:
+    """What ``cluster_pki`` reads on the master, as (fact, kwargs) pairs (``roles.first_facts``
+    reads them with the rest)."""
+    paths = dict.fromkeys((*CLUSTER_CA_CERTS, *MASTER_IDENTITY))
+    return [(Sha256File, {"path": path}) for path in paths]
 
 
 def pki_directory() -> Path:
@@ -36,24 +55,73 @@ def _open(directory: Path, create: bool, cluster_name: str) -> ClusterPKI:
 
 def cluster_pki() -> ClusterPKI:
     """The cluster's PKI; created only while the master holds no CA yet."""
+    return once.per_run(("cluster PKI", str(pki_directory())), _checked_pki)
+
+
+def _checked_pki() -> ClusterPKI:
     master = topology.master()
-    found = [path for path in CLUSTER_CA_CERTS if once.fact(File, master, path=path)]
+    once.prefetch(master, master_facts())  # read already, unless a partial deploy runs
+    held = {kw["path"]: once.fact(cls, master, **kw) for cls, kw in master_facts()}
+    found = [path for path in CLUSTER_CA_CERTS if held[path]]
+    directory = pki_directory()
     try:
-        return _open(pki_directory(), not found, setting("cluster_name"))
+        pki = _open(directory, not found, setting("cluster_name"))
     except PKIMissing:
         raise setting_error(
             "pki_dir",
             master,
-            f"{pki_directory()} holds no CA, but this master already has one "
+            f"{directory} holds no CA, but this master already has one "
             f"({found[0]}): restore the directory from your backup; kubelab will not mint "
             "a new CA for a running cluster",
         ) from None
     except PKIError as error:
         raise setting_error("pki_dir", master, str(error)) from None
+    for path, name in MASTER_IDENTITY.items():
+        local = directory / name
+        if held[path] and (not local.is_file() or sha256_of(local) != held[path]):
+            if local.is_file():
+                problem = f"{directory} holds another {name} than this master's {path}"
+            else:
+                problem = f"{directory} holds no {name}, but this master has one ({path})"
+            fail(
+                "pki_dir",
+                master,
+                f"{problem}: restore the directory from this cluster's backup (or point "
+                f"pki_dir at this cluster's PKI); {IDENTITY_HINTS[name]}",
+            )
+    if not found:
+        _refuse_another_masters_ca(pki, master)
+    return pki
+
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _refuse_another_masters_ca(pki: ClusterPKI, master):
+    """A master with no CA gets none that already served another master."""
+    issued = pki.issued_for()
+    if not issued or {master.name, topology.master_address()} & issued:
+        return
+    service_ip = str(ipaddress.IPv4Network(setting("service_cluster_ip_range"))[1])
+    generic = {service_ip, "127.0.0.1"}
+    names = [n for n in issued if n not in generic and not n.startswith(GENERIC_NAMES)]
+    others = ", ".join(sorted(names))
+    fail(
+        "pki_dir",
+        master,
+        f"{pki.directory} holds the CA of another cluster (its master: {others}), and this "
+        "master holds no CA: give this cluster a PKI of its own (a cluster_name of its own, "
+        "or pki_dir); kubelab will not share one CA between two clusters",
+    )
 
 
 def apiserver_url() -> str:
     return f"https://{topology.master_address()}:{setting('apiserver_port')}"
+
+
+# Names every apiserver certificate holds, whatever its master.
+GENERIC_NAMES = ("kubernetes", "localhost")
 
 
 def apiserver_names() -> tuple[list[str], list[str]]:

@@ -8,18 +8,22 @@ loaded, CNI's config and state, flannel.1 and cni0, the KUBE-* and FLANNEL-* ipt
 No distribution package, user or file outside kubelab's paths is touched.
 
 The local PKI stays, so ``deploys/cluster.py`` rebuilds the cluster under the same CA; with
-``reset_pki=<cluster_name>`` too, ``pki_dir`` and the admin kubeconfig beside it are deleted on
-this machine at the end (only when every host was reset), and the rebuild mints a new CA. With
-the hosts holding no CA any more, the rebuild is allowed to (certificates.cluster_pki).
+``reset_pki=<cluster_name>`` too, the files kubelab wrote in ``pki_dir`` (then the directory,
+when nothing else is in it; what else is there stays and is named) and the admin kubeconfig
+beside it are deleted on this machine at the end (only when every host was reset), and the
+rebuild mints a new CA. With the hosts holding no CA any more, the rebuild is allowed to
+(certificates.cluster_pki).
+
+Only hosts marked as this cluster's are reset (``cluster_mark``): a host marked as another
+cluster's, or holding kubelab's files without a mark, stops the run before any host is touched.
 """
 
-import shutil
-
-from pyinfra import logger
+from pyinfra import host, logger
 from pyinfra.api import deploy
+from pyinfra.facts.server import LinuxDistribution
 from pyinfra.operations import python
 
-from . import callstack, certificates, teardown, topology
+from . import callstack, certificates, cluster_mark, once, pki, teardown, topology
 from .admin_kubeconfig import user_kubeconfig_path
 from .common import step
 from .defaults import DEFAULTS, fail, setting
@@ -56,6 +60,18 @@ def check_request():
         )
 
 
+def first_facts() -> list:
+    """What a reset reads first on every host, in one command: its OS, its cluster mark and
+    what of kubelab is on it."""
+    return [(LinuxDistribution, {}), cluster_mark.FACT, teardown.leftovers_fact()]
+
+
+def this_cluster() -> tuple[str, str | None]:
+    """This cluster's identity as the controller knows it: its name and its CA's sha256."""
+    name = setting("cluster_name", topology.master())
+    return name, pki.ca_fingerprint(certificates.pki_directory())
+
+
 def local_pki_paths() -> list:
     """The local PKI directory and the admin kubeconfig beside it, those that exist."""
     directory = certificates.pki_directory()
@@ -73,7 +89,12 @@ def delete_local_pki(state, host, paths):
         return False
     for path in paths:
         if path.is_dir():
-            shutil.rmtree(path)
+            left = pki.delete_files(path)
+            if left:
+                logger.warning(
+                    f"kubelab: kept {path} and in it what kubelab did not write there: "
+                    f"{', '.join(left)}"
+                )
         else:
             path.unlink(missing_ok=True)
     certificates._open.cache_clear()  # a rebuild in this process starts without it
@@ -85,8 +106,13 @@ def delete_local_pki(state, host, paths):
 def deploy_reset():
     """Remove everything kubelab put on every host (see the module's text)."""
     callstack.deploy_file_is_no_module()
+    for target in sorted(topology.cluster_hosts(), key=lambda target: target != host):
+        once.prefetch(target, first_facts())  # this host's first
     validate_inventory()
     check_request()
+    cluster_mark.refuse_others(
+        topology.cluster_hosts(), this_cluster(), "reset", teardown.holds_kubelab
+    )
     teardown.clean_host(True)
     master = topology.is_master()
     paths = local_pki_paths() if master and setting("reset_pki") else []

@@ -17,6 +17,10 @@ leases. Then, each step on every host before the next:
    the keys whose value's ``PublicIP`` is a removed minion's address);
 5. this machine: the minions' certificates and keys deleted from the local PKI.
 
+Only hosts marked as this cluster's are touched (``cluster_mark``): the master or a removed
+minion marked as another cluster's, or holding kubelab's files without a mark, stops the run
+before any host is touched.
+
 The other minions get no command. A second run for nodes already removed changes nothing.
 """
 
@@ -27,7 +31,7 @@ from pyinfra import host, logger
 from pyinfra.api import deploy, operation
 from pyinfra.operations import python
 
-from . import bounds, callstack, etcd_tls, once, teardown, topology
+from . import bounds, callstack, cluster_mark, cluster_reset, etcd_tls, once, teardown, topology
 from .certificates import pki_directory
 from .common import step
 from .defaults import DEFAULTS, fail, setting
@@ -272,9 +276,19 @@ def delete_local_files(state, host, paths):
 def deploy_remove_node():
     """Remove the minions ``remove_nodes`` names from the cluster (see the module's text)."""
     callstack.deploy_file_is_no_module()
+    touched = [topology.master(), *removed_hosts()]  # the others: only their OS is read
+    for target in sorted(topology.cluster_hosts(), key=lambda target: target != host):
+        facts = cluster_reset.first_facts()
+        once.prefetch(target, facts if target in touched else facts[:1])
     validate_inventory()
     check_request()
     removed = removed_hosts()
+    cluster_mark.refuse_others(
+        [topology.master(), *removed],
+        cluster_reset.this_cluster(),
+        "removed",
+        teardown.holds_kubelab,
+    )
     nodes = [topology.node_name(target) for target in removed]
     names = ", ".join(nodes)
     master = topology.is_master()

@@ -14,6 +14,12 @@ Files in the directory::
     ca.crt, ca.key                          the cluster CA ("<cluster_name>-ca")
     <name>.crt, <name>.key                  leaf certificates (server_cert, client_cert)
     service-account.key, service-account.pub  the service-account token signing key pair
+    kubelab-files                           the name of every file kubelab wrote here
+
+Every file written here goes through ``write_private``, which adds its name to
+``kubelab-files``: ``delete_files`` (reset_pki) deletes exactly those, and what anyone else put in
+the directory stays. A directory made before that list existed gets it from the names kubelab
+gives its files (``_adopt``).
 
 Key material is never printed, logged, or put into an exception message.
 """
@@ -50,6 +56,9 @@ CA_CERT = "ca.crt"
 CA_KEY = "ca.key"
 SA_KEY = "service-account.key"
 SA_PUB = "service-account.pub"
+MANIFEST = "kubelab-files"
+# The leaf certificates that name the master they were issued for (``issued_for``).
+MASTER_CERTS = ("apiserver.crt", "etcd-server.crt")
 RESERVED_NAMES = frozenset({"ca", "service-account"})
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
@@ -98,9 +107,27 @@ class ClusterPKI:
         pki = cls(directory)
         with _locked(directory):
             if create and not pki.ca_cert_path.exists():
+                if not (directory / MANIFEST).exists():
+                    write_private(directory / MANIFEST, b"")
                 pki._create_ca(cluster_name)
             pki._load_ca()
+            _adopt(directory)
         return pki
+
+    @property
+    def ca_fingerprint(self) -> str:
+        return self._ca_cert.fingerprint(hashes.SHA256()).hex()
+
+    def issued_for(self) -> set[str]:
+        """The names and addresses of the master(s) this CA issued serving certificates for
+        (``MASTER_CERTS``): empty while it issued none."""
+        names: set[str] = set()
+        for name in MASTER_CERTS:
+            path = self.directory / name
+            if path.is_file():
+                cert = x509.load_pem_x509_certificate(path.read_bytes())
+                names |= {*_sans(cert, x509.DNSName), *map(str, _sans(cert, x509.IPAddress))}
+        return names
 
     @property
     def ca_cert_path(self) -> Path:
@@ -311,7 +338,17 @@ def _locked(directory: Path) -> Iterator[None]:
 
 
 def write_private(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` atomically; the file is mode 0600 from its creation."""
+    """Replace ``path`` with ``data`` atomically; the file is mode 0600 from its creation. In
+    a PKI directory (one holding ``kubelab-files``) its name joins that list."""
+    _replace(path, data)
+    manifest = path.parent / MANIFEST
+    if path.name != MANIFEST and manifest.is_file():
+        names = manifest.read_text().split()
+        if path.name not in names:
+            _replace(manifest, "".join(f"{n}\n" for n in sorted({*names, path.name})).encode())
+
+
+def _replace(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
     fd = os.open(tmp, flags, 0o600)
@@ -330,6 +367,52 @@ def write_private(path: Path, data: bytes) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def ca_fingerprint(directory: Path) -> str | None:
+    """The sha256 of the CA certificate in ``directory`` (of its DER, as ``openssl x509
+    -fingerprint -sha256`` shows it); None when there is none."""
+    try:
+        pem = (Path(directory).expanduser() / CA_CERT).read_bytes()
+    except FileNotFoundError:
+        return None
+    return x509.load_pem_x509_certificate(pem).fingerprint(hashes.SHA256()).hex()
+
+
+def _adopt(directory: Path) -> None:
+    """``kubelab-files`` for a directory an earlier kubelab made: the CA, the service-account
+    key pair, and every certificate this CA issued with its key."""
+    if (directory / MANIFEST).exists():
+        return
+    names = [n for n in (CA_CERT, CA_KEY, SA_KEY, SA_PUB) if (directory / n).is_file()]
+    ca = x509.load_pem_x509_certificate((directory / CA_CERT).read_bytes())
+    for cert_path in sorted(directory.glob("*.crt")):
+        if cert_path.name == CA_CERT:
+            continue
+        try:
+            x509.load_pem_x509_certificate(cert_path.read_bytes()).verify_directly_issued_by(ca)
+        except (ValueError, TypeError, InvalidSignature):
+            continue
+        key = cert_path.with_suffix(".key")
+        names += [cert_path.name, *([key.name] if key.is_file() else [])]
+    _replace(directory / MANIFEST, "".join(f"{name}\n" for name in sorted(names)).encode())
+
+
+def delete_files(directory: Path) -> list[str]:
+    """Delete the files kubelab wrote in ``directory`` (``kubelab-files``), then the directory
+    if nothing else is in it; returns the names of what stays (sorted)."""
+    if (directory / CA_CERT).is_file():
+        _adopt(directory)
+    manifest = directory / MANIFEST
+    names = manifest.read_text().split() if manifest.is_file() else []
+    for name in names:
+        if _NAME.fullmatch(name):  # a plain file name: nothing outside the directory
+            (directory / name).unlink(missing_ok=True)
+    manifest.unlink(missing_ok=True)
+    left = sorted(path.name for path in directory.iterdir())
+    if not left:
+        directory.rmdir()
+    return left
 
 
 def _load_or_create_key(path: Path, validate: bool = True) -> rsa.RSAPrivateKey:

@@ -2,34 +2,46 @@
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.facts.files import File, FileContents
+from pyinfra.facts.files import FileContents
 from pyinfra.facts.server import LinuxDistribution
 from pyinfra.operations import server
 
-from . import callstack, hoststate, once, topology
-from .certificates import CLUSTER_CA_CERTS
+from . import callstack, certificates, cluster_mark, hoststate, once, topology
 from .control_plane import deploy_master_services
-from .defaults import DEFAULTS
+from .defaults import DEFAULTS, setting
 from .etcd import deploy_etcd
 from .facts import CgroupVersion, PackageSources
 from .flannel import deploy_flannel, deploy_flannel_network_config
 from .node import deploy_node
 from .prerequisites import HOSTS_FILE, deploy_prerequisites
+from .profiles import profile
 from .validation import validate_inventory
 
 
 def first_facts(target) -> list:
     """What preparing ``target`` reads first, as (fact, kwargs) pairs: its OS, /etc/hosts,
-    package sources and cgroup version, and on the master whether it holds a cluster CA."""
+    package sources and cgroup version, its cluster mark, and on the master the digests of the
+    files the cluster's identity depends on (certificates.master_facts)."""
     facts = [
         (LinuxDistribution, {}),
         (FileContents, {"path": HOSTS_FILE}),
         (PackageSources, {}),
         (CgroupVersion, {}),
+        cluster_mark.FACT,
     ]
     if topology.is_master(target):
-        facts += [(File, {"path": path}) for path in CLUSTER_CA_CERTS]
+        facts += certificates.master_facts()
     return facts
+
+
+def mark_cluster_hosts():
+    """modern: every cluster host marked as this cluster's (cluster_mark), none marked as
+    another's; checked for every host before any is touched."""
+    if profile(topology.master()) != "modern":
+        return
+    identity = (setting("cluster_name"), certificates.cluster_pki().ca_fingerprint)
+    cluster_mark.refuse_others(topology.cluster_hosts(), identity, "deployed")
+    cluster_mark.deploy_mark(identity)
 
 
 @deploy("Master", data_defaults=DEFAULTS)
@@ -55,6 +67,7 @@ def deploy_cluster():
         once.prefetch(target, first_facts(target))
     with once.one_host_at_a_time():
         validate_inventory()
+        mark_cluster_hosts()
         deploy_prerequisites()
         if topology.is_master():
             deploy_master()

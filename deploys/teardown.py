@@ -1,7 +1,7 @@
 """Taking kubelab off a host (modern profile): what deploys/reset.py does on every host and
 deploys/remove_node.py on each removed minion.
 
-Four steps, each one operation (``clean_host`` runs them in this order, on every host of the
+Five steps, each one operation (``clean_host`` runs them in this order, on every host of the
 run: those it does not apply to get ``nothing``, so each step is done everywhere before the
 next begins):
 
@@ -15,7 +15,8 @@ next begins):
    directories kubelab may share with others (/etc/cni, /opt/cni/bin, ...) only when nothing
    but kubelab's files were in them;
 4. the interfaces flannel and the CNI bridge made (flannel.1, cni0), and every iptables chain
-   named KUBE-* or FLANNEL-* (filter, nat, mangle; IPv4 and IPv6) with the rules jumping to it.
+   named KUBE-* or FLANNEL-* (filter, nat, mangle; IPv4 and IPv6) with the rules jumping to it;
+5. the cluster mark (``cluster_mark``), last: until then a reset stopped half-way runs again.
 
 Every step reads what is there first (``KubelabLeftovers``) and does only what is left to do: on
 a clean host nothing runs. Nothing else is touched: no distribution package, no user, no file
@@ -29,7 +30,7 @@ from types import SimpleNamespace
 from pyinfra import host
 from pyinfra.api import operation
 
-from . import bounds
+from . import bounds, cluster_mark, once
 from .artifacts import master_artifacts, minion_artifacts
 from .common import step
 from .defaults import DEFAULTS
@@ -121,16 +122,29 @@ def units() -> tuple[str, ...]:
     return (*(f"{name}.service" for name in SERVICES), PODS_SLICE)
 
 
-def leftovers() -> dict:
-    return host.get_fact(
-        KubelabLeftovers,
-        units=units(),
-        paths=paths(),
-        shared=SHARED_DIRS,
-        mount_roots=MOUNT_ROOTS,
-        links=LINKS,
-        chain_prefixes=CHAIN_PREFIXES,
-    )
+def leftovers_fact() -> tuple:
+    """The fact (and its arguments) telling what of kubelab is on a host."""
+    return KubelabLeftovers, {
+        "units": units(),
+        "paths": paths(),
+        "shared": SHARED_DIRS,
+        "mount_roots": MOUNT_ROOTS,
+        "links": LINKS,
+        "chain_prefixes": CHAIN_PREFIXES,
+    }
+
+
+def leftovers(target=None) -> dict:
+    cls, arguments = leftovers_fact()
+    return once.fact(cls, target, **arguments)
+
+
+def holds_kubelab(target) -> bool:
+    """Whether anything of kubelab's is on ``target`` (a service, a path, a mount, an
+    interface, an iptables chain)."""
+    found = leftovers(target)
+    kinds = ("active", "enabled", "paths", "mountpoints", "mounts", "links", "chains")
+    return any(found[kind] for kind in kinds)
 
 
 def _problem(what: str) -> str:
@@ -297,5 +311,12 @@ def clean_host(applies: bool, only_if=None):
         network_cleaned,
         name="Delete flannel.1 and cni0, and the KUBE-* and FLANNEL-* iptables chains",
         found=found,
+        **gate,
+    )
+    step(
+        applies and cluster_mark.mark_of() is not None,
+        cluster_mark.mark_removed,
+        name=f"Remove the cluster mark {cluster_mark.MARK} (last: a reset stopped half-way "
+        "can run again)",
         **gate,
     )

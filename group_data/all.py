@@ -8,8 +8,10 @@ from pathlib import Path
 ssh_user = "root"
 ssh_port = 22
 ssh_key = os.environ.get("KUBELAB_SSH_KEY", "/var/lib/kubelab-lab/id_lab")
-ssh_strict_host_key_checking = "no"  # lab machines are rebuilt with new host keys
-ssh_known_hosts_file = "/dev/null"
+# A host whose key is not in ~/.ssh/known_hosts is refused: the CA's key and the admin's
+# credentials go to these hosts (README: "Your own machines" shows how to trust a new one).
+# The lab's machines alone are exempt (group_data/lab.py).
+ssh_strict_host_key_checking = "yes"
 
 # The lab has no DNS: every host learns the others from /etc/hosts.
 manage_etc_hosts = True

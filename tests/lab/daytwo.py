@@ -19,7 +19,7 @@ from pathlib import Path
 import kube
 import pipeline
 from faults import ssh
-from kubelab import teardown
+from kubelab import cluster_mark, teardown
 
 MASTER = "kubemaster"
 CLUSTER_NAME = "kubelab"  # the lab's cluster_name (the default)
@@ -46,7 +46,7 @@ def inventory_without_last_minion(inventory: str) -> str:
     masters, minions = hosts_of(inventory)
     path = pipeline.LOGS / "inventory-removed.py"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"masters = {masters!r}\n\nminions = {minions[:-1]!r}\n")
+    path.write_text(f"masters = {masters!r}\n\nminions = {minions[:-1]!r}\n{pipeline.LAB_GROUP}")
     return str(path)
 
 
@@ -64,7 +64,7 @@ def leftovers(host: str) -> list[str]:
     services = " ".join(teardown.SERVICES)
     paths = " ".join(
         shlex.quote(p)
-        for p in (*teardown.binaries(), *teardown.CONFIG, *teardown.STATE)
+        for p in (*teardown.binaries(), *teardown.CONFIG, *teardown.STATE, cluster_mark.MARK)
         if "*" not in p and p not in ("/var/lib/kubelet", "/var/lib/containerd")
     )
     roots = "|".join(teardown.MOUNT_ROOTS)

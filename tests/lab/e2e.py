@@ -18,6 +18,7 @@ import builds  # noqa: E402
 import cgroups  # noqa: E402
 import daytwo  # noqa: E402
 import faults  # noqa: E402
+import identity  # noqa: E402
 import installs  # noqa: E402
 import kube  # noqa: E402
 import pipeline  # noqa: E402
@@ -125,6 +126,8 @@ def switch_to_secure(inventory: str):
 def day_two(inventory: str):
     check("a minion removed while nginx serves", True, daytwo.remove_minion(inventory))
     smaller = daytwo.inventory_without_last_minion(inventory)
+    refused = identity.reset_refuses_a_host_not_marked_as_this_clusters(smaller)
+    check("a reset refuses a host not marked as this cluster's", True, refused)
     check("the cluster reset and rebuilt", True, daytwo.reset_and_rebuild(smaller))
     check("the cluster upgraded while nginx serves", True, upgrade.upgrade_cluster(smaller))
 

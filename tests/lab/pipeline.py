@@ -20,6 +20,8 @@ OPERATION = re.compile(r"^--> Starting operation: (?P<name>.*?)\s*$", re.M)
 
 
 HOST_OWN_DATA = ("ssh_hostname", "kube_address", "node_name")  # never copied to a new host
+# Every host of a lab inventory is in the group lab (group_data/lab.py: its SSH settings).
+LAB_GROUP = "\nlab = [name for name, _ in masters + minions]\n"
 
 
 class StepFailed(Exception):
@@ -150,7 +152,7 @@ def derived_inventory(base: str, path: Path, extra_minions: int = 0, data=None) 
     if data:
         masters, minions = ([(n, {**d, **data}) for n, d in hosts] for hosts in (masters, minions))
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"masters = {masters!r}\n\nminions = {minions!r}\n")
+    path.write_text(f"masters = {masters!r}\n\nminions = {minions!r}\n{LAB_GROUP}")
     return str(path)
 
 

@@ -82,10 +82,14 @@ def test_creates_private_directory_and_files(cluster, pki_dir):
         "apiserver.key",
         "ca.crt",
         "ca.key",
+        "kubelab-files",
         "service-account.key",
         "service-account.pub",
     ]
     assert {mode(path) for path in pki_dir.iterdir()} == {0o600}
+    # kubelab-files names every other file: what kubelab wrote
+    written = (pki_dir / "kubelab-files").read_text().split()
+    assert written == sorted(p.name for p in pki_dir.iterdir() if p.name != "kubelab-files")
 
 
 def test_modes_do_not_depend_on_the_umask(pki_dir):
