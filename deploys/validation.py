@@ -59,6 +59,7 @@ FIXED_PORTS = {
     },
 }
 NETWORKS = ("flannel_network", "service_cluster_ip_range")
+SMALLEST_SERVICE_RANGE = 28  # prefix length: 16 addresses
 # Read on every host, so every host must hold the master's value.
 CLUSTER_WIDE = (
     "cluster_name",
@@ -348,6 +349,14 @@ def check_networks(target):
             target,
             f"{services.network_address} has no prefix length (like /16)",
         )
+    if services.prefixlen > SMALLEST_SERVICE_RANGE:
+        fail(
+            "service_cluster_ip_range",
+            target,
+            f"{services} holds {services.num_addresses} address(es), too few for the cluster's "
+            f"Services (the apiserver's own takes the first host address): at most "
+            f"/{SMALLEST_SERVICE_RANGE}",
+        )
     if pods.overlaps(services):
         fail("service_cluster_ip_range", target, f"{services} overlaps flannel_network {pods}")
     subnet_len = setting("flannel_subnet_len", target)
@@ -417,6 +426,8 @@ def check_ports(master, master_profile: str):
     if master_profile == "el7":
         names.append("apiserver_insecure_port")
     seen = dict(FIXED_PORTS[master_profile])
+    if uses_ssh(master):  # sshd listens there: the port pyinfra reaches the master on
+        seen[master.data.get("ssh_port") or 22] = "the master's SSH port (ssh_port)"
     for name in names:
         if name not in DEFAULTS:
             continue

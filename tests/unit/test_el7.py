@@ -235,3 +235,14 @@ def test_run_stopped_before_a_restart_is_finished_by_the_next_run(converged):
     converged[MASTER].unread.add("/etc/etcd/etcd.conf")
     run_deploy(converged, kubelab.deploy_cluster)
     assert converged[MASTER].restarts == ["etcd.service"]
+
+
+def test_the_service_account_key_path_is_quoted_in_its_shell_step():
+    from kubelab.service_account import generate_key_command
+
+    command = generate_key_command("/etc/kube rnetes/sa;x.key")
+    assert command == (
+        "test -e '/etc/kube rnetes/sa;x.key' || (umask 077 && openssl genrsa -out "
+        "'/etc/kube rnetes/sa;x.key.new' 2048 2>/dev/null && mv '/etc/kube rnetes/sa;x.key.new' "
+        "'/etc/kube rnetes/sa;x.key')"
+    )
