@@ -470,9 +470,29 @@ def _validate_inventory():
     warn_if_open(master, master_profile)
 
 
+# Kubernetes 1.5's kubelet: anonymous requests allowed (AlwaysAllow), a read-only port.
+EL7_KUBELETS_OPEN = (
+    "each minion's kubelet answers anyone on port 10250 (Kubernetes 1.5 authorizes anonymous "
+    "requests: commands run in any pod) and on its read-only port 10255"
+)
+
+
 def warn_if_open(master, master_profile: str):
-    """el7 without ``secure``: one line at the start of each run saying what is open."""
-    if master_profile != "el7" or topology.secure():
+    """One line at the start of each run saying what the cluster leaves open to anyone."""
+    etcd = f"etcd serves {topology.etcd_url()} to anyone, without client certificates"
+    if master_profile == "modern":
+        if not topology.secure():
+            logger.warning(
+                f"kubelab: this modern cluster is open: {etcd} (whoever reaches it reads and "
+                "writes every Secret and the whole cluster's state); secure=True (unset: the "
+                "modern default) closes it"
+            )
+        return
+    if topology.secure():
+        logger.warning(
+            f"kubelab: this el7 cluster's kubelets are open: {EL7_KUBELETS_OPEN}; secure=True "
+            "does not close them on Kubernetes 1.5 (let only the master reach those ports)"
+        )
         return
     bind = setting("apiserver_insecure_bind_address", master)
     api = (
@@ -482,6 +502,6 @@ def warn_if_open(master, master_profile: str):
         f"listens on {bind} without authentication (whoever reaches it is cluster admin)"
     )
     logger.warning(
-        f"kubelab: this el7 cluster is open: etcd serves {topology.etcd_url()} to anyone, "
-        f"without client certificates{api}; secure=True closes it"
+        f"kubelab: this el7 cluster is open: {etcd}{api}; secure=True closes that, not the "
+        f"kubelets: {EL7_KUBELETS_OPEN}"
     )
