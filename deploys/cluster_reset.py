@@ -86,6 +86,8 @@ def deploy_reset():
     """Remove everything kubelab put on every host (see the module's text)."""
     callstack.deploy_file_is_no_module()
     validate_inventory()
+    if not topology.is_cluster_host():  # validation names it
+        return
     check_request()
     teardown.clean_host(True)
     master = topology.is_master()

@@ -683,6 +683,8 @@ def deploy_upgrade():
     """Upgrade the running cluster to the versions of its settings (see the module's text)."""
     callstack.deploy_file_is_no_module()
     validate_inventory()
+    if not topology.is_cluster_host():  # validation names it
+        return
     check_request()
     current = once.current_state()
     plan_host()

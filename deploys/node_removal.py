@@ -273,6 +273,8 @@ def deploy_remove_node():
     """Remove the minions ``remove_nodes`` names from the cluster (see the module's text)."""
     callstack.deploy_file_is_no_module()
     validate_inventory()
+    if not topology.is_cluster_host():  # validation names it
+        return
     check_request()
     removed = removed_hosts()
     nodes = [topology.node_name(target) for target in removed]

@@ -468,6 +468,16 @@ def _validate_inventory():
             )
     check_ports(master, master_profile)
     warn_if_open(master, master_profile)
+    say_outside_hosts()
+
+
+def say_outside_hosts():
+    """One line per run naming the inventory's hosts that every deploy leaves alone."""
+    outside = topology.outside_hosts()
+    if outside:
+        count = f"{len(outside)} host{'s' if len(outside) > 1 else ''}"
+        names = ", ".join(target.name for target in outside)
+        logger.info(f"kubelab: leaving {count} outside masters/minions untouched: {names}")
 
 
 # Kubernetes 1.5's kubelet: anonymous requests allowed (AlwaysAllow), a read-only port.

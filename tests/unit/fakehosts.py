@@ -955,6 +955,7 @@ class Run:
     uploads: dict[str, dict[str, bytes]]
     failed: list[str] = field(default_factory=list)  # hosts that failed (expect_failures)
     facts: dict[str, list[str]] = field(default_factory=dict)  # fact classes read, in order
+    operations: dict[str, int] = field(default_factory=dict)  # operations added per host
 
     def remote_commands(self, name: str) -> int:
         """Every command the host ran: each fact read and each operation's command."""
@@ -1018,4 +1019,5 @@ def run_deploy(
         uploads={t.name: t.kubelab_uploads for t in inv},
         failed=failed,
         facts={t.name: t.kubelab_facts for t in inv},
+        operations={t.name: len(t.op_hash_order) for t in inv},
     )
