@@ -32,6 +32,11 @@ def outside_hosts() -> list[Host]:
     return [target for target in host.inventory if target not in cluster]
 
 
+def unreachable(target: Host) -> bool:
+    """Whether pyinfra failed to connect to ``target`` in this run (its CLI goes on without it)."""
+    return not target.connected and target in (target.state.failed_hosts or ())
+
+
 def is_cluster_host(target: Host | None = None) -> bool:
     return is_master(target) or is_minion(target)
 

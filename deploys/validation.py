@@ -437,12 +437,14 @@ def check_ports(master, master_profile: str):
         seen[port] = name
 
 
-def validate_inventory():
-    """Check the whole inventory once per run; raises ``SettingError`` on the first problem."""
-    once.per_run("validation", _validate_inventory)
+def validate_inventory(unreachable_ok: bool = False):
+    """Check the whole inventory once per run; raises ``SettingError`` on the first problem.
+    ``unreachable_ok``: a host pyinfra could not connect to is not asked for its OS (the
+    removal of a dead minion)."""
+    once.per_run("validation", lambda: _validate_inventory(unreachable_ok))
 
 
-def _validate_inventory():
+def _validate_inventory(unreachable_ok: bool = False):
     check_groups()
     hosts = topology.cluster_hosts()
     master = topology.master()
@@ -457,6 +459,8 @@ def _validate_inventory():
         check_networks(target)
     master_profile = check_profile(master)
     for target in hosts:
+        if unreachable_ok and topology.unreachable(target):
+            continue
         if check_profile(target) != master_profile:
             os_id, major = distribution(target)
             fail(

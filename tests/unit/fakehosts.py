@@ -37,7 +37,7 @@ from kubelab.images import normalized
 from pyinfra.api import Config, State
 from pyinfra.api.connect import connect_all
 from pyinfra.api.deploy import add_deploy
-from pyinfra.api.exceptions import PyinfraError
+from pyinfra.api.exceptions import ConnectError, PyinfraError
 from pyinfra.api.host import Host
 from pyinfra.api.operations import run_ops
 from pyinfra.connectors.fake import FakeConnector
@@ -161,6 +161,7 @@ class Machine:
     annotated: dict[str, str] = field(default_factory=dict)  # master: Node -> kubelab.io/upgrading
     snapshots: list[str] = field(default_factory=list)  # master: etcd snapshots saved
     not_ready: set[str] = field(default_factory=set)  # minion units whose start never gets Ready
+    unreachable: bool = False  # powered off: pyinfra cannot connect (ConnectError)
 
     def install(self, package: str):
         self.packages.add(package)
@@ -893,6 +894,11 @@ class SimulatedConnector(FakeConnector):
     def _sleep(self):
         pass
 
+    def connect(self):
+        if self.machines[self.host.name].unreachable:
+            raise ConnectError("Could not connect (timed out)")
+        return super().connect()
+
     def run_shell_command(self, command, print_output=False, print_input=False, **arguments):
         text = command if isinstance(command, str) else command.get_raw_value()
         self.executed_commands.append(text)
@@ -998,6 +1004,8 @@ def run_deploy(
         if cls is Several:
             name += f"[{','.join(part.__name__ for part, _ in kwargs['facts'])}]"
         self.kubelab_facts.append(name)
+        if machines[self.name].unreachable:  # pyinfra connects for the fact, and fails
+            raise ConnectError(f"Could not connect to {self.name} (timed out)")
         return answer_fact(machines[self.name], cls, kwargs)
 
     Host.get_fact = get_fact
