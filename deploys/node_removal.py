@@ -265,12 +265,13 @@ def master_done(current) -> bool:
     )
 
 
-def skip_unreachable(dead: list) -> None:
-    """One line per run for the removed minions pyinfra cannot reach; they do not fail the run
-    (pyinfra's CLI counts a host it could not connect to as failed): removing a dead minion is
-    what was asked."""
+def unreachable_minions(removed: list) -> list:
+    """The removed minions pyinfra cannot reach (asked once per run), named in one line; they
+    do not fail the run (pyinfra's CLI counts a host it could not connect to as failed):
+    removing a dead minion is what was asked."""
+    dead = [target for target in removed if topology.unreachable(target)]
     if not dead:
-        return
+        return dead
     names = ", ".join(target.name for target in dead)
     logger.warning(
         f"kubelab: {names} unreachable: drained and deleted from the cluster by the master, "
@@ -278,6 +279,7 @@ def skip_unreachable(dead: list) -> None:
         "using it again)"
     )
     once.current_state().failed_hosts.difference_update(dead)
+    return dead
 
 
 def delete_local_files(state, host, paths):
@@ -296,8 +298,7 @@ def deploy_remove_node():
         return
     check_request()
     removed = removed_hosts()
-    dead = [target for target in removed if topology.unreachable(target)]
-    once.per_run("unreachable minions", lambda: skip_unreachable(dead))
+    dead = once.per_run("unreachable minions", lambda: unreachable_minions(removed))
     nodes = [topology.node_name(target) for target in removed]
     names = ", ".join(nodes)
     master = topology.is_master()
