@@ -109,6 +109,8 @@ def deploy_reset():
     for target in sorted(topology.cluster_hosts(), key=lambda target: target != host):
         once.prefetch(target, first_facts())  # this host's first
     validate_inventory()
+    if not topology.is_cluster_host():  # validation names it
+        return
     check_request()
     cluster_mark.refuse_others(
         topology.cluster_hosts(), this_cluster(), "reset", teardown.holds_kubelab

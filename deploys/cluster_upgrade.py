@@ -708,6 +708,8 @@ def deploy_upgrade():
     callstack.deploy_file_is_no_module()
     require_hosts_in_step(*IN_STEP)
     validate_inventory()
+    if not topology.is_cluster_host():  # validation names it
+        return
     check_request()
     hosts_in_step(
         name="Every host in step (no --serial, no --no-wait)", deploy=IN_STEP[0], why=IN_STEP[1]

@@ -84,6 +84,8 @@ def remote_path_problem(value: str) -> str | None:
         return "holds white space"
     if value.endswith("/"):
         return "ends with '/' (it names a file, not a directory)"
+    if re.search(r"[^A-Za-z0-9_./@+=:,-]", value):
+        return "holds a character a shell would read (only letters, digits and _./@+=:,-)"
     if posixpath.normpath(value) != value:
         return f"is not in normal form ({posixpath.normpath(value)!r} is)"
     return None

@@ -12,7 +12,8 @@ leases. Then, each step on every host before the next:
    run with one line naming the node and the pods;
 2. master: the Node objects deleted;
 3. each removed minion: kubelab taken off the host (``teardown``: services, pods, mounts, files,
-   interfaces, iptables chains);
+   interfaces, iptables chains); a minion pyinfra cannot reach (powered off for good) is only
+   drained and deleted, and one line says its own cleanup was skipped;
 4. master: the minions' flannel leases deleted from etcd (``<flannel_etcd_prefix>/subnets/``,
    the keys whose value's ``PublicIP`` is a removed minion's address);
 5. this machine: the minions' certificates and keys deleted from the local PKI.
@@ -41,6 +42,7 @@ from .smoke_test import kubectl
 from .validation import validate_inventory
 
 SKIP_WAIT_FOR_DELETE = 60  # s past a pod's grace period: a dead node never confirms deletion
+SKIP_WAIT_UNREACHABLE = 1  # s, for a node pyinfra cannot reach: only the pods' grace period
 REQUEST_TIMEOUT = 20  # s, each kubectl request (smoke_test.REQUEST_TIMEOUT)
 
 # Which hosts: read from the master, where --data and group data agree (cluster-wide) ------------
@@ -169,16 +171,18 @@ def leases_of(addresses: set[str]) -> list[str]:
 # The master's steps ------------------------------------------------------------------------
 
 
-def drain_command(node: str) -> str:
+def drain_command(node: str, unreachable: bool = False) -> str:
     """Shell: cordon and drain ``node``, bounded by ``drain_timeout``; when pods stay, one line
-    naming the node, the pods and kubectl's error."""
+    naming the node, the pods and kubectl's error. ``unreachable``: its kubelet will never
+    confirm a pod's end, waited for only as long as the pod's grace period."""
     k = kubectl()
     seconds = setting("drain_timeout")
     force = " --force --disable-eviction" if setting("drain_force") else ""
     quoted = shlex.quote(node)
+    skip = SKIP_WAIT_UNREACHABLE if unreachable else SKIP_WAIT_FOR_DELETE
     drain = (
         f"{k} drain {quoted} --ignore-daemonsets --delete-emptydir-data --timeout={seconds}s "
-        f"--skip-wait-for-delete-timeout={SKIP_WAIT_FOR_DELETE}{force}"
+        f"--skip-wait-for-delete-timeout={skip}{force}"
     )
     pods = (
         f"{k} get pods -A --field-selector spec.nodeName={quoted} -o jsonpath="
@@ -208,10 +212,10 @@ def drain_command(node: str) -> str:
 
 
 @operation()
-def drained(nodes: list[str]):
-    """Each of ``nodes`` cordoned and drained."""
+def drained(nodes: list[str], unreachable: tuple = ()):
+    """Each of ``nodes`` cordoned and drained (those ``unreachable`` names: see drain_command)."""
     for node in nodes:
-        yield drain_command(node)
+        yield drain_command(node, node in unreachable)
 
 
 @operation()
@@ -265,6 +269,23 @@ def master_done(current) -> bool:
     )
 
 
+def unreachable_minions(removed: list) -> list:
+    """The removed minions pyinfra cannot reach (asked once per run), named in one line; they
+    do not fail the run (pyinfra's CLI counts a host it could not connect to as failed):
+    removing a dead minion is what was asked."""
+    dead = [target for target in removed if topology.unreachable(target)]
+    if not dead:
+        return dead
+    names = ", ".join(target.name for target in dead)
+    logger.warning(
+        f"kubelab: {names} unreachable: drained and deleted from the cluster by the master, "
+        "its own cleanup skipped (kubelab's services and files stay on it: wipe it before "
+        "using it again)"
+    )
+    once.current_state().failed_hosts.difference_update(dead)
+    return dead
+
+
 def delete_local_files(state, host, paths):
     """python.call: the removed minions' PKI files deleted on this machine."""
     for path in paths:
@@ -276,15 +297,20 @@ def delete_local_files(state, host, paths):
 def deploy_remove_node():
     """Remove the minions ``remove_nodes`` names from the cluster (see the module's text)."""
     callstack.deploy_file_is_no_module()
-    touched = [topology.master(), *removed_hosts()]  # the others: only their OS is read
-    for target in sorted(topology.cluster_hosts(), key=lambda target: target != host):
-        facts = cluster_reset.first_facts()
-        once.prefetch(target, facts if target in touched else facts[:1])
-    validate_inventory()
-    check_request()
     removed = removed_hosts()
+    # the others: only their OS is read; a powered-off minion: nothing
+    touched = [topology.master(), *removed]
+    for target in sorted(topology.cluster_hosts(), key=lambda target: target != host):
+        if not topology.unreachable(target):
+            facts = cluster_reset.first_facts()
+            once.prefetch(target, facts if target in touched else facts[:1])
+    validate_inventory(unreachable_ok=True)
+    if not topology.is_cluster_host():  # validation names it
+        return
+    check_request()
+    dead = once.per_run("unreachable minions", lambda: unreachable_minions(removed))
     cluster_mark.refuse_others(
-        [topology.master(), *removed],
+        [target for target in touched if target not in dead],
         cluster_reset.this_cluster(),
         "removed",
         teardown.holds_kubelab,
@@ -298,7 +324,10 @@ def deploy_remove_node():
         keys = leases_of({topology.address(target) for target in removed})
         files = [path for t in removed for path in certificate_files(t) if path.exists()]
     label = f"Cordon and drain {names}"
-    drain = step(master and bool(existing), drained, name=label, nodes=existing)
+    unreachable = tuple(topology.node_name(target) for target in dead)
+    drain = step(
+        master and bool(existing), drained, name=label, nodes=existing, unreachable=unreachable
+    )
     bounds.waits_on(
         drain,
         label,

@@ -61,6 +61,8 @@ def deploy_minion():
 def deploy_cluster():
     """The whole cluster: every host's prerequisites, then the master, then the minions."""
     callstack.deploy_file_is_no_module()
+    if not topology.is_cluster_host():  # validation names it, from a cluster host's run
+        return
     # Validation reads every host's OS: this host's facts first, then (already read or being
     # read by their own preparation, under the CLI) the others'.
     for target in [host, *(other for other in topology.cluster_hosts() if other != host)]:

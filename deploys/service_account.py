@@ -4,6 +4,8 @@ It is the cluster's identity for every token ever issued, so it is generated onc
 replaced: a re-run keeps the tokens valid.
 """
 
+import shlex
+
 from pyinfra.api import deploy
 from pyinfra.operations import files, server
 
@@ -15,9 +17,10 @@ KEY_OWNER = "kube"  # kube-apiserver and kube-controller-manager run as this use
 
 def generate_key_command(path: str) -> str:
     """openssl writing a new RSA key, unreadable to others from the first byte, never over one."""
+    key, new = shlex.quote(path), shlex.quote(f"{path}.new")
     return (
-        f"test -e {path} || (umask 077 && openssl genrsa -out {path}.new 2048 2>/dev/null "
-        f"&& mv {path}.new {path})"
+        f"test -e {key} || (umask 077 && openssl genrsa -out {new} 2048 2>/dev/null "
+        f"&& mv {new} {key})"
     )
 
 

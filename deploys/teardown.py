@@ -87,6 +87,8 @@ MOUNT_ROOTS = ("/var/lib/kubelet/", "/var/lib/containerd/", "/run/containerd/", 
 LINKS = ("flannel.1", "cni0")
 CHAIN_PREFIXES = ("KUBE-", "FLANNEL-")
 STOP_BOUND = "systemd's stop timeout, 90 s per unit unless its unit sets one"
+# Seconds each umount may take: one of a dead network mount can block for good.
+UMOUNT_TIMEOUT = 10
 
 
 def binaries() -> tuple[str, ...]:
@@ -187,15 +189,17 @@ def services_stopped(found: dict):
 
 
 def unmount_command() -> str:
-    """Shell: every mount under MOUNT_ROOTS unmounted, deepest first (lazily when busy); one
-    line naming those that stay."""
+    """Shell: every mount under MOUNT_ROOTS unmounted, deepest first (lazily when busy or
+    when umount does not return within UMOUNT_TIMEOUT s); one line naming those that stay."""
     pattern = "|".join(root.replace(".", "\\.") for root in MOUNT_ROOTS)
     listed = f"findmnt -rn -o TARGET | grep -E '^({pattern})'"
+    bounded = f"timeout -k 2 {UMOUNT_TIMEOUT} umount"
+    problem = _problem(f"still mounted after umount (each at most {UMOUNT_TIMEOUT} s): ")
     return (
         f"{listed} | sort -r | while read -r m; do m=$(printf '%b' \"$m\"); "
-        'umount "$m" 2>/dev/null || umount -l "$m"; done; '
+        f'{bounded} "$m" 2>/dev/null || {bounded} -l "$m"; done; '
         f'left=$({listed} | tr "\\n" " "); [ -z "$left" ] || '
-        f'{{ echo {_problem("still mounted after umount: ")}"$left" >&2; exit 1; }}'
+        f'{{ echo {problem}"$left" >&2; exit 1; }}'
     )
 
 

@@ -26,6 +26,21 @@ def cluster_hosts() -> list[Host]:
     return masters() + [h for h in minions() if h not in masters()]
 
 
+def outside_hosts() -> list[Host]:
+    """The inventory's hosts in neither group: no deploy of kubelab's touches them."""
+    cluster = cluster_hosts()
+    return [target for target in host.inventory if target not in cluster]
+
+
+def unreachable(target: Host) -> bool:
+    """Whether pyinfra failed to connect to ``target`` in this run (its CLI goes on without it)."""
+    return not target.connected and target in (target.state.failed_hosts or ())
+
+
+def is_cluster_host(target: Host | None = None) -> bool:
+    return is_master(target) or is_minion(target)
+
+
 def is_master(target: Host | None = None) -> bool:
     return MASTERS_GROUP in (host if target is None else target).groups
 

@@ -59,6 +59,7 @@ FIXED_PORTS = {
     },
 }
 NETWORKS = ("flannel_network", "service_cluster_ip_range")
+SMALLEST_SERVICE_RANGE = 28  # prefix length: 16 addresses
 # Read on every host, so every host must hold the master's value.
 CLUSTER_WIDE = (
     "cluster_name",
@@ -348,6 +349,14 @@ def check_networks(target):
             target,
             f"{services.network_address} has no prefix length (like /16)",
         )
+    if services.prefixlen > SMALLEST_SERVICE_RANGE:
+        fail(
+            "service_cluster_ip_range",
+            target,
+            f"{services} holds {services.num_addresses} address(es), too few for the cluster's "
+            f"Services (the apiserver's own takes the first host address): at most "
+            f"/{SMALLEST_SERVICE_RANGE}",
+        )
     if pods.overlaps(services):
         fail("service_cluster_ip_range", target, f"{services} overlaps flannel_network {pods}")
     subnet_len = setting("flannel_subnet_len", target)
@@ -417,6 +426,8 @@ def check_ports(master, master_profile: str):
     if master_profile == "el7":
         names.append("apiserver_insecure_port")
     seen = dict(FIXED_PORTS[master_profile])
+    if uses_ssh(master):  # sshd listens there: the port pyinfra reaches the master on
+        seen[master.data.get("ssh_port") or 22] = "the master's SSH port (ssh_port)"
     for name in names:
         if name not in DEFAULTS:
             continue
@@ -426,12 +437,14 @@ def check_ports(master, master_profile: str):
         seen[port] = name
 
 
-def validate_inventory():
-    """Check the whole inventory once per run; raises ``SettingError`` on the first problem."""
-    once.per_run("validation", _validate_inventory)
+def validate_inventory(unreachable_ok: bool = False):
+    """Check the whole inventory once per run; raises ``SettingError`` on the first problem.
+    ``unreachable_ok``: a host pyinfra could not connect to is not asked for its OS (the
+    removal of a dead minion)."""
+    once.per_run("validation", lambda: _validate_inventory(unreachable_ok))
 
 
-def _validate_inventory():
+def _validate_inventory(unreachable_ok: bool = False):
     check_groups()
     hosts = topology.cluster_hosts()
     master = topology.master()
@@ -446,6 +459,8 @@ def _validate_inventory():
         check_networks(target)
     master_profile = check_profile(master)
     for target in hosts:
+        if unreachable_ok and topology.unreachable(target):
+            continue
         if check_profile(target) != master_profile:
             os_id, major = distribution(target)
             fail(
@@ -457,11 +472,41 @@ def _validate_inventory():
             )
     check_ports(master, master_profile)
     warn_if_open(master, master_profile)
+    say_outside_hosts()
+
+
+def say_outside_hosts():
+    """One line per run naming the inventory's hosts that every deploy leaves alone."""
+    outside = topology.outside_hosts()
+    if outside:
+        count = f"{len(outside)} host{'s' if len(outside) > 1 else ''}"
+        names = ", ".join(target.name for target in outside)
+        logger.info(f"kubelab: leaving {count} outside masters/minions untouched: {names}")
+
+
+# Kubernetes 1.5's kubelet: anonymous requests allowed (AlwaysAllow), a read-only port.
+EL7_KUBELETS_OPEN = (
+    "each minion's kubelet answers anyone on port 10250 (Kubernetes 1.5 authorizes anonymous "
+    "requests: commands run in any pod) and on its read-only port 10255"
+)
 
 
 def warn_if_open(master, master_profile: str):
-    """el7 without ``secure``: one line at the start of each run saying what is open."""
-    if master_profile != "el7" or topology.secure():
+    """One line at the start of each run saying what the cluster leaves open to anyone."""
+    etcd = f"etcd serves {topology.etcd_url()} to anyone, without client certificates"
+    if master_profile == "modern":
+        if not topology.secure():
+            logger.warning(
+                f"kubelab: this modern cluster is open: {etcd} (whoever reaches it reads and "
+                "writes every Secret and the whole cluster's state); secure=True (unset: the "
+                "modern default) closes it"
+            )
+        return
+    if topology.secure():
+        logger.warning(
+            f"kubelab: this el7 cluster's kubelets are open: {EL7_KUBELETS_OPEN}; secure=True "
+            "does not close them on Kubernetes 1.5 (let only the master reach those ports)"
+        )
         return
     bind = setting("apiserver_insecure_bind_address", master)
     api = (
@@ -471,6 +516,6 @@ def warn_if_open(master, master_profile: str):
         f"listens on {bind} without authentication (whoever reaches it is cluster admin)"
     )
     logger.warning(
-        f"kubelab: this el7 cluster is open: etcd serves {topology.etcd_url()} to anyone, "
-        f"without client certificates{api}; secure=True closes it"
+        f"kubelab: this el7 cluster is open: {etcd}{api}; secure=True closes that, not the "
+        f"kubelets: {EL7_KUBELETS_OPEN}"
     )

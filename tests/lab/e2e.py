@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """The lab end to end (make test), on the real cluster: lab up, deploy, specs, the reference
 setup's final test, a re-run that changes nothing and restarts no pod, the fault scenarios, a
-fourth minion joining and taking pods, the switch to `secure`, day two (that minion removed
-while nginx serves, the cluster reset and rebuilt, then built at the previous minor release and
-upgraded to the pinned one while nginx serves), lab down. Prints each check and a closing
-'N passed, N failed'. Every step has a deadline (pipeline.DEADLINES)."""
+fourth minion joining and taking pods (a machine outside the cluster boots with it), the switch
+to `secure`, day two (that minion powered off and removed while nginx serves, the cluster reset
+and rebuilt beside the machine outside it, which keeps its files, then built at the previous
+minor release and upgraded to the pinned one while nginx serves), lab down. Prints each check
+and a closing 'N passed, N failed'. Every step has a deadline (pipeline.DEADLINES)."""
 
 import os
 import subprocess
@@ -17,11 +18,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import builds  # noqa: E402
 import cgroups  # noqa: E402
 import daytwo  # noqa: E402
+import deadminion  # noqa: E402
 import faults  # noqa: E402
 import identity  # noqa: E402
 import installs  # noqa: E402
 import kube  # noqa: E402
 import pipeline  # noqa: E402
+import untouched  # noqa: E402
 import upgrade  # noqa: E402
 
 # The lab's inventory with the open setup pinned (whatever the profile's default), so that
@@ -90,7 +93,7 @@ def faults_on_the_cluster():
 
 def fourth_minion_joins() -> str:
     bigger = pipeline.derived_inventory(INVENTORY, pipeline.LOGS / "inventory-4.py", 1)
-    pipeline.lab_up(bigger)
+    pipeline.lab_up(untouched.with_other(bigger))  # and a machine outside the cluster
     changes, seconds = pipeline.deploy(bigger, "e2e-join")
     joined = [host for host in changes if host.startswith("kubeminion3")]
     check("a fourth host joins on re-run", bool(joined), f"{seconds:.1f} s")
@@ -124,11 +127,13 @@ def switch_to_secure(inventory: str):
 
 
 def day_two(inventory: str):
-    check("a minion removed while nginx serves", True, daytwo.remove_minion(inventory))
-    smaller = daytwo.inventory_without_last_minion(inventory)
+    check("a powered-off minion removed", True, deadminion.remove_dead_minion(inventory))
+    smaller = untouched.with_other(daytwo.inventory_without_last_minion(inventory))
     refused = identity.reset_refuses_a_host_not_marked_as_this_clusters(smaller)
     check("a reset refuses a host not marked as this cluster's", True, refused)
+    untouched.plant_sentinel()
     check("the cluster reset and rebuilt", True, daytwo.reset_and_rebuild(smaller))
+    check("a host outside masters/minions left alone", True, untouched.left_alone())
     check("the cluster upgraded while nginx serves", True, upgrade.upgrade_cluster(smaller))
 
 

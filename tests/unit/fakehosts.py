@@ -38,7 +38,7 @@ from kubelab.images import normalized
 from pyinfra.api import Config, State
 from pyinfra.api.connect import connect_all
 from pyinfra.api.deploy import add_deploy
-from pyinfra.api.exceptions import PyinfraError
+from pyinfra.api.exceptions import ConnectError, PyinfraError
 from pyinfra.api.host import Host
 from pyinfra.api.operations import run_ops
 from pyinfra.connectors.fake import FakeConnector
@@ -164,6 +164,7 @@ class Machine:
     keep_cordoned: set[str] = field(default_factory=set)  # master: kubelab.io/keep-cordoned
     snapshots: list[str] = field(default_factory=list)  # master: etcd snapshots saved
     not_ready: set[str] = field(default_factory=set)  # minion units whose start never gets Ready
+    unreachable: bool = False  # powered off: pyinfra cannot connect (ConnectError)
 
     def install(self, package: str):
         self.packages.add(package)
@@ -912,6 +913,11 @@ class SimulatedConnector(FakeConnector):
     def _sleep(self):
         pass
 
+    def connect(self):
+        if self.machines[self.host.name].unreachable:
+            raise ConnectError("Could not connect (timed out)")
+        return super().connect()
+
     def run_shell_command(self, command, print_output=False, print_input=False, **arguments):
         text = command if isinstance(command, str) else command.get_raw_value()
         self.executed_commands.append(text)
@@ -974,6 +980,7 @@ class Run:
     uploads: dict[str, dict[str, bytes]]
     failed: list[str] = field(default_factory=list)  # hosts that failed (expect_failures)
     facts: dict[str, list[str]] = field(default_factory=dict)  # fact classes read, in order
+    operations: dict[str, int] = field(default_factory=dict)  # operations added per host
 
     def remote_commands(self, name: str) -> int:
         """Every command the host ran: each fact read and each operation's command."""
@@ -1019,6 +1026,8 @@ def run_deploy(
         if cls is Several:
             name += f"[{','.join(part.__name__ for part, _ in kwargs['facts'])}]"
         self.kubelab_facts.append(name)
+        if machines[self.name].unreachable:  # pyinfra connects for the fact, and fails
+            raise ConnectError(f"Could not connect to {self.name} (timed out)")
         return answer_fact(machines[self.name], cls, kwargs)
 
     Host.get_fact = get_fact
@@ -1040,4 +1049,5 @@ def run_deploy(
         uploads={t.name: t.kubelab_uploads for t in inv},
         failed=failed,
         facts={t.name: t.kubelab_facts for t in inv},
+        operations={t.name: len(t.op_hash_order) for t in inv},
     )

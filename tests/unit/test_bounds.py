@@ -272,3 +272,37 @@ def test_package_sources_of_every_format():
         "http://mirrorlist.centos.org/?release=7&repo=os",
         "http://vault.centos.org/7.9.2009/os/x86_64/",
     ]
+
+
+def test_a_umount_that_blocks_is_bounded_and_the_mount_taken_off_lazily(tmp_path, monkeypatch):
+    """The teardown's unmount, run for real: a plain umount of a dead network mount never
+    returns (here: it sleeps), so it is cut off after UMOUNT_TIMEOUT s and unmounted lazily."""
+    from kubelab import teardown
+    from pyinfra.context import ctx_host
+
+    monkeypatch.setattr(teardown, "UMOUNT_TIMEOUT", 1)
+    mounts = tmp_path / "mounts"
+    mounts.write_text("/var/lib/kubelet/pods/1/volumes/nfs\n")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "findmnt").write_text(f"#!/bin/sh\ncat {mounts}\n")
+    (bin_dir / "umount").write_text(
+        "#!/bin/sh\n"
+        f'[ "$1" = -l ] || exec sleep 600\n'
+        f'grep -vxF "$2" {mounts} > {mounts}.new; mv {mounts}.new {mounts}\n'
+    )
+    for script in bin_dir.iterdir():
+        script.chmod(0o755)
+    with ctx_host.use(type("Host", (), {"name": "kubeminion1"})()):
+        command = teardown.unmount_command()
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    started = time.monotonic()
+    process = subprocess.Popen(["sh", "-c", command], env=env, start_new_session=True)
+    try:
+        code = process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, 9)
+    assert code == 0
+    assert time.monotonic() - started < 10
+    assert mounts.read_text() == ""

@@ -479,3 +479,38 @@ def test_shell_pods_that_stay_are_named_in_one_line(tmp_path, lab, monkeypatch):
         "that declare no controller (use --force to override): default/bare; drain_force=True "
         "deletes them without eviction (--force --disable-eviction)"
     ]
+
+
+# A minion powered off for good: removed from the cluster by the master alone.
+
+DEAD_LINE = (
+    f"kubelab: {MINION2} unreachable: drained and deleted from the cluster by the master, its "
+    "own cleanup skipped (kubelab's services and files stay on it: wipe it before using it again)"
+)
+
+
+def test_a_powered_off_minion_is_drained_and_deleted_its_cleanup_skipped(lab, caplog):
+    machines, settings = lab
+    caplog.set_level("WARNING")
+    machines[MINION2].unreachable = True
+    before_dead, before_minion1 = copy.deepcopy(machines[MINION2]), copy.deepcopy(machines[MINION1])
+    run = remove(machines, settings)  # no host fails: the removal was what was asked
+    master = machines[MASTER]
+    drain, delete, lease = run.commands[MASTER]
+    assert f"drain {MINION2} " in drain and "--skip-wait-for-delete-timeout=1 " in drain
+    assert f"delete node {MINION2} " in delete and f"del {lease_key(MINION2)} " in lease
+    assert master.kube_nodes == {MINION1} and (3, lease_key(MINION2)) not in master.etcd
+    assert run.commands[MINION2] == [] and run.facts[MINION2] == []  # not even its OS asked
+    assert machines[MINION2] == before_dead
+    assert run.commands[MINION1] == [] and machines[MINION1] == before_minion1
+    assert not (Path(settings["pki_dir"]) / "kubelet-kubeminion2.crt").exists()
+    warnings = [r.getMessage() for r in caplog.records if "unreachable" in r.getMessage()]
+    assert warnings == [DEAD_LINE]
+    again = remove(machines, settings)
+    assert again.commands == {host: [] for host in HOSTS}
+
+
+def test_a_live_minion_waits_for_its_pods_to_confirm_their_end(lab):
+    machines, settings = lab
+    drain = remove(machines, settings).commands[MASTER][0]
+    assert "--skip-wait-for-delete-timeout=60 " in drain

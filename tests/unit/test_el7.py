@@ -259,3 +259,14 @@ def test_an_etcd_read_that_fails_restarts_nothing(converged, failed_reads, caplo
         "answer) failed: context deadline exceeded;" in problem
         for problem in problems
     ), problems
+
+
+def test_the_service_account_key_path_is_quoted_in_its_shell_step():
+    from kubelab.service_account import generate_key_command
+
+    command = generate_key_command("/etc/kube rnetes/sa;x.key")
+    assert command == (
+        "test -e '/etc/kube rnetes/sa;x.key' || (umask 077 && openssl genrsa -out "
+        "'/etc/kube rnetes/sa;x.key.new' 2048 2>/dev/null && mv '/etc/kube rnetes/sa;x.key.new' "
+        "'/etc/kube rnetes/sa;x.key')"
+    )

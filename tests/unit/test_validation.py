@@ -801,6 +801,32 @@ CASES = [
         "service-range-host-bits",
     ),
     kind_case(
+        "service_cluster_ip_range",
+        "10.254.0.1/32",
+        "10.254.0.1/32 holds 1 address\\(es\\), too few for the cluster's Services \\(the "
+        "apiserver's own takes the first host address\\): at most /28$",
+        "service-range-of-one-address",
+    ),
+    kind_case(
+        "service_cluster_ip_range",
+        "10.254.0.0/29",
+        "10.254.0.0/29 holds 8 address\\(es\\), too few",
+        "service-range-of-eight-addresses",
+    ),
+    kind_case(
+        "service_account_key_file",
+        "/etc/kubernetes/sa.key;reboot",
+        "'/etc/kubernetes/sa.key;reboot' is not a file path on the master like "
+        "'/etc/kubernetes/serviceaccount.key': it holds a character a shell would read",
+        "service-account-key-with-semicolon",
+    ),
+    kind_case(
+        "service_account_key_file",
+        "/etc/kubernetes/$(id).key",
+        "it holds a character a shell would read \\(only letters, digits and _./@\\+=:,-\\)$",
+        "service-account-key-with-command-substitution",
+    ),
+    kind_case(
         "flannel_network",
         "10.20.0.0/-1",
         "'10.20.0.0/-1' is not an IPv4 network in CIDR form",
@@ -1181,6 +1207,21 @@ def test_bad_ssh_setting_stops_before_connecting(monkeypatch, ssh_key, data, nam
 def test_valid_ssh_settings_pass(monkeypatch, ssh_key):
     inventory = validate_over_ssh(monkeypatch, {"ssh_key": ssh_key, "ssh_port": 2222})
     assert not any(target.connected for target in inventory)
+
+
+@pytest.mark.parametrize(
+    ("data", "name"),
+    [({"apiserver_port": 22}, "apiserver_port"), ({"ssh_port": 2379}, "etcd_client_port")],
+    ids=["apiserver-on-sshd", "sshd-on-etcd"],
+)
+def test_a_master_port_on_sshd_stops_before_connecting(monkeypatch, ssh_key, data, name):
+    with pytest.raises(SettingError) as raised:
+        validate_over_ssh(monkeypatch, {"ssh_key": ssh_key, **data})
+    port = data.get("apiserver_port") or data["ssh_port"]
+    assert str(raised.value) == (
+        f"kubelab: setting '{name}' on {MASTER}: {port} is also the master's SSH port "
+        "(ssh_port) (both listen on the master)"
+    )
 
 
 def test_ssh_checks_skip_hosts_of_other_connectors(monkeypatch):
