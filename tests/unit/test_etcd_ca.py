@@ -5,8 +5,11 @@ trusting the cluster CA) moved to this one by one run."""
 import base64
 import copy
 import re
+import subprocess
 from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
+from unittest.mock import patch
 
 import kubelab
 import pytest
@@ -14,6 +17,8 @@ from conftest import HOSTS, MASTER, MINIONS, parse_env_file
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from fakehosts import centos7, debian12, run_deploy
+from kubelab import etcd_access
+from kubelab.facts import EtcdAuth
 from kubelab.pki import ClusterPKI, write_private
 from test_modern import pins
 
@@ -239,3 +244,37 @@ def test_a_secure_cluster_of_the_earlier_layout_moves_over_in_one_run(modern):
                 path.unlink()
         for name, content in saved.items():
             write_private(pki_dir / name, content)
+
+
+def test_etcd_auth_fact_reads_etcdctls_json():
+    """etcdctl -w json prints etcd's responses as Go's encoding/json does: bytes in base64,
+    empty fields (auth off, permType READ) left out."""
+    key, end = (base64.b64encode(text.encode()).decode() for text in (FLANNEL_PREFIX, "/a0"))
+    lines = [
+        'auth status\t{"header":{"cluster_id":1},"enabled":true,"authRevision":7}',
+        'user get root\t{"header":{},"roles":["root"]}',
+        "user get flanneld\t",
+        f'role get flanneld\t{{"header":{{}},"perm":[{{"permType":2,"key":"{key}",'
+        f'"range_end":"{end}"}},{{"key":"{key}"}}]}}',
+    ]
+    assert EtcdAuth().process(lines) == {
+        "enabled": True,
+        "users": {"root": ["root"], "flanneld": None},
+        "perms": {"flanneld": [(2, FLANNEL_PREFIX, "/a0"), (0, FLANNEL_PREFIX, "")]},
+    }
+    assert EtcdAuth().process(['auth status\t{"header":{}}'])["enabled"] is False
+    assert EtcdAuth().process([]) is None  # etcd down, or no etcdctl
+
+
+def test_etcd_auth_commands_are_shell():
+    command = EtcdAuth().command("https://m:2379", "--cert=/c", ("root",), ("flanneld",))
+    assert subprocess.run(["bash", "-n", "-c", command]).returncode == 0
+    with (
+        patch("kubelab.etcd_access.setting", lambda name, *_: "/atomic.io/network"),
+        patch("kubelab.etcd_access.host", SimpleNamespace(name="m")),
+        patch("kubelab.etcd_access.topology.etcd_url", lambda: "https://m:2379"),
+        patch("kubelab.etcd_access.etcd_tls.etcdctl_args", lambda api: "--cert=/c"),
+    ):
+        setup = etcd_access.setup_command()
+    assert subprocess.run(["bash", "-n", "-c", setup]).returncode == 0
+    assert "e role grant-permission flanneld --prefix=true readwrite /atomic.io/network/" in setup
