@@ -177,9 +177,12 @@ def resigned(leaf: x509.Certificate, pki: ClusterPKI) -> bytes:
     return builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
 
 
-def earlier_layout(machines, pki_dir: str):
-    """Turn a converged secure modern cluster into the layout kubelab wrote before etcd had a
-    CA of its own: the hosts' files, etcd without auth, and the local PKI."""
+EL7_TLS = "/etc/kubernetes/tls"
+
+
+def earlier_layout(machines, pki_dir: str, profile: str = "modern"):
+    """Turn a converged secure cluster into the layout kubelab wrote before etcd had a CA of its
+    own: the hosts' files, etcd without auth, and the local PKI."""
     local = Path(pki_dir)
     pki = ClusterPKI.open(local, create=False)
     master = machines[MASTER]
@@ -188,21 +191,66 @@ def earlier_layout(machines, pki_dir: str):
         write_private(path, resigned(x509.load_pem_x509_certificate(path.read_bytes()), pki))
     for name in ("etcd-ca.crt", "etcd-ca.key", *(p.name for p in local.glob("kube-proxy-*"))):
         (local / name).unlink()
+    apiserver = APISERVER_ETCD if profile == "modern" else f"{EL7_TLS}/apiserver-etcd-client.crt"
     for machine in machines.values():
-        for path in ("/etc/etcd/pki/server.crt", APISERVER_ETCD, FLANNELD_ETCD):
+        for path in ("/etc/etcd/pki/server.crt", apiserver, FLANNELD_ETCD):
             if path in machine.files:
                 machine.files[path].content = resigned(cert(machine, path), pki)
         for path in ("/etc/etcd/pki/ca.crt", "/etc/flannel/pki/ca.crt"):
             if path in machine.files:
                 machine.files[path].content = pki.ca_cert_pem
         # one kube-proxy certificate for every host
-        machine.files[KUBE_PROXY].content = master.files[KUBE_PROXY].content
-    del master.files["/etc/kubernetes/pki/etcd-ca.crt"]
-    unit = master.files["/etc/systemd/system/kube-apiserver.service"]
-    unit.content = unit.content.replace(b"pki/etcd-ca.crt", b"pki/ca.crt")
+        if KUBE_PROXY in machine.files:
+            machine.files[KUBE_PROXY].content = machines[MINIONS[0]].files[KUBE_PROXY].content
+    if profile == "modern":
+        del master.files["/etc/kubernetes/pki/etcd-ca.crt"]
+        config = master.files["/etc/systemd/system/kube-apiserver.service"]
+        config.content = config.content.replace(b"pki/etcd-ca.crt", b"pki/ca.crt")
+    else:  # the apiserver's etcd CA was the ca.crt of its TLS files
+        del master.files[f"{EL7_TLS}/etcd-ca.crt"]
+        config = master.files["/etc/kubernetes/apiserver"]
+        config.content = config.content.replace(b"tls/etcd-ca.crt", b"tls/ca.crt")
     master.etcd_auth = {"enabled": False, "users": {}, "perms": {}}
     for machine in machines.values():
         machine.restarts.clear()
+
+
+@pytest.fixture
+def pki_restored(modern, el7):
+    """The module's PKI directories as they were, whatever a test did to them."""
+    directories = [Path(data["pki_dir"]) for _, data in (modern, el7)]
+    saved = {d: {p.name: p.read_bytes() for p in d.iterdir()} for d in directories}
+    yield
+    for directory, files in saved.items():
+        for path in directory.iterdir():
+            if path.name not in files:
+                path.unlink()
+        for name, content in files.items():
+            write_private(directory / name, content)
+
+
+def test_a_secure_el7_cluster_of_the_earlier_layout_moves_over_in_one_run(el7, pki_restored):
+    converged, data = el7
+    machines = copy.deepcopy(converged)
+    earlier_layout(machines, data["pki_dir"], "el7")
+    stored = dict(machines[MASTER].etcd)
+    run_deploy(machines, kubelab.deploy_cluster, data=data)
+    master = machines[MASTER]
+    etcd_ca = etcd_trusts(master, "/etc/etcd/etcd.conf")
+    assert issued_by(cert(master, "/etc/etcd/pki/server.crt"), etcd_ca)
+    assert issued_by(cert(master, f"{EL7_TLS}/apiserver-etcd-client.crt"), etcd_ca)
+    assert cert(master, f"{EL7_TLS}/etcd-ca.crt") == etcd_ca != cert(master, f"{EL7_TLS}/ca.crt")
+    assert f"--etcd-cafile={EL7_TLS}/etcd-ca.crt" in master.text("/etc/kubernetes/apiserver")
+    assert master.etcd == stored and not master.etcd_auth["enabled"]
+    assert {"etcd.service", "kube-apiserver.service"} <= set(master.restarts)
+    for name in MINIONS:
+        machine = machines[name]
+        assert issued_by(cert(machine, FLANNELD_ETCD), etcd_ca), name
+        assert {"flanneld.service", "kube-proxy.service"} <= set(machine.restarts), name
+        # docker's bridge comes from flanneld's lease, which a new certificate leaves alone
+        assert not {"docker.service", "kubelet.service"} & set(machine.restarts), name
+    again = run_deploy(machines, kubelab.deploy_cluster, data=data)
+    assert again.commands == {host: [] for host in HOSTS}
 
 
 def test_a_secure_cluster_of_the_earlier_layout_moves_over_in_one_run(modern):
