@@ -18,7 +18,7 @@ from . import once, secrets, topology
 from .admin_kubeconfig import write_user_kubeconfig
 from .common import directory
 from .defaults import DEFAULTS, fail, setting, setting_error
-from .pki import CA_CERT, SA_KEY, ClusterPKI, PKIError, PKIMissing
+from .pki import CA_CERT, ETCD_CA, SA_KEY, ClusterPKI, PKIError, PKIMissing
 
 PKI = "/etc/kubernetes/pki"
 # A master holding one of these already belongs to a cluster with a CA.
@@ -49,8 +49,8 @@ def pki_directory() -> Path:
 
 
 @cache
-def _open(directory: Path, create: bool, cluster_name: str) -> ClusterPKI:
-    return ClusterPKI.open(directory, create=create, cluster_name=cluster_name)
+def _open(directory: Path, create: bool, cluster_name: str, ca: str = "ca") -> ClusterPKI:
+    return ClusterPKI.open(directory, create=create, cluster_name=cluster_name, ca=ca)
 
 
 def cluster_pki() -> ClusterPKI:
@@ -116,6 +116,18 @@ def _refuse_another_masters_ca(pki: ClusterPKI, master):
     )
 
 
+def etcd_pki() -> ClusterPKI:
+    """etcd's own CA, beside the cluster CA in the same directory: it signs etcd's serving
+    certificate and its clients' (the apiserver, flanneld) and nothing else, so the cluster CA's
+    certificates (kubelets', kube-proxies', CSRs the controller-manager approves) open no etcd.
+    Made on the first run that needs it, a secure cluster of an earlier layout included."""
+    cluster_pki()  # the cluster PKI's checks first: a lost directory stops the run
+    try:
+        return _open(pki_directory(), True, setting("cluster_name"), ETCD_CA)
+    except PKIError as error:
+        raise setting_error("pki_dir", topology.master(), str(error)) from None
+
+
 def apiserver_url() -> str:
     return f"https://{topology.master_address()}:{setting('apiserver_port')}"
 
@@ -142,8 +154,7 @@ def apiserver_names() -> tuple[list[str], list[str]]:
 
 
 def client_cert(pki: ClusterPKI, name: str, common_name: str, organizations=()):
-    """``pki.client_cert``, read once per run: every host's kube-proxy (and flanneld) has the
-    same one."""
+    """``pki.client_cert``, read once per run: every host's flanneld has the same one."""
     key = ("client certificate", str(pki.directory), name, common_name, tuple(organizations))
     return once.per_run(key, lambda: pki.client_cert(name, common_name, organizations))
 
@@ -194,8 +205,10 @@ def deploy_master_certificates():
     write_user_kubeconfig(pki_directory(), admin)  # the same, for kubectl on this machine
     etcd_client = {}
     if topology.secure():
-        cert, key = pki.client_cert("apiserver-etcd-client", "apiserver")
+        etcd = etcd_pki()
+        cert, key = etcd.client_cert("apiserver-etcd-client", "apiserver")
         etcd_client = {
+            f"{PKI}/etcd-ca.crt": etcd.ca_cert_pem,
             f"{PKI}/apiserver-etcd-client.crt": cert,
             f"{PKI}/apiserver-etcd-client.key": key,
         }
@@ -250,8 +263,11 @@ MINION_KUBECONFIGS = {
 
 
 def kube_proxy_kubeconfig(pki: ClusterPKI) -> bytes:
-    """kube-proxy's kubeconfig (one client certificate for every host's kube-proxy)."""
-    return kubeconfig(pki, "kube-proxy", "system:kube-proxy", ["system:node-proxier"])
+    """This host's kube-proxy's kubeconfig: a client certificate of its own (the user
+    system:kube-proxy, as kube-proxy's RBAC binding expects), so one host's key is not every
+    host's."""
+    name = f"kube-proxy-{topology.short_name()}"
+    return kubeconfig(pki, name, "system:kube-proxy", ["system:node-proxier"])
 
 
 def kubelet_kubeconfig(pki: ClusterPKI) -> bytes:

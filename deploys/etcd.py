@@ -6,6 +6,7 @@ from . import downloads, etcd_tls, packages, topology
 from .artifacts import etcd_release
 from .common import directory, place, service, system_user
 from .defaults import DEFAULTS, setting
+from .etcd_access import deploy_etcd_auth
 from .profiles import profile
 
 # modern: upstream's etcd runs as this system user, its data under DATA_DIR (mode 0700).
@@ -60,3 +61,4 @@ def deploy_modern_etcd():
     unit = place("/etc/systemd/system/etcd.service", etcd_user=ETCD_USER)
     config = place("/etc/default/etcd", **etcd_template_data())
     service("etcd", changed=[config, binaries, *server_certificate()], units=[unit])
+    deploy_etcd_auth()

@@ -1,12 +1,15 @@
 """The ``secure`` setting: etcd serves TLS and answers only clients holding a certificate of
-the cluster CA (the apiserver, every flanneld, kubelab's own etcdctl).
+its own CA (the apiserver, every flanneld, kubelab's own etcdctl).
 
-Certificates come from the cluster PKI on the controller (see ``certificates``), the same CA
-for both profiles.
+Certificates come from etcd's CA in the PKI on the controller (see ``certificates.etcd_pki``),
+for both profiles; the cluster CA, which signs kubelets', kube-proxies' and approved CSRs'
+certificates, is not trusted by etcd. kubelab's own etcdctl runs on the master with etcd's
+serving certificate (it has clientAuth): that pair and etcd's trusted CA always match the etcd
+running there, before and after a run switches them.
 """
 
 from . import topology
-from .certificates import PKI, client_cert, cluster_pki, install
+from .certificates import PKI, client_cert, etcd_pki, install
 from .defaults import secure_for, setting
 from .profiles import profile
 
@@ -33,23 +36,26 @@ def etcd_server_files() -> dict[str, str]:
 
 
 def client_files(component: str) -> dict[str, str]:
-    """Where ``component`` ("flanneld" or "apiserver") keeps its etcd client certificate."""
+    """Where ``component`` ("flanneld" or "apiserver") keeps its etcd client certificate and
+    etcd's CA (the apiserver's beside the cluster CA's ca.crt, hence its own name)."""
     if component == "flanneld":
-        directory = FLANNEL_PKI
+        directory, ca = FLANNEL_PKI, "ca.crt"
     else:
         directory = EL7_KUBE_TLS if profile() == "el7" else PKI
+        ca = "etcd-ca.crt"
     return {
-        "ca": f"{directory}/ca.crt",
+        "ca": f"{directory}/{ca}",
         "cert": f"{directory}/{component}-etcd-client.crt",
         "key": f"{directory}/{component}-etcd-client.key",
     }
 
 
 def etcdctl_args(api: int) -> str:
-    """etcdctl's TLS arguments (its v2 and v3 modes name them differently); none when off."""
+    """kubelab's etcdctl's TLS arguments on the master (its v2 and v3 modes name them
+    differently); none when off."""
     if not enabled():
         return ""
-    files = client_files("flanneld")
+    files = etcd_server_files()
     if api == 2:
         return f"--ca-file={files['ca']} --cert-file={files['cert']} --key-file={files['key']}"
     return f"--cacert={files['ca']} --cert={files['cert']} --key={files['key']}"
@@ -57,7 +63,7 @@ def etcdctl_args(api: int) -> str:
 
 def deploy_etcd_server_certificate(owner: str) -> list:
     """The master's etcd serving certificate, its key readable by ``owner`` (etcd's user)."""
-    pki = cluster_pki()
+    pki = etcd_pki()
     master = topology.master()
     # clientAuth too: etcd's own gateway (/v3/ over HTTP) dials etcd with this certificate.
     cert, key = pki.server_cert(
@@ -75,8 +81,8 @@ def deploy_etcd_server_certificate(owner: str) -> list:
 
 
 def deploy_etcd_client_certificate(component: str, owner: str = "root") -> list:
-    """``component``'s client certificate for etcd (CN ``<component>``)."""
-    pki = cluster_pki()
+    """``component``'s client certificate for etcd (CN ``<component>``, its etcd user)."""
+    pki = etcd_pki()
     cert, key = client_cert(pki, f"{component}-etcd-client", component)
     files = client_files(component)
     installed = install(

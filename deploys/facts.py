@@ -1,5 +1,7 @@
 """Facts kubelab reads from hosts besides pyinfra's own."""
 
+import base64
+import json
 import re
 import shlex
 from datetime import datetime, timezone
@@ -540,4 +542,58 @@ class KubeVersions(FactBase):
                     }
             elif kind == "error":
                 found["error"] = rest.strip() or "kubectl failed"
+        return found
+
+
+class EtcdAuth(FactBase):
+    """etcd's access control (v3 API), read on the master with kubelab's etcdctl: ``enabled``,
+    ``users`` (each named user's roles, ``None`` for one that does not exist) and ``perms``
+    (each named role's key permissions as (type, key, range_end); ``None`` for no such role).
+    ``None`` when etcdctl cannot read it (no etcdctl, etcd down, a client etcd refuses)."""
+
+    def command(self, endpoint, options, users=(), roles=()):
+        etcdctl = f"ETCDCTL_API=3 etcdctl --endpoints={shlex.quote(endpoint)} {options}".strip()
+        queries = [f"user get {shlex.quote(name)}" for name in users]
+        queries += [f"role get {shlex.quote(name)}" for name in roles]
+        reads = "; ".join(
+            f"printf '%s\\t%s\\n' {shlex.quote(query)} "
+            f"\"$({etcdctl} -w json {query} 2>/dev/null | tr -d '\\n')\""
+            for query in queries
+        )
+        return (
+            "command -v etcdctl >/dev/null 2>&1 || exit 0; "
+            f"out=$({etcdctl} -w json auth status 2>/dev/null | tr -d '\\n') || exit 0; "
+            f"printf 'auth status\\t%s\\n' \"$out\"; {reads}"
+        )
+
+    def process(self, output):
+        answers = {}
+        for line in output:
+            query, _, answer = line.rstrip("\n").partition("\t")
+            try:
+                answers[query] = json.loads(answer) if answer.strip() else None
+            except ValueError:
+                answers[query] = None
+        status = answers.pop("auth status", None)
+        if status is None:
+            return None
+        found = {"enabled": bool(status.get("enabled")), "users": {}, "perms": {}}
+        for query, answer in answers.items():
+            kind, _, name = query.partition(" get ")
+            name = name.strip("'")
+            if kind == "user":
+                found["users"][name] = None if answer is None else sorted(answer.get("roles", []))
+            elif kind == "role":
+                found["perms"][name] = (
+                    None
+                    if answer is None
+                    else [
+                        (
+                            int(perm.get("permType", 0)),
+                            base64.b64decode(perm.get("key", "")).decode(errors="replace"),
+                            base64.b64decode(perm.get("range_end", "")).decode(errors="replace"),
+                        )
+                        for perm in answer.get("perm", [])
+                    ]
+                )
         return found

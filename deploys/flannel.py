@@ -153,7 +153,6 @@ def network_config_stored(api: int):
 @deploy("flannel network config", data_defaults=DEFAULTS)
 def deploy_flannel_network_config():
     api = ETCD_API[profile()]
-    client_certificate()  # etcdctl presents flanneld's certificate
     fact, kwargs = stored_config_fact()
     hoststate.will_ask(fact, **kwargs)  # read with the rest of this host's state
     network_config_stored(
@@ -199,7 +198,10 @@ def deploy_flannel():
         before_restart=old_device_dropped,
         attempts=START_ATTEMPTS[profile()],
     )
-    return lambda: network_config_changes() or any(placement.changes(op) for op in [*own, *units])
+    # A new client certificate leaves flanneld's lease, hence docker's bridge, as it was.
+    return lambda: (
+        network_config_changes() or any(placement.changes(op) for op in [changed, *units])
+    )
 
 
 def old_device_dropped() -> list[str]:

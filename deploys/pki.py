@@ -12,6 +12,9 @@ through a temporary file and ``os.replace`` so that no reader sees half a file.
 Files in the directory::
 
     ca.crt, ca.key                          the cluster CA ("<cluster_name>-ca")
+    etcd-ca.crt, etcd-ca.key                etcd's own CA ("<cluster_name>-etcd-ca"): etcd trusts
+                                            only it, so no certificate of the cluster CA (a
+                                            kubelet's, an approved CSR's) opens etcd
     <name>.crt, <name>.key                  leaf certificates (server_cert, client_cert)
     service-account.key, service-account.pub  the service-account token signing key pair
     kubelab-files                           the name of every file kubelab wrote here
@@ -52,14 +55,16 @@ LEAF_VALIDITY = timedelta(days=5 * 365)
 _ISSUE_LOCK = threading.RLock()
 BACKDATE = timedelta(hours=1)  # tolerate clocks on the hosts running behind the controller's
 
-CA_CERT = "ca.crt"
-CA_KEY = "ca.key"
+CA = "ca"
+ETCD_CA = "etcd-ca"
+CA_CERT = f"{CA}.crt"
+CA_KEY = f"{CA}.key"
 SA_KEY = "service-account.key"
 SA_PUB = "service-account.pub"
 MANIFEST = "kubelab-files"
 # The leaf certificates that name the master they were issued for (``issued_for``).
 MASTER_CERTS = ("apiserver.crt", "etcd-server.crt")
-RESERVED_NAMES = frozenset({"ca", "service-account"})
+RESERVED_NAMES = frozenset({CA, ETCD_CA, "service-account"})
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 IPAddress = IPv4Address | IPv6Address
@@ -81,30 +86,40 @@ class _Request(NamedTuple):
 
 
 class ClusterPKI:
-    """A CA and the certificates and keys it issued, stored in one private directory."""
+    """A CA and the certificates and keys it issued, stored in one private directory.
 
-    def __init__(self, directory: Path) -> None:
+    ``ca`` names the CA's files (``<ca>.crt``, ``<ca>.key``): the cluster CA, or etcd's own CA
+    beside it in the same directory."""
+
+    def __init__(self, directory: Path, ca: str = CA) -> None:
         self.directory = directory
+        self.ca = ca
         self._ca_cert: x509.Certificate
         self._ca_key: rsa.RSAPrivateKey
         self._ca_key_checked = False
         self._ca_cert_pem: bytes
 
     def __repr__(self) -> str:
-        return f"ClusterPKI({str(self.directory)!r})"
+        ca = "" if self.ca == CA else f", ca={self.ca!r}"
+        return f"ClusterPKI({str(self.directory)!r}{ca})"
 
     @classmethod
     def open(
-        cls, directory: str | os.PathLike[str], create: bool, *, cluster_name: str = "kubelab"
+        cls,
+        directory: str | os.PathLike[str],
+        create: bool,
+        *,
+        cluster_name: str = "kubelab",
+        ca: str = CA,
     ) -> ClusterPKI:
         """Open the PKI in ``directory``; with ``create``, make the directory and CA if absent."""
         directory = Path(directory).expanduser()
-        if not create and not (directory / CA_CERT).is_file():
-            raise PKIMissing(f"no cluster CA in {directory} (expected {CA_CERT} and {CA_KEY})")
+        if not create and not (directory / f"{ca}.crt").is_file():
+            raise PKIMissing(f"no cluster CA in {directory} (expected {ca}.crt and {ca}.key)")
         if create:
             _make_private_dir(directory)
         _require_private_dir(directory)
-        pki = cls(directory)
+        pki = cls(directory, ca)
         with _locked(directory):
             if create and not pki.ca_cert_path.exists():
                 if not (directory / MANIFEST).exists():
@@ -131,11 +146,11 @@ class ClusterPKI:
 
     @property
     def ca_cert_path(self) -> Path:
-        return self.directory / CA_CERT
+        return self.directory / f"{self.ca}.crt"
 
     @property
     def ca_key_path(self) -> Path:
-        return self.directory / CA_KEY
+        return self.directory / f"{self.ca}.key"
 
     @property
     def ca_cert_pem(self) -> bytes:
@@ -212,7 +227,7 @@ class ClusterPKI:
 
     def _create_ca(self, cluster_name: str) -> None:
         key = _load_or_create_key(self.ca_key_path)
-        name = _subject(f"{cluster_name}-ca")
+        name = _subject(f"{cluster_name}-{self.ca}")
         now = _now()
         cert = (
             x509.CertificateBuilder()
@@ -236,7 +251,9 @@ class ClusterPKI:
 
     def _load_ca(self) -> None:
         if not self.ca_key_path.exists():
-            raise PKIError(f"{self.ca_cert_path} has no {CA_KEY} beside it: the CA cannot sign")
+            raise PKIError(
+                f"{self.ca_cert_path} has no {self.ca_key_path.name} beside it: the CA cannot sign"
+            )
         self._ca_cert_pem = self.ca_cert_path.read_bytes()
         self._ca_cert = x509.load_pem_x509_certificate(self._ca_cert_pem)
         # The key's own consistency check waits for its first signature (_signing_key): a run
@@ -257,7 +274,7 @@ class ClusterPKI:
 
     def _leaf(self, name: str, request: _Request) -> tuple[bytes, bytes]:
         if not _NAME.fullmatch(name) or name in RESERVED_NAMES:
-            raise ValueError(f"invalid certificate name {name!r} (a plain file stem, not 'ca')")
+            raise ValueError(f"invalid certificate name {name!r} (a plain file stem, not a CA's)")
         cert_path, key_path = self.directory / f"{name}.crt", self.directory / f"{name}.key"
         with _locked(self.directory):
             key = _load_or_create_key(key_path, validate=False)

@@ -19,6 +19,7 @@ import builds  # noqa: E402
 import cgroups  # noqa: E402
 import daytwo  # noqa: E402
 import deadminion  # noqa: E402
+import etcd_access  # noqa: E402
 import faults  # noqa: E402
 import identity  # noqa: E402
 import installs  # noqa: E402
@@ -123,6 +124,16 @@ def switch_to_secure(inventory: str):
     check("the final test passes on the secure cluster", True)
     changes, _ = pipeline.deploy(secure, "e2e-secure-again")
     check("secure re-run changes nothing", not changes, f"changes {dict(changes)}")
+    check(
+        "a minion's flanneld key: flannel's config, no /registry/",
+        True,
+        etcd_access.flanneld_kept_to_its_prefix(secure),
+    )
+    check(
+        "etcd refuses a minion's kubelet and kube-proxy keys",
+        True,
+        etcd_access.cluster_ca_certificates_refused(secure),
+    )
     return secure
 
 

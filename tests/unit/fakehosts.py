@@ -25,6 +25,7 @@ from kubelab.facts import (
     ArchiveMarker,
     CgroupVersion,
     ContainerdImages,
+    EtcdAuth,
     EtcdPrefix,
     EtcdValue,
     KubelabLeftovers,
@@ -137,6 +138,8 @@ class Machine:
     cgroup: int = 2  # the cgroup version the host boots with
     images: set[str] = field(default_factory=set)  # in containerd's k8s.io namespace
     etcd: dict[tuple[int, str], str] = field(default_factory=dict)  # (api, key) -> value
+    # master: etcd's auth (v3): enabled, users -> roles, roles -> [(type, key, range_end)]
+    etcd_auth: dict = field(default_factory=lambda: {"enabled": False, "users": {}, "perms": {}})
     downloads: list[str] = field(default_factory=list)  # URLs fetched
     restarts: list[str] = field(default_factory=list)
     applied: list[str] = field(default_factory=list)  # manifests given to kubectl apply
@@ -379,6 +382,8 @@ def answer_fact(machine: Machine, cls, kwargs: dict):
             return cls().process([f"{cls.MARK} error {machine.etcd_read_errors.pop(0)}"])
         value = machine.etcd.get((kwargs.get("api", 3), kwargs["key"]))
         return cls().process([*([value] if value else []), f"{cls.MARK} read"])
+    if cls is EtcdAuth:
+        return etcd_auth_answer(machine, **kwargs)
     if cls is ManagedState:
         return cls().process(managed_state_output(machine, **kwargs))
     if cls is KubelabLeftovers:
@@ -408,6 +413,55 @@ def answer_fact(machine: Machine, cls, kwargs: dict):
         ]
         return cls().process(lines)
     raise AssertionError(f"fakehosts: no answer for fact {cls.__name__}({kwargs})")
+
+
+def etcd_auth_answer(machine: Machine, endpoint, options, users=(), roles=()):
+    """EtcdAuth: None unless etcd runs and takes the certificates etcdctl presents."""
+    if not machine.units.get("etcd.service", {}).get("active"):
+        return None
+    if etcd_refuses(machine, options):
+        return None
+    auth = machine.etcd_auth
+    return {
+        "enabled": auth["enabled"],
+        "users": {user: auth["users"].get(user) for user in users},
+        "perms": {role: auth["perms"].get(role) for role in roles},
+    }
+
+
+def etcd_refuses(machine: Machine, options: str) -> str | None:
+    """Why etcd on ``machine`` (its config files as they are) refuses etcdctl's ``options``
+    (--cacert, --cert, --key): etcd's server certificate not of --cacert, or --cert not of a CA
+    etcd trusts; None when it accepts them."""
+    from cryptography import x509
+
+    flags = dict(re.findall(r"--(cacert|cert|key)=(\S+)", options))
+    config = next(
+        (path for path in ("/etc/default/etcd", "/etc/etcd/etcd.conf") if path in machine.files),
+        None,
+    )
+    env = dict(re.findall(r'^(ETCD_\w+)="?([^"\n]*)"?$', machine.text(config), re.M))
+    if "ETCD_TRUSTED_CA_FILE" not in env:
+        return None if not flags else "etcd serves plain HTTP"
+    needed = [flags.get("cacert"), flags.get("cert"), flags.get("key")]
+    if not all(path in machine.files for path in needed):
+        return f"etcdctl's files missing: {needed}"
+
+    def load(path):
+        return x509.load_pem_x509_certificate(machine.files[path].content)
+
+    def signed(cert, ca) -> bool:
+        try:
+            cert.verify_directly_issued_by(ca)
+        except Exception:
+            return False
+        return True
+
+    if not signed(load(env["ETCD_CERT_FILE"]), load(flags["cacert"])):
+        return "etcd's server certificate is not of etcdctl's CA"
+    if not signed(load(flags["cert"]), load(env["ETCD_TRUSTED_CA_FILE"])):
+        return "etcd does not trust etcdctl's certificate"
+    return None
 
 
 def managed_state_output(machine: Machine, paths=(), digests=(), units=(), users=()) -> list:
@@ -669,6 +723,29 @@ class Interpreter:
             return False
         self.machine.etcd[(int(api), shlex.split(key)[0])] = shlex.split(value)[0]
 
+    def etcd_auth_setup(self, options, steps):
+        """etcd_access.setup_command: users, the flanneld role, auth on."""
+        machine = self.machine
+        if not machine.units.get("etcd.service", {}).get("active"):
+            return False
+        if etcd_refuses(machine, options):
+            return False
+        auth = machine.etcd_auth
+        for user in re.findall(r"e user add (\S+) --no-password", steps):
+            auth["users"].setdefault(user, [])
+        for user, role in re.findall(r"e user grant-role (\S+) (\S+)", steps):
+            auth["users"][user] = sorted({*auth["users"][user], role})
+        for role in re.findall(r"e role add ([\w-]+)", steps):
+            auth["perms"].setdefault(role, [])
+        for role, prefix in re.findall(
+            r"e role grant-permission (\S+) --prefix=true readwrite (\S+)", steps
+        ):
+            prefix = shlex.split(prefix)[0]
+            perm = (2, prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1))
+            auth["perms"][role] = sorted({*auth["perms"][role], perm})
+        assert "root" in auth["users"] and "e auth enable" in steps
+        auth["enabled"] = True
+
     def sources_stall(self) -> bool:
         return bool(self.machine.stalled & set(answer_fact(self.machine, PackageSources, {})))
 
@@ -899,6 +976,11 @@ class Interpreter:
             r"for attempt in .*?ETCDCTL_API=(\d) etcdctl --endpoints=(\S+)(?: --\S+)* "
             r"(set|put) (\S+) ('[^']*') 2>&1 >/dev/null\) && exit 0; .*",
             etcdctl_write,
+        ),
+        (
+            r"e\(\) \{ ETCDCTL_API=3 etcdctl --endpoints=\S+ (.*?) \"\$@\"; \}; "
+            r"for attempt in \$\(seq \d+\); do err=\$\(\{ (.*?); \} 2>&1 >/dev/null\) .*",
+            etcd_auth_setup,
         ),
         (r"apt-get update", apt_update),
         (r"for try in \$\(seq \d+\); do if (.+?); then exit 0; fi; sleep \d+; done; .*", wait_loop),

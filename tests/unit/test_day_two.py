@@ -144,7 +144,7 @@ def test_removal_drains_deletes_cleans_then_drops_the_lease(lab, order):
     assert "--request-timeout=20s" in drain and "--kubeconfig /etc/kubernetes/admin" in drain
     assert f"delete node {MINION2} --ignore-not-found --timeout=60s" in delete
     assert f"del {lease_key(MINION2)} 2>&1" in lease
-    assert "--cacert=/etc/flannel/pki/ca.crt" in lease  # secure: etcdctl presents its cert
+    assert "--cacert=/etc/etcd/pki/ca.crt" in lease  # secure: etcdctl presents its cert
     assert "--dial-timeout=5s --command-timeout=10s" in lease
     assert master.drained == [MINION2] and master.kube_nodes == {MINION1}
     assert (3, lease_key(MINION2)) not in master.etcd

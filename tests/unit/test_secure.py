@@ -81,10 +81,13 @@ def test_el7_flanneld_presents_its_certificate(el7, flags):
 
 
 def test_kubelab_etcdctl_presents_a_certificate(el7, modern):
+    """etcd's own serving certificate (clientAuth; on modern the etcd user with the root role),
+    never flanneld's, which etcd's auth keeps to flannel's prefix."""
     v2 = [c for c in el7[1].commands[MASTER] if "ETCDCTL_API" in c]
     v3 = [c for c in modern[1].commands[MASTER] if "ETCDCTL_API" in c]
-    assert v2 and all("--cert-file=/etc/flannel/pki/flanneld-etcd-client.crt" in c for c in v2)
-    assert v3 and all("--cert=/etc/flannel/pki/flanneld-etcd-client.crt" in c for c in v3)
+    assert v2 and all("--cert-file=/etc/etcd/pki/server.crt" in c for c in v2)
+    assert v3 and all("--cert=/etc/etcd/pki/server.crt" in c for c in v3)
+    assert all("--cacert=/etc/etcd/pki/ca.crt" in c for c in v3)
 
 
 @pytest.mark.parametrize(

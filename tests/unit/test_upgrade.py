@@ -198,7 +198,7 @@ def test_the_snapshot_is_kept_beside_the_pki_for_root_only(lab, order):
     assert "timeout 900 env ETCDCTL_API=3 etcdctl --endpoints=https://192.168.122.130:2379" in (
         snapshot
     )
-    assert "--dial-timeout=5s --command-timeout=10s --cacert=/etc/flannel/pki/ca.crt" in snapshot
+    assert "--dial-timeout=5s --command-timeout=10s --cacert=/etc/etcd/pki/ca.crt" in snapshot
     assert snapshot.startswith("umask 077 && mkdir -p /var/lib/kubelab/backups")
     backups = Path(settings["pki_dir"]).parent / "backups"
     (saved,) = backups.iterdir()
