@@ -1,6 +1,10 @@
 """The reference setup's final tests, as a deploy of their own (deploys/smoke.py).
 
-On the master, with kubectl and the cluster's admin credentials:
+On the master, with kubectl and the cluster's admin credentials, in a namespace of its own,
+``kubelab-smoke`` (created with the label ``kubelab=smoke-test``; a namespace of that name
+without the label is someone else's, and the test stops before touching it): every object the
+test makes lives there, so a user's ``nginx`` pods, ReplicationController or Service elsewhere
+are never touched.
 
 1. every minion's Node is Ready in ``kubectl get nodes``;
 2. the default service account exists (el7: with its token secret); a one-off pod of the smoke
@@ -17,8 +21,8 @@ On the master, with kubectl and the cluster's admin credentials:
 6. a deleted nginx pod is replaced by the ReplicationController.
 
 Each wait is bounded by ``smoke_timeout`` seconds and fails with one line naming what is not
-ready. The nginx ReplicationController and service stay for the next run (which reuses them);
-``smoke_cleanup`` deletes them at the end.
+ready. The namespace and the nginx ReplicationController and service in it stay for the next
+run (which reuses them); ``smoke_cleanup`` deletes the namespace, and all in it, at the end.
 
 Every step is one operation on every host (an empty one where it does not apply), so each
 step is done everywhere before the next begins. Steps 4 and 5 on a host need what the master
@@ -50,6 +54,8 @@ from .validation import validate_inventory
 MANIFESTS = "/etc/kubernetes/smoke"
 KUBECTL = "/usr/local/bin/kubectl"  # modern; el7's package puts kubectl on the PATH
 ADMIN_KUBECONFIG = "/etc/kubernetes/admin.kubeconfig"
+NAMESPACE = "kubelab-smoke"
+OWNER_LABEL = ("kubelab", "smoke-test")  # on the namespace: the test made it
 RC = "nginx"
 SELECTOR = "app=nginx"
 REPLICAS = 3
@@ -77,13 +83,18 @@ PRELUDE = (
 # Shell building blocks -------------------------------------------------------------------
 
 
-def kubectl() -> str:
+def admin_kubectl() -> str:
     """kubectl on the master, with the cluster's admin credentials; no request waits longer
     than REQUEST_TIMEOUT (kubectl 1.5 has the flag too: client-go 1.5, kubernetes#33958)."""
     bound = f"--request-timeout={REQUEST_TIMEOUT}s"
     if profile() == "el7":
         return f"kubectl -s http://127.0.0.1:{setting('apiserver_insecure_port')} {bound}"
     return f"{KUBECTL} --kubeconfig {ADMIN_KUBECONFIG} {bound}"
+
+
+def kubectl() -> str:
+    """admin_kubectl() in the smoke test's namespace: every command the test runs."""
+    return f"{admin_kubectl()} -n {NAMESPACE}"
 
 
 def timeout() -> int:
@@ -110,7 +121,7 @@ def wait_until(body: str, seconds: int) -> str:
 def run_or_fail(command: str) -> str:
     """Shell: ``command``; on failure one line naming it (kubectl without its credentials
     flags), with its output."""
-    shown = command.replace(kubectl(), "kubectl")
+    shown = command.replace(admin_kubectl(), "kubectl")
     return f'out=$({command} 2>&1) || smoke_fail "{shown} fails: $out";'
 
 
@@ -155,6 +166,27 @@ def nodes_ready_check() -> str:
         'why="node $node is not Ready (${status:-not registered}: $detail)"; return 1; done'
     )
     return script(wait_until(body, timeout()))
+
+
+# The namespace ------------------------------------------------------------------------------
+
+
+def namespace_step() -> str:
+    """Create the namespace, labelled as the smoke test's, unless it exists; refuse one that
+    exists without the label (someone else's)."""
+    k = kubectl()
+    key, value = OWNER_LABEL
+    return script(
+        f"{k} get namespace {NAMESPACE} >/dev/null 2>&1 || {{ "
+        + run_or_fail(f"{k} create namespace {NAMESPACE}")
+        + " "
+        + run_or_fail(f"{k} label namespace {NAMESPACE} {key}={value}")
+        + " };",
+        f"owner=$({k} get namespace {NAMESPACE} -o jsonpath='{{.metadata.labels.{key}}}' 2>&1);",
+        f'[ "$owner" = {value} ] || smoke_fail "namespace {NAMESPACE} exists without the label '
+        f"{key}={value}: it is not the smoke test's, which touches nothing it did not make "
+        f'(delete or rename that namespace)";',
+    )
 
 
 # 2. The default service account and its token ------------------------------------------
@@ -437,13 +469,10 @@ def replacement_check() -> str:
 
 
 def cleanup() -> str:
-    k = kubectl()
-    return script(
-        *(
-            run_or_fail(f"{k} delete {kind} {name} --ignore-not-found")
-            for kind, name in (("service", RC), ("rc", RC), ("pod", TOKEN_POD))
-        )
-    )
+    """The namespace deleted, and with it everything the smoke test made (modern: waiting,
+    bounded, until it is gone, so that a next run can make it again)."""
+    wait = f" --timeout={timeout()}s" if profile() == "modern" else ""
+    return script(run_or_fail(f"{kubectl()} delete namespace {NAMESPACE} --ignore-not-found{wait}"))
 
 
 # The deploy --------------------------------------------------------------------------------
@@ -482,19 +511,23 @@ def deploy_smoke():
         return step(master, server.shell, name=name, commands=[command])
 
     on_master("Every minion's Node is Ready", nodes_ready_check())
+    on_master(f"The smoke test's namespace {NAMESPACE} (once)", namespace_step())
     on_master("The default service account exists", service_account_check())
-    _manifest(master, "token-pod.yaml", image=image, pod=TOKEN_POD)
+    _manifest(master, "token-pod.yaml", image=image, pod=TOKEN_POD, namespace=NAMESPACE)
     on_master(
         "A pod gets the default service account's token, and the token authenticates",
         token_check(),
     )
-    _manifest(master, "nginx-rc.yaml", image=image, replicas=REPLICAS, modern=profile() == "modern")
+    modern = profile() == "modern"
+    _manifest(
+        master, "nginx-rc.yaml", image=image, replicas=REPLICAS, modern=modern, namespace=NAMESPACE
+    )
     on_master(
         f"Apply {MANIFESTS}/nginx-rc.yaml",
         script(run_or_fail(f"{kubectl()} apply -f {MANIFESTS}/nginx-rc.yaml")),
     )
     on_master(f"{REPLICAS} nginx replicas are Running, spread over the minions", replicas_check())
-    on_master("kubectl expose rc nginx --port=80 (once)", expose())
+    on_master(f"kubectl -n {NAMESPACE} expose rc nginx --port=80 (once)", expose())
     listed = on_master("List the nginx service and pods for the other hosts' checks", listing())
     if master:  # the other hosts' checks read its output (check_from_host)
         once.run_cache("smoke")["listing"] = listed
@@ -512,7 +545,7 @@ def deploy_smoke():
     on_master("A deleted nginx pod is replaced by the ReplicationController", replacement_check())
     if setting("smoke_cleanup", topology.master()):  # the master's: every host decides alike
         on_master(
-            "Delete the smoke test's service, ReplicationController and pod (smoke_cleanup)",
+            f"Delete the smoke test's namespace {NAMESPACE}, and all in it (smoke_cleanup)",
             cleanup(),
         )
         step(master, files.directory, name=f"Remove {MANIFESTS}", path=MANIFESTS, present=False)

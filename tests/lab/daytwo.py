@@ -115,7 +115,8 @@ def stop_service_loop(loop: subprocess.Popen) -> tuple[int, int]:
 def while_nginx_serves(what: str, action) -> tuple[int, int, float]:
     """``action`` while a loop on the master asks nginx's cluster IP: (answered, failed,
     seconds); more than MAX_FAILED_SHARE failed fails the scenario."""
-    cluster_ip = kube.kubectl("get service nginx -o jsonpath={.spec.clusterIP}").strip()
+    service = f"{kube.SMOKE} get service nginx -o jsonpath={{.spec.clusterIP}}"
+    cluster_ip = kube.kubectl(service).strip()
     loop = start_service_loop(cluster_ip)
     started = time.monotonic()
     try:

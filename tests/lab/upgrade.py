@@ -96,7 +96,7 @@ def upgrade_cluster(inventory: str) -> str:
         raise pipeline.StepFailed(f"the upgrade saved {len(saved)} etcd snapshots here, not 1")
     # each drain moved the nginx pods to the other minion, and nothing moves them back: new
     # pods, spread again, for the final test's spread check
-    kube.kubectl("delete pods -l app=nginx --wait=false")
+    kube.kubectl(f"{kube.SMOKE} delete pods -l app=nginx --wait=false")
     pipeline.smoke(inventory, "upgrade-smoke-after")
     again = run_pyinfra(inventory, "deploys/upgrade.py", "upgrade-again")
     if again:
