@@ -499,6 +499,31 @@ def _manifest(applies: bool, name: str, **variables):
     )
 
 
+def first_day_checks(applies: bool, image: str):
+    """modern: what a user does on the first day (deploys/smoke_first_day.py)."""
+    from . import smoke_first_day as day
+
+    def on_master(name: str, command: str):
+        return step(applies, server.shell, name=name, commands=[command])
+
+    _manifest(
+        applies, "probe.yaml", image=image, namespace=NAMESPACE, probe=day.PROBE, app=day.PROBE_APP
+    )
+    on_master(f"A pod of the {day.PROBE} DaemonSet runs on each minion", day.probes_check())
+    if day.dns_enabled():
+        on_master(
+            "From a pod on each minion, the nginx service and the apiserver resolve by name "
+            "and answer",
+            day.dns_check(),
+        )
+    on_master("kubectl exec, logs and port-forward reach a pod", day.kubectl_tools_check())
+    on_master("A NodePort service answers on every minion's address", day.node_port_check())
+    _manifest(
+        applies, "web-deployment.yaml", image=image, namespace=NAMESPACE, deployment=day.DEPLOYMENT
+    )
+    on_master("A Deployment's rolling update completes", day.rollout_check())
+
+
 @deploy("Smoke test", data_defaults=DEFAULTS)
 def deploy_smoke():
     """The reference setup's final tests against a built cluster (see the module's text)."""
@@ -543,6 +568,7 @@ def deploy_smoke():
         seconds=timeout(),
     )
     on_master("A deleted nginx pod is replaced by the ReplicationController", replacement_check())
+    first_day_checks(master and modern, image)
     if setting("smoke_cleanup", topology.master()):  # the master's: every host decides alike
         on_master(
             f"Delete the smoke test's namespace {NAMESPACE}, and all in it (smoke_cleanup)",

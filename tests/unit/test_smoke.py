@@ -154,7 +154,15 @@ MARKERS = {  # the first that a script holds names it
     "expose": "expose rc nginx --port=80",
     "listing": 'echo "service $1 $2"',
     "cleanup": "delete namespace kubelab-smoke --ignore-not-found",
+    # modern's first-day checks (deploys/smoke_first_day.py)
+    "probes": "apply -f /etc/kubernetes/smoke/probe.yaml",
+    "dns": "getent hosts",
+    "tools": "port-forward",
+    "node port": "--type=NodePort",
+    "rollout": "rollout restart",
 }
+FIRST_DAY = ["probes", "tools", "node port", "rollout"]  # and "dns" with the cluster DNS
+MARKERS_FIRST = {*FIRST_DAY, "dns"}
 
 
 def classify(text: str) -> str:
@@ -171,8 +179,8 @@ def master_steps(scripts):
 def test_modern_master_runs_every_step_with_the_admin_kubeconfig(monkeypatch):
     smoke, machines, run = smoke_run(monkeypatch, debian12)
     scripts = smoke.scripts[MASTER]
-    assert master_steps(scripts) == [*MASTER_STEPS, "checks", "replacement"]
-    for text in scripts[: len(MASTER_STEPS)] + scripts[-1:]:
+    assert master_steps(scripts) == [*MASTER_STEPS, "checks", "replacement", *FIRST_DAY]
+    for text in scripts[: len(MASTER_STEPS)] + scripts[len(MASTER_STEPS) + 1 :]:
         assert MODERN_KUBECTL in text and "kubectl -s" not in text
     nodes = script_of(scripts, "nodes")
     assert f"for node in {' '.join(MINIONS)}; do" in nodes
@@ -197,7 +205,7 @@ def test_modern_master_runs_every_step_with_the_admin_kubeconfig(monkeypatch):
     replicas = script_of(scripts, "replicas")
     assert '[ "$count" -ne 3 ]' in replicas and "-ge 2 ]" in replicas
     # The service from the master too: modern runs kube-proxy there.
-    assert len(smoke.scripts[MASTER]) == len(MASTER_STEPS) + 2
+    assert len(smoke.scripts[MASTER]) == len(MASTER_STEPS) + 2 + len(FIRST_DAY)
     from_master = smoke.scripts[MASTER][len(MASTER_STEPS)]
     assert f"curl -sS --connect-timeout 2 --max-time 5 http://{CLUSTER_IP}:80/" in from_master
     assert "10.20." not in from_master  # no pod IPs from the master
@@ -390,6 +398,12 @@ def test_the_cli_runs_each_step_on_every_host_before_the_next(monkeypatch):
         "nginx's cluster IP answers here; on a minion, the nginx pods of the other minions by "
         "pod IP too",
         "A deleted nginx pod is replaced by the ReplicationController",
+        "Upload /etc/kubernetes/smoke/probe.yaml",
+        "A pod of the probe DaemonSet runs on each minion",
+        "kubectl exec, logs and port-forward reach a pod",
+        "A NodePort service answers on every minion's address",
+        "Upload /etc/kubernetes/smoke/web-deployment.yaml",
+        "A Deployment's rolling update completes",
         "Delete the smoke test's namespace kubelab-smoke, and all in it (smoke_cleanup)",
         "Remove /etc/kubernetes/smoke",
     ]
@@ -626,9 +640,12 @@ class Shell:
 
 @pytest.fixture(params=[debian12, centos7], ids=["modern", "el7"])
 def commands(request, monkeypatch):
-    """Every host's smoke scripts, with smoke_timeout 1."""
+    """Every host's smoke scripts, with smoke_timeout 1; the master's up to the reference
+    setup's last check (test_smoke_first_day.py runs modern's first-day checks)."""
     smoke, _, _ = smoke_run(monkeypatch, request.param, data={"smoke_timeout": 1})
-    return smoke.scripts
+    scripts = smoke.scripts
+    scripts[MASTER] = [text for text in scripts[MASTER] if classify(text) not in MARKERS_FIRST]
+    return scripts
 
 
 def run_master(tmp_path, commands, state, upto=None):
