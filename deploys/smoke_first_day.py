@@ -30,9 +30,9 @@ from .smoke_test import (
     RC,
     WELCOME,
     answers,
-    kubectl,
     run_or_fail,
     script,
+    smoke_kubectl,
     timeout,
     wait_until,
 )
@@ -64,7 +64,7 @@ def in_pod_request(host: str, port: int, path: str = "/") -> str:
 def probes() -> str:
     """Shell: ``probes``, ``<pod>/<node>`` of each Running probe pod; fails (sets ``why``)
     unless every minion has one."""
-    k = kubectl()
+    k = smoke_kubectl()
     nodes = " ".join(shlex.quote(topology.node_name(m)) for m in topology.minions())
     columns = "NAME:.metadata.name,NODE:.spec.nodeName,PHASE:.status.phase"
     return (
@@ -85,7 +85,7 @@ def each_probe(checks: str) -> str:
 def probes_check() -> str:
     """The probe DaemonSet applied; one Running pod of it on every minion."""
     return script(
-        run_or_fail(f"{kubectl()} apply -f {MANIFESTS}/probe.yaml"),
+        run_or_fail(f"{smoke_kubectl()} apply -f {MANIFESTS}/probe.yaml"),
         wait_until(probes(), timeout()),
     )
 
@@ -93,7 +93,7 @@ def probes_check() -> str:
 def dns_check() -> str:
     """From the probe pod on each minion: the names resolve (nginx's to its cluster IP), nginx
     answers by its short name, the apiserver accepts a connection by its name."""
-    k = kubectl()
+    k = smoke_kubectl()
     nginx, api = fqdn(f"{RC}.{NAMESPACE}"), fqdn("kubernetes.default")
     lookup = f"timeout {IN_POD_TIMEOUT} getent hosts"
     where = "from pod $pod on $node,"
@@ -122,7 +122,7 @@ def dns_check() -> str:
 
 def kubectl_tools_check() -> str:
     """kubectl exec, logs and port-forward against the first minion's probe pod."""
-    k = kubectl()
+    k = smoke_kubectl()
     seconds = timeout()
     exec_body = (
         f'out=$({k} exec "$pod" -- cat /etc/hostname 2>&1); [ "$out" = "$pod" ] || {{ '
@@ -156,7 +156,7 @@ def kubectl_tools_check() -> str:
 
 def node_port_check() -> str:
     """nginx exposed on a node port (once); it answers on every minion's address."""
-    k = kubectl()
+    k = smoke_kubectl()
     expose = f"{k} expose rc {RC} --name={NODE_PORT_SERVICE} --type=NodePort --port=80"
     parts = [
         f"{k} get service {NODE_PORT_SERVICE} >/dev/null 2>&1 || {{ {run_or_fail(expose)} }};",
@@ -172,7 +172,7 @@ def node_port_check() -> str:
 
 def rollout_check() -> str:
     """The web Deployment applied and rolled out; restarted, and the new rollout complete."""
-    k = kubectl()
+    k = smoke_kubectl()
     seconds = timeout()
     status = f"{k} rollout status deployment/{DEPLOYMENT} --timeout={seconds}s"
     return script(

@@ -83,7 +83,7 @@ PRELUDE = (
 # Shell building blocks -------------------------------------------------------------------
 
 
-def admin_kubectl() -> str:
+def kubectl() -> str:
     """kubectl on the master, with the cluster's admin credentials; no request waits longer
     than REQUEST_TIMEOUT (kubectl 1.5 has the flag too: client-go 1.5, kubernetes#33958)."""
     bound = f"--request-timeout={REQUEST_TIMEOUT}s"
@@ -92,9 +92,9 @@ def admin_kubectl() -> str:
     return f"{KUBECTL} --kubeconfig {ADMIN_KUBECONFIG} {bound}"
 
 
-def kubectl() -> str:
-    """admin_kubectl() in the smoke test's namespace: every command the test runs."""
-    return f"{admin_kubectl()} -n {NAMESPACE}"
+def smoke_kubectl() -> str:
+    """kubectl() in the smoke test's namespace: every command the test runs."""
+    return f"{kubectl()} -n {NAMESPACE}"
 
 
 def timeout() -> int:
@@ -121,7 +121,7 @@ def wait_until(body: str, seconds: int) -> str:
 def run_or_fail(command: str) -> str:
     """Shell: ``command``; on failure one line naming it (kubectl without its credentials
     flags), with its output."""
-    shown = command.replace(admin_kubectl(), "kubectl")
+    shown = command.replace(kubectl(), "kubectl")
     return f'out=$({command} 2>&1) || smoke_fail "{shown} fails: $out";'
 
 
@@ -152,7 +152,7 @@ def not_running(k: str) -> str:
 
 
 def nodes_ready_check() -> str:
-    k = kubectl()
+    k = smoke_kubectl()
     names = " ".join(shlex.quote(topology.node_name(minion)) for minion in topology.minions())
     ready = '{.status.conditions[?(@.type=="Ready")]'
     body = (
@@ -174,7 +174,7 @@ def nodes_ready_check() -> str:
 def namespace_step() -> str:
     """Create the namespace, labelled as the smoke test's, unless it exists; refuse one that
     exists without the label (someone else's)."""
-    k = kubectl()
+    k = smoke_kubectl()
     key, value = OWNER_LABEL
     return script(
         f"{k} get namespace {NAMESPACE} >/dev/null 2>&1 || {{ "
@@ -193,7 +193,7 @@ def namespace_step() -> str:
 
 
 def service_account_check() -> str:
-    k = kubectl()
+    k = smoke_kubectl()
     body = (
         f'out=$({k} get serviceaccount default 2>&1) || {{ why="the default service account '
         'does not exist (kube-controller-manager creates it): $out"; return 1; }'
@@ -228,7 +228,7 @@ def bearer_curl(token: str, url: str, tls: str) -> str:
 
 def token_check() -> str:
     """The token pod Running, its token read and accepted by the apiserver; the pod deleted."""
-    k = kubectl()
+    k = smoke_kubectl()
     url, tls = api_tls()
     api = f"{url}/api"
     manifest = f"{MANIFESTS}/token-pod.yaml"
@@ -279,7 +279,7 @@ def spread() -> int:
 
 
 def replicas_check() -> str:
-    k = kubectl()
+    k = smoke_kubectl()
     body = (
         pods_running(k) + f' if [ "$count" -ne {REPLICAS} ]; then {not_running(k)} '
         f'why="nginx has $count Running pods, not {REPLICAS} (${{states:-no other pods}})"; '
@@ -299,7 +299,7 @@ def replicas_check() -> str:
 
 
 def expose() -> str:
-    k = kubectl()
+    k = smoke_kubectl()
     return script(
         f"{k} get service {RC} >/dev/null 2>&1 || {{ "
         f"out=$({k} expose rc {RC} --port=80 2>&1) || "
@@ -309,7 +309,7 @@ def expose() -> str:
 
 def listing() -> str:
     """Prints ``service <cluster IP> <port>`` and ``pod <name> <node> <IP>`` per Running pod."""
-    k = kubectl()
+    k = smoke_kubectl()
     return script(
         f"service=$({k} get service {RC} -o jsonpath='{{.spec.clusterIP}} "
         f"{{.spec.ports[0].port}}' 2>&1) || smoke_fail \"kubectl get service {RC} fails: "
@@ -444,7 +444,7 @@ def check_from_host(state, host, where: str, node: str | None, minions: int, sec
 
 def replacement_check() -> str:
     """Delete an nginx pod on the node that runs most of them; wait for its replacement."""
-    k = kubectl()
+    k = smoke_kubectl()
     nowait = " --wait=false" if profile() == "modern" else ""
     pick = (
         f"victim=$({list_pods(k)} 2>/dev/null | awk '{SERVING} "
@@ -472,7 +472,9 @@ def cleanup() -> str:
     """The namespace deleted, and with it everything the smoke test made (modern: waiting,
     bounded, until it is gone, so that a next run can make it again)."""
     wait = f" --timeout={timeout()}s" if profile() == "modern" else ""
-    return script(run_or_fail(f"{kubectl()} delete namespace {NAMESPACE} --ignore-not-found{wait}"))
+    return script(
+        run_or_fail(f"{smoke_kubectl()} delete namespace {NAMESPACE} --ignore-not-found{wait}")
+    )
 
 
 # The deploy --------------------------------------------------------------------------------
@@ -549,7 +551,7 @@ def deploy_smoke():
     )
     on_master(
         f"Apply {MANIFESTS}/nginx-rc.yaml",
-        script(run_or_fail(f"{kubectl()} apply -f {MANIFESTS}/nginx-rc.yaml")),
+        script(run_or_fail(f"{smoke_kubectl()} apply -f {MANIFESTS}/nginx-rc.yaml")),
     )
     on_master(f"{REPLICAS} nginx replicas are Running, spread over the minions", replicas_check())
     on_master(f"kubectl -n {NAMESPACE} expose rc nginx --port=80 (once)", expose())
