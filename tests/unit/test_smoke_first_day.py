@@ -210,7 +210,11 @@ def scripts(monkeypatch, with_cluster_dns):
     return first_day_scripts(monkeypatch)
 
 
-def test_shell_a_healthy_cluster_passes_every_first_day_check(tmp_path, scripts):
+def test_shell_a_healthy_cluster_passes_every_first_day_check(
+    tmp_path, monkeypatch, with_cluster_dns
+):
+    # waits of 30 s: the fake kubectl, a Python program, starts slowly on a loaded machine
+    scripts = first_day_scripts(monkeypatch, smoke_timeout=30)
     addresses = minion_addresses(scripts["node port"])
     state = cluster(addresses)
     for name in ("probes", "dns", "tools", "node port", "rollout"):
