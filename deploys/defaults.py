@@ -211,8 +211,9 @@ SETTINGS = [
     Setting(
         "smoke_cleanup",
         False,
-        "At the end of the smoke test, delete what it created (the nginx ReplicationController "
-        "and service, its manifests). Off: they stay, and a re-run reuses them.",
+        "At the end of the smoke test, delete what it created: its namespace `kubelab-smoke` "
+        "(where all its objects live) and its manifests. Off: they stay, and a re-run reuses "
+        "them.",
     ),
     # Day two: removing minions (deploys/remove_node.py) and resetting (deploys/reset.py)
     Setting(

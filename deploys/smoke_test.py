@@ -1,6 +1,10 @@
 """The reference setup's final tests, as a deploy of their own (deploys/smoke.py).
 
-On the master, with kubectl and the cluster's admin credentials:
+On the master, with kubectl and the cluster's admin credentials, in a namespace of its own,
+``kubelab-smoke`` (created with the label ``kubelab=smoke-test``; a namespace of that name
+without the label is someone else's, and the test stops before touching it): every object the
+test makes lives there, so a user's ``nginx`` pods, ReplicationController or Service elsewhere
+are never touched.
 
 1. every minion's Node is Ready in ``kubectl get nodes``;
 2. the default service account exists (el7: with its token secret); a one-off pod of the smoke
@@ -17,8 +21,8 @@ On the master, with kubectl and the cluster's admin credentials:
 6. a deleted nginx pod is replaced by the ReplicationController.
 
 Each wait is bounded by ``smoke_timeout`` seconds and fails with one line naming what is not
-ready. The nginx ReplicationController and service stay for the next run (which reuses them);
-``smoke_cleanup`` deletes them at the end.
+ready. The namespace and the nginx ReplicationController and service in it stay for the next
+run (which reuses them); ``smoke_cleanup`` deletes the namespace, and all in it, at the end.
 
 Every step is one operation on every host (an empty one where it does not apply), so each
 step is done everywhere before the next begins. Steps 4 and 5 on a host need what the master
@@ -50,6 +54,8 @@ from .validation import validate_inventory
 MANIFESTS = "/etc/kubernetes/smoke"
 KUBECTL = "/usr/local/bin/kubectl"  # modern; el7's package puts kubectl on the PATH
 ADMIN_KUBECONFIG = "/etc/kubernetes/admin.kubeconfig"
+NAMESPACE = "kubelab-smoke"
+OWNER_LABEL = ("kubelab", "smoke-test")  # on the namespace: the test made it
 RC = "nginx"
 SELECTOR = "app=nginx"
 REPLICAS = 3
@@ -84,6 +90,11 @@ def kubectl() -> str:
     if profile() == "el7":
         return f"kubectl -s http://127.0.0.1:{setting('apiserver_insecure_port')} {bound}"
     return f"{KUBECTL} --kubeconfig {ADMIN_KUBECONFIG} {bound}"
+
+
+def smoke_kubectl() -> str:
+    """kubectl() in the smoke test's namespace: every command the test runs."""
+    return f"{kubectl()} -n {NAMESPACE}"
 
 
 def timeout() -> int:
@@ -141,7 +152,7 @@ def not_running(k: str) -> str:
 
 
 def nodes_ready_check() -> str:
-    k = kubectl()
+    k = smoke_kubectl()
     names = " ".join(shlex.quote(topology.node_name(minion)) for minion in topology.minions())
     ready = '{.status.conditions[?(@.type=="Ready")]'
     body = (
@@ -157,11 +168,32 @@ def nodes_ready_check() -> str:
     return script(wait_until(body, timeout()))
 
 
+# The namespace ------------------------------------------------------------------------------
+
+
+def namespace_step() -> str:
+    """Create the namespace, labelled as the smoke test's, unless it exists; refuse one that
+    exists without the label (someone else's)."""
+    k = smoke_kubectl()
+    key, value = OWNER_LABEL
+    return script(
+        f"{k} get namespace {NAMESPACE} >/dev/null 2>&1 || {{ "
+        + run_or_fail(f"{k} create namespace {NAMESPACE}")
+        + " "
+        + run_or_fail(f"{k} label namespace {NAMESPACE} {key}={value}")
+        + " };",
+        f"owner=$({k} get namespace {NAMESPACE} -o jsonpath='{{.metadata.labels.{key}}}' 2>&1);",
+        f'[ "$owner" = {value} ] || smoke_fail "namespace {NAMESPACE} exists without the label '
+        f"{key}={value}: it is not the smoke test's, which touches nothing it did not make "
+        f'(delete or rename that namespace)";',
+    )
+
+
 # 2. The default service account and its token ------------------------------------------
 
 
 def service_account_check() -> str:
-    k = kubectl()
+    k = smoke_kubectl()
     body = (
         f'out=$({k} get serviceaccount default 2>&1) || {{ why="the default service account '
         'does not exist (kube-controller-manager creates it): $out"; return 1; }'
@@ -196,7 +228,7 @@ def bearer_curl(token: str, url: str, tls: str) -> str:
 
 def token_check() -> str:
     """The token pod Running, its token read and accepted by the apiserver; the pod deleted."""
-    k = kubectl()
+    k = smoke_kubectl()
     url, tls = api_tls()
     api = f"{url}/api"
     manifest = f"{MANIFESTS}/token-pod.yaml"
@@ -247,7 +279,7 @@ def spread() -> int:
 
 
 def replicas_check() -> str:
-    k = kubectl()
+    k = smoke_kubectl()
     body = (
         pods_running(k) + f' if [ "$count" -ne {REPLICAS} ]; then {not_running(k)} '
         f'why="nginx has $count Running pods, not {REPLICAS} (${{states:-no other pods}})"; '
@@ -267,7 +299,7 @@ def replicas_check() -> str:
 
 
 def expose() -> str:
-    k = kubectl()
+    k = smoke_kubectl()
     return script(
         f"{k} get service {RC} >/dev/null 2>&1 || {{ "
         f"out=$({k} expose rc {RC} --port=80 2>&1) || "
@@ -277,7 +309,7 @@ def expose() -> str:
 
 def listing() -> str:
     """Prints ``service <cluster IP> <port>`` and ``pod <name> <node> <IP>`` per Running pod."""
-    k = kubectl()
+    k = smoke_kubectl()
     return script(
         f"service=$({k} get service {RC} -o jsonpath='{{.spec.clusterIP}} "
         f"{{.spec.ports[0].port}}' 2>&1) || smoke_fail \"kubectl get service {RC} fails: "
@@ -412,7 +444,7 @@ def check_from_host(state, host, where: str, node: str | None, minions: int, sec
 
 def replacement_check() -> str:
     """Delete an nginx pod on the node that runs most of them; wait for its replacement."""
-    k = kubectl()
+    k = smoke_kubectl()
     nowait = " --wait=false" if profile() == "modern" else ""
     pick = (
         f"victim=$({list_pods(k)} 2>/dev/null | awk '{SERVING} "
@@ -437,12 +469,11 @@ def replacement_check() -> str:
 
 
 def cleanup() -> str:
-    k = kubectl()
+    """The namespace deleted, and with it everything the smoke test made (modern: waiting,
+    bounded, until it is gone, so that a next run can make it again)."""
+    wait = f" --timeout={timeout()}s" if profile() == "modern" else ""
     return script(
-        *(
-            run_or_fail(f"{k} delete {kind} {name} --ignore-not-found")
-            for kind, name in (("service", RC), ("rc", RC), ("pod", TOKEN_POD))
-        )
+        run_or_fail(f"{smoke_kubectl()} delete namespace {NAMESPACE} --ignore-not-found{wait}")
     )
 
 
@@ -470,6 +501,31 @@ def _manifest(applies: bool, name: str, **variables):
     )
 
 
+def first_day_checks(applies: bool, image: str):
+    """modern: what a user does on the first day (deploys/smoke_first_day.py)."""
+    from . import smoke_first_day as day
+
+    def on_master(name: str, command: str):
+        return step(applies, server.shell, name=name, commands=[command])
+
+    _manifest(
+        applies, "probe.yaml", image=image, namespace=NAMESPACE, probe=day.PROBE, app=day.PROBE_APP
+    )
+    on_master(f"A pod of the {day.PROBE} DaemonSet runs on each minion", day.probes_check())
+    if day.dns_enabled():
+        on_master(
+            "From a pod on each minion, the nginx service and the apiserver resolve by name "
+            "and answer",
+            day.dns_check(),
+        )
+    on_master("kubectl exec, logs and port-forward reach a pod", day.kubectl_tools_check())
+    on_master("A NodePort service answers on every minion's address", day.node_port_check())
+    _manifest(
+        applies, "web-deployment.yaml", image=image, namespace=NAMESPACE, deployment=day.DEPLOYMENT
+    )
+    on_master("A Deployment's rolling update completes", day.rollout_check())
+
+
 @deploy("Smoke test", data_defaults=DEFAULTS)
 def deploy_smoke():
     """The reference setup's final tests against a built cluster (see the module's text)."""
@@ -484,19 +540,23 @@ def deploy_smoke():
         return step(master, server.shell, name=name, commands=[command])
 
     on_master("Every minion's Node is Ready", nodes_ready_check())
+    on_master(f"The smoke test's namespace {NAMESPACE} (once)", namespace_step())
     on_master("The default service account exists", service_account_check())
-    _manifest(master, "token-pod.yaml", image=image, pod=TOKEN_POD)
+    _manifest(master, "token-pod.yaml", image=image, pod=TOKEN_POD, namespace=NAMESPACE)
     on_master(
         "A pod gets the default service account's token, and the token authenticates",
         token_check(),
     )
-    _manifest(master, "nginx-rc.yaml", image=image, replicas=REPLICAS, modern=profile() == "modern")
+    modern = profile() == "modern"
+    _manifest(
+        master, "nginx-rc.yaml", image=image, replicas=REPLICAS, modern=modern, namespace=NAMESPACE
+    )
     on_master(
         f"Apply {MANIFESTS}/nginx-rc.yaml",
-        script(run_or_fail(f"{kubectl()} apply -f {MANIFESTS}/nginx-rc.yaml")),
+        script(run_or_fail(f"{smoke_kubectl()} apply -f {MANIFESTS}/nginx-rc.yaml")),
     )
     on_master(f"{REPLICAS} nginx replicas are Running, spread over the minions", replicas_check())
-    on_master("kubectl expose rc nginx --port=80 (once)", expose())
+    on_master(f"kubectl -n {NAMESPACE} expose rc nginx --port=80 (once)", expose())
     listed = on_master("List the nginx service and pods for the other hosts' checks", listing())
     if master:  # the other hosts' checks read its output (check_from_host)
         once.run_cache("smoke")["listing"] = listed
@@ -512,9 +572,10 @@ def deploy_smoke():
         seconds=timeout(),
     )
     on_master("A deleted nginx pod is replaced by the ReplicationController", replacement_check())
+    first_day_checks(master and modern, image)
     if setting("smoke_cleanup", topology.master()):  # the master's: every host decides alike
         on_master(
-            "Delete the smoke test's service, ReplicationController and pod (smoke_cleanup)",
+            f"Delete the smoke test's namespace {NAMESPACE}, and all in it (smoke_cleanup)",
             cleanup(),
         )
         step(master, files.directory, name=f"Remove {MANIFESTS}", path=MANIFESTS, present=False)

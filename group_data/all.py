@@ -30,9 +30,14 @@ artifact_sha256 = json.loads(_LAB_PINS.read_text()) if _LAB_PINS.exists() else {
 _LAB_IMAGES = f"{artifact_mirror}/lab/images"
 sandbox_image = "lab.local/pause:kubelab"
 smoke_image = "lab.local/nginx:1.22.1-debian12"
+# The cluster add-ons, built here from upstream's Go modules (tests/lab/builds.py).
+dns_image = "lab.local/coredns:v1.13.1"
+metrics_server_image = "lab.local/metrics-server:v0.8.0"
 image_archives = {
     sandbox_image: f"{_LAB_IMAGES}/pause-kubelab.tar",
     smoke_image: f"{_LAB_IMAGES}/nginx-1.22.1-debian12.tar",
+    dns_image: f"{_LAB_IMAGES}/coredns-v1.13.1.tar",
+    metrics_server_image: f"{_LAB_IMAGES}/metrics-server-v0.8.0.tar",
 }
 
 # kube-proxy runs in a container here, where nf_conntrack_max is the host's: leave it alone.

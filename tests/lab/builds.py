@@ -274,6 +274,50 @@ def runc(version: str) -> Build:
     )
 
 
+# The cluster add-ons (kubelab's dns_image and metrics_server_image): the releases the lab
+# builds, and the image tags group_data/all.py names.
+COREDNS_VERSION = "v1.13.1"  # what kubeadm v1.35 pins
+METRICS_SERVER_VERSION = "v0.8.0"
+
+
+def coredns(version: str = COREDNS_VERSION) -> Build:
+    module = "github.com/coredns/coredns"
+    # upstream's Makefile: CGO_ENABLED=0, -X coremain.GitCommit=$(git describe --always)
+    commit = origin(module, version)["Hash"][:7]
+    return Build(
+        component="coredns",
+        version=version,
+        modules=(module,),
+        binaries={"coredns": module},
+        ldflags=f"-X {module}/coremain.GitCommit={commit}",
+        go_lines="go 1.24.0",  # its go.mod's: the same language and godebug defaults
+    )
+
+
+def metrics_server(version: str = METRICS_SERVER_VERSION) -> Build:
+    module = "sigs.k8s.io/metrics-server"
+    # upstream's Makefile stamps client-go's version package (gitVersion, gitCommit, buildDate)
+    info = go_json(["list", "-m", "-json", f"{module}@{version}"], Path("/"))
+    stamps = {
+        "gitVersion": version,
+        "gitCommit": info["Origin"]["Hash"],
+        "buildDate": info["Time"],
+    }
+    return Build(
+        component="metrics-server",
+        version=version,
+        modules=(module,),
+        binaries={"metrics-server": f"{module}/cmd/metrics-server"},
+        ldflags=" ".join(f"-X k8s.io/client-go/pkg/version.{k}={v}" for k, v in stamps.items()),
+        go_lines="go 1.24.4",  # its go.mod's
+    )
+
+
+def origin(module: str, version: str) -> dict:
+    """Where the proxy says ``module@version`` comes from (VCS, URL, Hash, Ref)."""
+    return go_json(["list", "-m", "-json", f"{module}@{version}"], Path("/"))["Origin"]
+
+
 def release_time(module: str, version: str) -> str:
     """When upstream tagged ``module@version`` (the proxy's record), as the build date."""
     info = go_json(["list", "-m", "-json", f"{module}@{version}"], Path("/"))

@@ -16,6 +16,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import addons
 import kube
 import pipeline
 from faults import ssh
@@ -112,10 +113,14 @@ def stop_service_loop(loop: subprocess.Popen) -> tuple[int, int]:
     return int(counts["ok"]), int(counts["failed"])
 
 
-def while_nginx_serves(what: str, action) -> tuple[int, int, float]:
-    """``action`` while a loop on the master asks nginx's cluster IP: (answered, failed,
-    seconds); more than MAX_FAILED_SHARE failed fails the scenario."""
-    cluster_ip = kube.kubectl("get service nginx -o jsonpath={.spec.clusterIP}").strip()
+def while_nginx_serves(what: str, action) -> tuple[int, int, float, str]:
+    """``action`` while a loop on the master asks nginx's cluster IP and pods on the minions
+    look its name up: (answered, failed, seconds, the lookups' summary); more than
+    MAX_FAILED_SHARE of either failed fails the scenario."""
+    service = f"{kube.SMOKE} get service nginx -o jsonpath={{.spec.clusterIP}}"
+    cluster_ip = kube.kubectl(service).strip()
+    lookups = addons.DnsLookups(what)
+    lookups.start()
     loop = start_service_loop(cluster_ip)
     started = time.monotonic()
     try:
@@ -123,13 +128,14 @@ def while_nginx_serves(what: str, action) -> tuple[int, int, float]:
         action()
     finally:
         ok, failed = stop_service_loop(loop)
+        looked_up = lookups.stop()
     total = ok + failed
     if not total or failed > MAX_FAILED_SHARE * total:
         raise pipeline.StepFailed(
             f"nginx's cluster IP failed {failed} of {total} requests during {what} "
             f"(at most {MAX_FAILED_SHARE:.0%} allowed)"
         )
-    return ok, failed, time.monotonic() - started
+    return ok, failed, time.monotonic() - started, looked_up
 
 
 def remove_minion(inventory: str) -> str:
@@ -140,7 +146,7 @@ def remove_minion(inventory: str) -> str:
     name = minions[-1][0]
     host = short(name)
     pipeline.smoke(inventory, "daytwo-smoke-before")  # nginx and its service are there
-    ok, failed, seconds = while_nginx_serves(
+    ok, failed, seconds, looked_up = while_nginx_serves(
         "the removal",
         lambda: run_pyinfra(
             inventory, "deploys/remove_node.py", "daytwo-remove", f"remove_nodes={host}"
@@ -165,7 +171,8 @@ def remove_minion(inventory: str) -> str:
     pipeline.smoke(smaller, "daytwo-smoke-after-remove")
     return (
         f"{host} removed in {seconds:.0f} s; nginx's cluster IP answered {ok} of {total} "
-        f"requests meanwhile ({failed} failed); Node gone, host clean, second removal and "
+        f"requests meanwhile ({failed} failed); {looked_up}; Node gone, host clean, second "
+        "removal and "
         f"cluster.py on {smaller} changed nothing"
     )
 

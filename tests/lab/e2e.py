@@ -15,6 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import addons  # noqa: E402
 import builds  # noqa: E402
 import cgroups  # noqa: E402
 import daytwo  # noqa: E402
@@ -65,6 +66,10 @@ def first_cluster():
     )
     seconds = pipeline.specs(INVENTORY)
     check("specs pass on every host", True, f"{seconds:.1f} s")
+    check("kubectl top nodes and pods answer (metrics-server)", True, addons.top_answers(INVENTORY))
+    check(
+        "a Secret read raw from etcd is encrypted", True, addons.secret_encrypted_in_etcd(INVENTORY)
+    )
     before = kube.nginx_pods()
     changes, seconds = pipeline.deploy(INVENTORY, "e2e-second")
     check("second deploy changes nothing", not changes, f"{seconds:.1f} s, changes {dict(changes)}")

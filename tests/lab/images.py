@@ -1,11 +1,15 @@
 """The container images the cluster's final test runs, built here from Debian packages.
 
-No image registry can be reached from this box, so the lab makes its own two images:
+No image registry can be reached from this box, so the lab makes its own images:
 
 - ``lab.local/pause:kubelab``, the pod sandbox: only /pause, the lab's own static program
   (files/pause.c, ``gcc -static -Os``).
 - ``lab.local/nginx:1.22.1-debian12``: a Debian 12 minbase root (mmdebstrap) with Debian's
-  nginx serving its default page on port 80.
+  nginx serving its default page on port 80 (and libc-bin's getent, the final test's name
+  lookups).
+- ``lab.local/coredns:v1.13.1`` and ``lab.local/metrics-server:v0.8.0``, the cluster add-ons:
+  the program builds.py built from upstream's Go module alone at the root, with upstream's
+  entrypoint and user, like upstream's distroless images (no shell, no libc).
 
 Each is a single-platform (linux/amd64) OCI image layout in a tar, one gzip layer, named by
 the ``io.containerd.image.name`` annotation, so that
@@ -29,6 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import builds
 from base_image import DEBIAN, DEBIAN_SECURITY, SUITE
 from builds import CACHE
 from host import install_host_packages
@@ -82,6 +87,8 @@ NGINX_LINKS = {
 # What nginx needs at run time, checked in the built root.
 NGINX_NEEDS = [
     "usr/sbin/nginx",
+    "usr/bin/getent",  # libc-bin (Essential): the final test resolves names with it
+    "usr/bin/bash",  # its /dev/tcp: the final test's requests from inside a pod
     "etc/nginx/sites-enabled/default",  # a link to sites-available/default
     "etc/nginx/sites-available/default",
     "var/www/html/index.nginx-debian.html",
@@ -178,6 +185,45 @@ def nginx_image() -> Image:
         ],
         make_root=make_nginx_root,
     )
+
+
+# The add-ons run as upstream's images do: CoreDNS as distroless's nonroot (it binds :53 in its
+# pod's network namespace, which containerd 2 opens to unprivileged users:
+# enable_unprivileged_ports), metrics-server as nobody.
+NONROOT = "65532:65532"
+NOBODY = "65534"
+
+
+def program_image(name: str, build: builds.Build, program: str, config: dict) -> Image:
+    """``lab.local/<name>:<version>``: ``build``'s ``program`` at /, a /tmp, nothing else."""
+
+    def make_root(root: Path) -> dict:
+        built = builds.ensure_built(build) / program
+        shutil.copyfile(built, root / program)
+        (root / program).chmod(0o755)
+        (root / "tmp").mkdir()
+        (root / "tmp").chmod(0o1777)
+        return {"org.opencontainers.image.version": build.version}
+
+    return Image(
+        name=f"lab.local/{name}",
+        tag=build.version,
+        config={"Entrypoint": [f"/{program}"], "Env": [PATH_ENV], "WorkingDir": "/", **config},
+        recipe=[build.recipe(), program],
+        make_root=make_root,
+    )
+
+
+def coredns_image() -> Image:
+    ports = {"53/tcp": {}, "53/udp": {}}
+    return program_image(
+        "coredns", builds.coredns(), "coredns", {"User": NONROOT, "ExposedPorts": ports}
+    )
+
+
+def metrics_server_image() -> Image:
+    build = builds.metrics_server()
+    return program_image("metrics-server", build, "metrics-server", {"User": NOBODY})
 
 
 def package_version(root: Path, package: str) -> str:
@@ -370,7 +416,8 @@ def ensure_tools() -> None:
 
 def ensure_images() -> dict[str, Path]:
     """Image reference -> archive, for every image of the lab, built where not cached."""
-    return {image.reference: ensure_image(image) for image in (pause_image(), nginx_image())}
+    every = (pause_image(), nginx_image(), coredns_image(), metrics_server_image())
+    return {image.reference: ensure_image(image) for image in every}
 
 
 def main() -> int:

@@ -8,6 +8,7 @@ import pipeline
 
 MASTER = "kubemaster"
 KUBECTL = "kubectl --kubeconfig /etc/kubernetes/admin.kubeconfig --request-timeout=20s"
+SMOKE = "-n kubelab-smoke"  # the smoke test's namespace (deploys/smoke_test.py): nginx is there
 
 
 def kubectl(args: str) -> str:
@@ -47,7 +48,7 @@ def nginx_pods() -> dict[str, dict]:
     """name -> node, phase, restarts, uid of every pod of the smoke test's nginx RC, but those
     stopping (their preStop keeps them listed for a few seconds after a scale-down)."""
     pods = {}
-    for pod in json.loads(kubectl("get pods -l app=nginx -o json"))["items"]:
+    for pod in json.loads(kubectl(f"{SMOKE} get pods -l app=nginx -o json"))["items"]:
         if pod["metadata"].get("deletionTimestamp"):
             continue
         statuses = pod["status"].get("containerStatuses", [])
@@ -72,7 +73,7 @@ def pods_kept(before: dict, after: dict) -> tuple[bool, str]:
 
 def scale_until_on(node: str, replicas: int, timeout: float = 180) -> str:
     """Scale the nginx RC until one of its pods runs on ``node``; then back to 3."""
-    kubectl(f"scale rc nginx --replicas={replicas}")
+    kubectl(f"{SMOKE} scale rc nginx --replicas={replicas}")
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
@@ -84,4 +85,4 @@ def scale_until_on(node: str, replicas: int, timeout: float = 180) -> str:
             time.sleep(3)
         raise pipeline.StepFailed(f"no nginx pod Running on {node} after {timeout:g} s")
     finally:
-        kubectl("scale rc nginx --replicas=3")
+        kubectl(f"{SMOKE} scale rc nginx --replicas=3")

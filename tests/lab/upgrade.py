@@ -81,7 +81,7 @@ def upgrade_cluster(inventory: str) -> str:
     if api != old or set(nodes.values()) != {old}:
         raise pipeline.StepFailed(f"the cluster built at {old} runs {api}, Nodes {nodes}")
     before = snapshots()
-    ok, failed, seconds = while_nginx_serves(
+    ok, failed, seconds, looked_up = while_nginx_serves(
         "the upgrade", lambda: run_pyinfra(inventory, "deploys/upgrade.py", "upgrade")
     )
     total = ok + failed
@@ -96,7 +96,7 @@ def upgrade_cluster(inventory: str) -> str:
         raise pipeline.StepFailed(f"the upgrade saved {len(saved)} etcd snapshots here, not 1")
     # each drain moved the nginx pods to the other minion, and nothing moves them back: new
     # pods, spread again, for the final test's spread check
-    kube.kubectl("delete pods -l app=nginx --wait=false")
+    kube.kubectl(f"{kube.SMOKE} delete pods -l app=nginx --wait=false")
     pipeline.smoke(inventory, "upgrade-smoke-after")
     again = run_pyinfra(inventory, "deploys/upgrade.py", "upgrade-again")
     if again:
@@ -107,8 +107,9 @@ def upgrade_cluster(inventory: str) -> str:
     return (
         f"built at {old} in {built:.0f} s ({sum(changes.values())} changes), upgraded to {new} in "
         f"{seconds:.0f} s; nginx's cluster IP answered {ok} of {total} requests meanwhile "
-        f"({failed} failed); every Node at {new}, none cordoned, the snapshot {saved.pop().name} "
-        f"kept; the final test passes; a second upgrade and cluster.py changed nothing"
+        f"({failed} failed); {looked_up}; every Node at {new}, none cordoned, the snapshot "
+        f"{saved.pop().name} kept; the final test passes; a second upgrade and cluster.py "
+        "changed nothing"
     )
 
 

@@ -37,7 +37,17 @@ MODERN_KUBECTL = (
     "/usr/local/bin/kubectl --kubeconfig /etc/kubernetes/admin.kubeconfig --request-timeout=20s"
 )
 EL7_KUBECTL = "kubectl -s http://127.0.0.1:8080 --request-timeout=20s"
-MASTER_STEPS = ["nodes", "service account", "token", "apply", "replicas", "expose", "listing"]
+IN_NAMESPACE = " -n kubelab-smoke"
+MASTER_STEPS = [
+    "nodes",
+    "namespace",
+    "service account",
+    "token",
+    "apply",
+    "replicas",
+    "expose",
+    "listing",
+]
 
 
 # Simulated hosts: what the smoke deploy's commands answer ----------------------------------
@@ -136,14 +146,23 @@ def script_of(scripts: list[str], name: str) -> str:
 MARKERS = {  # the first that a script holds names it
     "replacement": "did not replace the deleted nginx pod",
     "nodes": "get nodes --no-headers",
+    "namespace": "create namespace kubelab-smoke",
     "service account": "get serviceaccount default",
     "token": f"exec {smoke_test.TOKEN_POD} -- cat",
     "apply": "apply -f /etc/kubernetes/smoke/nginx-rc.yaml",
     "replicas": "Running pods, not 3",
     "expose": "expose rc nginx --port=80",
     "listing": 'echo "service $1 $2"',
-    "cleanup": "delete rc nginx --ignore-not-found",
+    "cleanup": "delete namespace kubelab-smoke --ignore-not-found",
+    # modern's first-day checks (deploys/smoke_first_day.py)
+    "probes": "apply -f /etc/kubernetes/smoke/probe.yaml",
+    "dns": "getent hosts",
+    "tools": "port-forward",
+    "node port": "--type=NodePort",
+    "rollout": "rollout restart",
 }
+FIRST_DAY = ["probes", "tools", "node port", "rollout"]  # and "dns" with the cluster DNS
+MARKERS_FIRST = {*FIRST_DAY, "dns"}
 
 
 def classify(text: str) -> str:
@@ -160,8 +179,8 @@ def master_steps(scripts):
 def test_modern_master_runs_every_step_with_the_admin_kubeconfig(monkeypatch):
     smoke, machines, run = smoke_run(monkeypatch, debian12)
     scripts = smoke.scripts[MASTER]
-    assert master_steps(scripts) == [*MASTER_STEPS, "checks", "replacement"]
-    for text in scripts[: len(MASTER_STEPS)] + scripts[-1:]:
+    assert master_steps(scripts) == [*MASTER_STEPS, "checks", "replacement", *FIRST_DAY]
+    for text in scripts[: len(MASTER_STEPS)] + scripts[len(MASTER_STEPS) + 1 :]:
         assert MODERN_KUBECTL in text and "kubectl -s" not in text
     nodes = script_of(scripts, "nodes")
     assert f"for node in {' '.join(MINIONS)}; do" in nodes
@@ -182,11 +201,11 @@ def test_modern_master_runs_every_step_with_the_admin_kubeconfig(monkeypatch):
     assert "name: kubelab-smoke-token" in pod and "automountServiceAccountToken" not in pod
     assert f'image: "{image}"' in pod
     expose = script_of(scripts, "expose")
-    assert f"{MODERN_KUBECTL} get service nginx >/dev/null 2>&1 || {{" in expose
+    assert f"{MODERN_KUBECTL}{IN_NAMESPACE} get service nginx >/dev/null 2>&1 || {{" in expose
     replicas = script_of(scripts, "replicas")
     assert '[ "$count" -ne 3 ]' in replicas and "-ge 2 ]" in replicas
     # The service from the master too: modern runs kube-proxy there.
-    assert len(smoke.scripts[MASTER]) == len(MASTER_STEPS) + 2
+    assert len(smoke.scripts[MASTER]) == len(MASTER_STEPS) + 2 + len(FIRST_DAY)
     from_master = smoke.scripts[MASTER][len(MASTER_STEPS)]
     assert f"curl -sS --connect-timeout 2 --max-time 5 http://{CLUSTER_IP}:80/" in from_master
     assert "10.20." not in from_master  # no pod IPs from the master
@@ -261,9 +280,31 @@ def test_cleanup_only_when_asked(monkeypatch):
     assert "/etc/kubernetes/smoke/nginx-rc.yaml" in machines[MASTER].files
     smoke, machines, run = smoke_run(monkeypatch, debian12, data={"smoke_cleanup": True})
     cleanup = smoke.scripts[MASTER][-1]
-    for kind, name in (("service", "nginx"), ("rc", "nginx"), ("pod", "kubelab-smoke-token")):
-        assert f"{MODERN_KUBECTL} delete {kind} {name} --ignore-not-found" in cleanup
+    assert (
+        f"{MODERN_KUBECTL}{IN_NAMESPACE} delete namespace kubelab-smoke --ignore-not-found "
+        "--timeout=300s" in cleanup
+    )
+    assert " delete rc" not in cleanup and " delete service" not in cleanup
     assert run.commands[MASTER][-1] == "rm -rf /etc/kubernetes/smoke"
+
+
+@pytest.mark.parametrize(
+    ("make", "kubectl"), [(debian12, MODERN_KUBECTL), (centos7, EL7_KUBECTL)], ids=["modern", "el7"]
+)
+def test_every_kubectl_command_is_in_the_smoke_namespace(monkeypatch, make, kubectl):
+    smoke, _, _ = smoke_run(monkeypatch, make, data={"smoke_cleanup": True})
+    uses = 0
+    for scripts in smoke.scripts.values():
+        for text in scripts:
+            for after in text.split(kubectl)[1:]:
+                uses += 1
+                assert after.startswith(IN_NAMESPACE + " "), after[:80]
+    assert uses >= 15
+    _, machines, _ = smoke_run(monkeypatch, make)
+    rc = machines[MASTER].text("/etc/kubernetes/smoke/nginx-rc.yaml")
+    pod = machines[MASTER].text("/etc/kubernetes/smoke/token-pod.yaml")
+    assert "metadata:\n  namespace: kubelab-smoke\n  name: nginx\n" in rc
+    assert "metadata:\n  namespace: kubelab-smoke\n  name: kubelab-smoke-token\n" in pod
 
 
 def test_the_default_image_is_upstream_nginx():
@@ -345,18 +386,25 @@ def test_the_cli_runs_each_step_on_every_host_before_the_next(monkeypatch):
         steps.append(name.removeprefix("Smoke test | "))
     assert steps == [
         "Every minion's Node is Ready",
+        "The smoke test's namespace kubelab-smoke (once)",
         "The default service account exists",
         "Upload /etc/kubernetes/smoke/token-pod.yaml",
         "A pod gets the default service account's token, and the token authenticates",
         "Upload /etc/kubernetes/smoke/nginx-rc.yaml",
         "Apply /etc/kubernetes/smoke/nginx-rc.yaml",
         "3 nginx replicas are Running, spread over the minions",
-        "kubectl expose rc nginx --port=80 (once)",
+        "kubectl -n kubelab-smoke expose rc nginx --port=80 (once)",
         "List the nginx service and pods for the other hosts' checks",
         "nginx's cluster IP answers here; on a minion, the nginx pods of the other minions by "
         "pod IP too",
         "A deleted nginx pod is replaced by the ReplicationController",
-        "Delete the smoke test's service, ReplicationController and pod (smoke_cleanup)",
+        "Upload /etc/kubernetes/smoke/probe.yaml",
+        "A pod of the probe DaemonSet runs on each minion",
+        "kubectl exec, logs and port-forward reach a pod",
+        "A NodePort service answers on every minion's address",
+        "Upload /etc/kubernetes/smoke/web-deployment.yaml",
+        "A Deployment's rolling update completes",
+        "Delete the smoke test's namespace kubelab-smoke, and all in it (smoke_cleanup)",
         "Remove /etc/kubernetes/smoke",
     ]
 
@@ -404,9 +452,13 @@ import json, os, sys
 path = os.environ["FAKE_STATE"]
 state = json.load(open(path))
 args = sys.argv[1:]
-while args and args[0] in ("--kubeconfig", "-s") or args and args[0].startswith("--request"):
+namespace = "default"
+while args and args[0] in ("--kubeconfig", "-s", "-n") or args and args[0].startswith("--request"):
+    if args[0] == "-n":
+        namespace = args[1]
     args = args[1 if args[0].startswith("--request") else 2:]
 state["calls"].append(" ".join(args))
+state["namespaces_used"] = sorted(set(state.get("namespaces_used", [])) | {namespace})
 
 
 def done(out="", code=0, err=""):
@@ -425,6 +477,23 @@ def pod_line(name, pod):
 
 
 verb, rest = args[0], args[1:]
+if rest[:1] == ["namespace"]:
+    name, spaces = rest[1], state["namespaces"]
+    if verb == "get" and name not in spaces:
+        not_found("namespaces", name)
+    if verb == "get":
+        done(spaces[name].get("kubelab", ""))
+    if verb == "create":
+        spaces[name] = {}
+        done(f"namespace/{name} created\n")
+    if verb == "label":
+        key, value = rest[2].split("=")
+        spaces[name][key] = value
+        done(f"namespace/{name} labeled\n")
+    if verb == "delete":
+        spaces.pop(name, None)
+        state["pods"], state["rc"], state["service"] = {}, False, None
+        done(f"namespace {name} deleted\n")
 if verb == "get" and rest[:2] == ["nodes", "--no-headers"]:
     done("".join(f"{n} {v[0]} <none> 1m v1.35.8\n" for n, v in state["nodes"].items()))
 if verb == "get" and rest[0] == "node":
@@ -516,6 +585,7 @@ def cluster_state(**changes):
         "nodes": {
             name: ["Ready", "KubeletReady", "kubelet is posting ready status"] for name in MINIONS
         },
+        "namespaces": {"default": {}},
         "sa": True,
         "secrets": ["default-token-x1"],
         "pods": {},
@@ -570,9 +640,12 @@ class Shell:
 
 @pytest.fixture(params=[debian12, centos7], ids=["modern", "el7"])
 def commands(request, monkeypatch):
-    """Every host's smoke scripts, with smoke_timeout 1."""
+    """Every host's smoke scripts, with smoke_timeout 1; the master's up to the reference
+    setup's last check (test_smoke_first_day.py runs modern's first-day checks)."""
     smoke, _, _ = smoke_run(monkeypatch, request.param, data={"smoke_timeout": 1})
-    return smoke.scripts
+    scripts = smoke.scripts
+    scripts[MASTER] = [text for text in scripts[MASTER] if classify(text) not in MARKERS_FIRST]
+    return scripts
 
 
 def run_master(tmp_path, commands, state, upto=None):
@@ -605,6 +678,9 @@ def test_shell_a_healthy_cluster_passes_every_step(tmp_path, commands):
         assert result.returncode == 0, result.stderr
     state = shell.state
     assert state["rc"] and state["service"] == [CLUSTER_IP, 80]
+    # Every kubectl call in the smoke test's namespace, made and labelled as its own.
+    assert state["namespaces_used"] == ["kubelab-smoke"]
+    assert state["namespaces"]["kubelab-smoke"] == {"kubelab": "smoke-test"}
     assert smoke_test.TOKEN_POD not in state["pods"]  # the one-off pod is gone
     nginx = [name for name, pod in state["pods"].items() if pod["app"] == "nginx"]
     assert len(nginx) == 3 and sum(name.endswith("-new") for name in nginx) == 1
@@ -626,6 +702,19 @@ def test_shell_a_pod_being_deleted_is_not_counted_listed_or_picked(tmp_path, com
     assert [r.returncode for r in results] == [0] * len(results), [r.stderr for r in results]
     assert "10.20.1.99" not in "".join(r.stdout for r in results)
     assert "nginx-a0" in shell.state["pods"]  # not the pod the replacement check deleted
+
+
+def test_shell_a_namespace_of_that_name_not_made_by_the_test_is_left_alone(tmp_path, commands):
+    spaces = {"default": {}, "kubelab-smoke": {"team": "theirs"}}
+    shell, result = run_master(tmp_path, commands, cluster_state(namespaces=spaces))
+    assert_one_line(
+        result,
+        r"smoke test: namespace kubelab-smoke exists without the label kubelab=smoke-test: it "
+        r"is not the smoke test's, which touches nothing it did not make \(delete or rename "
+        r"that namespace\)",
+    )
+    assert shell.state["namespaces"] == spaces
+    assert [call.split()[0] for call in shell.state["calls"]] == ["get", "get", "get"]
 
 
 def test_shell_a_node_not_ready(tmp_path, commands):
