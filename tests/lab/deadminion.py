@@ -18,7 +18,7 @@ import pipeline
 
 ENDPOINTS_DEADLINE = 180  # s: the node controller's grace period (50 s) and then some
 ENDPOINTS = (
-    f"{kube.SMOKE} get endpointslices -l kubernetes.io/service-name=nginx -o jsonpath='{range "
+    kube.SMOKE + " get endpointslices -l kubernetes.io/service-name=nginx -o jsonpath='{range "
     '.items[*].endpoints[*]}{.nodeName} {.conditions.ready}{"\\n"}{end}\''
 )
 
