@@ -6,7 +6,8 @@ from pyinfra.facts.files import File, FileContents
 from pyinfra.facts.server import LinuxDistribution
 from pyinfra.operations import server
 
-from . import callstack, hoststate, once, topology
+from . import callstack, coredns, hoststate, once, topology
+from .addons import deploy_addons
 from .certificates import CLUSTER_CA_CERTS
 from .control_plane import deploy_master_services
 from .defaults import DEFAULTS
@@ -15,6 +16,7 @@ from .facts import CgroupVersion, PackageSources
 from .flannel import deploy_flannel, deploy_flannel_network_config
 from .node import deploy_node
 from .prerequisites import HOSTS_FILE, deploy_prerequisites
+from .profiles import profile
 from .validation import validate_inventory
 
 
@@ -29,6 +31,8 @@ def first_facts(target) -> list:
     ]
     if topology.is_master(target):
         facts += [(File, {"path": path}) for path in CLUSTER_CA_CERTS]
+    if topology.is_minion(target):  # where CoreDNS may forward (coredns.forward_targets)
+        facts.append((FileContents, {"path": coredns.RESOLV_CONF}))
     return facts
 
 
@@ -64,4 +68,9 @@ def deploy_cluster():
         server.shell(name="The master is ready", commands=[])
         if topology.is_minion():
             deploy_minion()
+        if profile() == "modern":
+            # Again one operation of every host: the add-ons need the minions.
+            server.shell(name="The minions are ready", commands=[])
+            if topology.is_master():
+                deploy_addons()
     hoststate.read_ahead()

@@ -15,6 +15,7 @@ from pathlib import Path
 from pyinfra import host, logger, state
 
 from . import once, topology
+from .addon_checks import check_addons
 from .defaults import DEFAULTS, fail, setting
 from .kinds import dns_problem, is_ip
 from .profiles import PROFILES, SUPPORTED, distribution, profile
@@ -34,6 +35,8 @@ INT_RANGES = {
     "operation_timeout": (1, 86400),  # a day
     "drain_timeout": (1, 86400),
     "upgrade_timeout": (1, 86400),
+    "dns_replicas": (1, 100),
+    "addons_timeout": (1, 86400),
 }
 # Settings unset by default that hold a string when set.
 OPTIONAL_STRINGS = (
@@ -43,6 +46,8 @@ OPTIONAL_STRINGS = (
     "artifact_mirror",
     "reset_cluster",
     "reset_pki",
+    "cluster_dns_ip",
+    "dns_upstream",
 )
 # Settings unset by default that hold a whole number when set.
 OPTIONAL_INTS = ("kube_proxy_conntrack_max_per_core",)
@@ -72,6 +77,7 @@ CLUSTER_WIDE = (
     "apiserver_insecure_port",
     "apiserver_port",
     "cluster_domain",
+    "cluster_dns_ip",
     "pki_dir",
     "remove_nodes",
     "remove_last_minion",
@@ -444,6 +450,7 @@ def _validate_inventory():
     for target in hosts:
         check_values(target)
         check_networks(target)
+        check_addons(target)
     master_profile = check_profile(master)
     for target in hosts:
         if check_profile(target) != master_profile:

@@ -139,6 +139,7 @@ class Machine:
     downloads: list[str] = field(default_factory=list)  # URLs fetched
     restarts: list[str] = field(default_factory=list)
     applied: list[str] = field(default_factory=list)  # manifests given to kubectl apply
+    deleted: list[str] = field(default_factory=list)  # manifests given to kubectl delete
     sysctl_applied: bool = False
     unread: set[str] = field(default_factory=set)  # files written after their service started
     waited_for: list[str] = field(default_factory=list)  # checks of bounded wait loops
@@ -214,6 +215,7 @@ def centos7() -> Machine:
 def modern(os_id: str, major: int) -> Machine:
     machine = Machine(os_id, major)
     machine.files["/etc/hosts"] = FileState(b"127.0.0.1 localhost\n")
+    machine.files["/etc/resolv.conf"] = FileState(b"nameserver 192.168.122.1\n")
     if os_id in DEBIAN:
         machine.files["/etc/apt/sources.list.d/debian.sources"] = FileState(DEBIAN_SOURCES.encode())
     return machine
@@ -669,6 +671,21 @@ class Interpreter:
         assert manifest in self.machine.files, f"kubectl apply of a missing file {manifest}"
         self.machine.applied.append(manifest)
 
+    def addon_applied(self, pending, path):
+        """An add-on's manifest applied (tried until the API accepts it), then in place."""
+        assert pending == f"{path}.pending", (pending, path)
+        if self.machine.kube_error:
+            return False
+        self.kubectl_apply(pending)
+        self.machine.files[path] = self.machine.files.pop(pending)
+
+    def addon_deleted(self, path, again):
+        assert path == again and path in self.machine.files
+        if self.machine.kube_error:
+            return False
+        self.machine.deleted.append(path)
+        del self.machine.files[path]
+
     def stop_pods(self):
         """The kubelet's slice stopped, containerd's tasks deleted (their rootfs unmounted)."""
         if "kubepods.slice" in self.machine.units:
@@ -882,6 +899,17 @@ class Interpreter:
         ),
         (r"apt-get update", apt_update),
         (r"for try in \$\(seq \d+\); do if (.+?); then exit 0; fi; sleep \d+; done; .*", wait_loop),
+        (
+            r"end=\$\(\( \$\(date \+%s\) \+ \d+ \)\); until out=\$\(\S+ --kubeconfig \S+ "
+            r"--request-timeout=\d+s apply -f (\S+) 2>&1\); do .*; done && mv -f \S+ (\S+)",
+            addon_applied,
+        ),
+        (
+            r"end=\$\(\( \$\(date \+%s\) \+ \d+ \)\); until out=\$\(\S+ --kubeconfig \S+ "
+            r"--request-timeout=\d+s delete --ignore-not-found -f (\S+) 2>&1\); do .*; done "
+            r"&& rm -f (\S+)",
+            addon_deleted,
+        ),
         (r"kubectl .*apply -f (\S+)", kubectl_apply),
     ]
 

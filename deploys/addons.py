@@ -1,0 +1,74 @@
+"""The add-ons (modern profile), applied from the master with kubectl: cluster DNS, and
+metrics-server behind the aggregation layer.
+
+Each add-on is one manifest under /etc/kubernetes/addons. The file on the master is the
+manifest last applied: a changed manifest goes beside it, is applied (tried again until the
+apiserver accepts it, at most ``addons_timeout`` seconds), and only then takes its place. So a
+re-run whose manifests are the same sends nothing to the API, and a run that failed to apply
+one applies it next time. An add-on turned off is deleted from the cluster with its manifest.
+"""
+
+import shlex
+from io import StringIO
+
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.operations import files
+
+from . import coredns, hoststate, placement
+from .defaults import DEFAULTS, setting
+from .smoke_test import kubectl
+
+ADDONS = "/etc/kubernetes/addons"
+INTERVAL = 2  # seconds between two tries
+
+
+def pending(path: str) -> str:
+    return f"{path}.pending"
+
+
+def retried(command: str, what: str) -> str:
+    """Shell: ``command`` tried every INTERVAL seconds until it succeeds, at most
+    ``addons_timeout`` seconds; then one line naming ``what`` and kubectl's last words."""
+    seconds = setting("addons_timeout")
+    problem = shlex.quote(f"kubelab: {host.name}: {what} (tried for {seconds} s: addons_timeout): ")
+    return (
+        f"end=$(( $(date +%s) + {seconds} )); until out=$({command} 2>&1); do "
+        f'if [ "$(date +%s)" -ge "$end" ]; then echo {problem}"$(printf %s "$out" | '
+        f'tail -n 1)" >&2; exit 1; fi; sleep {INTERVAL}; done'
+    )
+
+
+def apply_command(path: str) -> str:
+    """Shell: the manifest waiting beside ``path`` applied, then moved into place."""
+    command = f"{kubectl()} apply -f {pending(path)}"
+    return f"{retried(command, f'kubectl apply -f {path}')} && mv -f {pending(path)} {path}"
+
+
+def applied(path: str, content: str, label: str) -> placement.Step:
+    """The step applying the manifest ``content`` kept at ``path`` on the master, when the
+    file there differs."""
+    hoststate.manage(path)
+
+    def commands():
+        yield from files.put._inner(src=StringIO(content), dest=pending(path), mode="600")
+        yield apply_command(path)
+
+    return placement.add(label, path, lambda: hoststate.differs(path, content.encode()), commands)
+
+
+def deleted(path: str, label: str) -> placement.Step:
+    """The step deleting what the manifest at ``path`` created, and the manifest, if it is
+    there."""
+    command = f"{kubectl()} delete --ignore-not-found -f {path}"
+
+    def commands():
+        yield f"{retried(command, f'kubectl delete -f {path}')} && rm -f {path}"
+
+    return placement.add(label, path, lambda: hoststate.exists(path), commands)
+
+
+@deploy("Add-ons", data_defaults=DEFAULTS)
+def deploy_addons():
+    """On the master: CoreDNS."""
+    applied(coredns.MANIFEST, coredns.manifest(), "Apply CoreDNS (cluster DNS)")

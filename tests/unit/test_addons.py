@@ -1,0 +1,217 @@
+"""The add-ons of the modern profile on simulated hosts: CoreDNS (cluster DNS), applied from
+the master, and every kubelet pointed at it."""
+
+import copy
+import re
+
+import kubelab
+import pytest
+from conftest import HOSTS, MASTER, MINIONS
+from fakehosts import debian12, run_deploy
+from kubelab import SettingError, teardown
+from test_modern import pins
+
+COREDNS = "/etc/kubernetes/addons/coredns.yaml"
+KUBELET_CONFIG = "/etc/kubernetes/kubelet-config.yaml"
+
+
+def build(tmp_path, **data):
+    machines = {name: debian12() for name in HOSTS}
+    settings = {"artifact_sha256": pins(), "pki_dir": str(tmp_path / "pki"), **data}
+    run = run_deploy(machines, kubelab.deploy_cluster, data=settings)
+    return machines, run, settings
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    return build(tmp_path_factory.mktemp("addons"))
+
+
+def documents(text: str) -> dict[str, str]:
+    """A manifest's documents by kind (each kind once here)."""
+    found = {}
+    for document in text.split("\n---\n"):
+        kind = re.search(r"^kind: (\S+)$", document, re.M)[1]
+        assert kind not in found, kind
+        found[kind] = document
+    return found
+
+
+def corefile(text: str) -> str:
+    """The Corefile in CoreDNS's ConfigMap, unindented."""
+    block = documents(text)["ConfigMap"].split("  Corefile: |\n", 1)[1]
+    return "\n".join(line[4:] for line in block.splitlines()) + "\n"
+
+
+def test_the_master_applies_coredns_once_the_minions_are_done(cluster):
+    machines, run, _ = cluster
+    master = machines[MASTER]
+    assert master.applied == [f"{COREDNS}.pending"]
+    assert f"{COREDNS}.pending" not in master.files
+    applies = [i for i, c in enumerate(run.commands[MASTER]) if "apply -f" in c]
+    assert (
+        applies
+        and "--kubeconfig /etc/kubernetes/admin.kubeconfig" in run.commands[MASTER][applies[0]]
+    )
+    for name in MINIONS:  # nothing of CoreDNS's on a minion
+        assert COREDNS not in machines[name].files
+
+
+def test_coredns_manifest(cluster):
+    machines, _, _ = cluster
+    text = machines[MASTER].text(COREDNS)
+    kinds = documents(text)
+    assert set(kinds) == {
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "ConfigMap",
+        "Deployment",
+        "PodDisruptionBudget",
+        "Service",
+    }
+    deployment = kinds["Deployment"]
+    assert "  replicas: 2\n" in deployment
+    assert 'image: "registry.k8s.io/coredns/coredns:v1.13.1"' in deployment
+    assert "      maxUnavailable: 0\n      maxSurge: 1\n" in deployment
+    assert "path: /ready\n              port: 8181" in deployment
+    assert "path: /health\n              port: 8080" in deployment
+    assert "topologyKey: kubernetes.io/hostname" in deployment
+    assert "whenUnsatisfiable: DoNotSchedule" in deployment
+    assert "nodeTaintsPolicy: Honor" in deployment
+    assert "dnsPolicy: Default" in deployment
+    service = kinds["Service"]
+    assert "  name: kube-dns\n" in service and "  clusterIP: 10.254.0.10\n" in service
+    assert "  maxUnavailable: 1\n" in kinds["PodDisruptionBudget"]  # never blocks a drain
+    role = kinds["ClusterRole"]
+    assert 'resources: ["services", "namespaces"]' in role
+    assert 'resources: ["endpointslices"]' in role
+    assert 'verbs: ["list", "watch"]' in role
+    assert "\t" not in text
+
+
+def test_corefile_serves_the_cluster_domain_and_forwards_to_the_nodes(cluster):
+    machines, _, _ = cluster
+    text = corefile(machines[MASTER].text(COREDNS))
+    assert "    kubernetes cluster.local in-addr.arpa ip6.arpa {\n" in text
+    assert "    forward . /etc/resolv.conf {\n" in text
+    assert "    health {\n        lameduck 5s\n    }\n    ready\n" in text
+    for plugin in ("cache 30", "loop", "reload"):
+        assert f"    {plugin}\n" in text
+    assert text.count("{") == text.count("}")
+
+
+def test_every_kubelet_uses_the_cluster_dns(cluster):
+    machines, _, _ = cluster
+    for name in MINIONS:
+        config = machines[name].text(KUBELET_CONFIG)
+        assert 'clusterDNS:\n  - "10.254.0.10"\n' in config
+        assert 'clusterDomain: "cluster.local"' in config
+
+
+def test_a_rerun_applies_nothing(cluster):
+    machines, _, settings = cluster
+    machines = copy.deepcopy(machines)
+    run = run_deploy(machines, kubelab.deploy_cluster, data=settings)
+    assert run.commands == {name: [] for name in HOSTS}
+    assert machines[MASTER].applied == [f"{COREDNS}.pending"]
+
+
+def test_a_changed_setting_is_applied_and_rolls_coredns(cluster):
+    machines, _, settings = cluster
+    machines = copy.deepcopy(machines)
+    before = machines[MASTER].text(COREDNS)
+    changed = {**settings, "dns_upstream": "192.168.122.1, 10.0.0.2:5353", "dns_replicas": 3}
+    run = run_deploy(machines, kubelab.deploy_cluster, data=changed)
+    after = machines[MASTER].text(COREDNS)
+    assert machines[MASTER].applied[-1] == f"{COREDNS}.pending"
+    assert "    forward . 192.168.122.1 10.0.0.2:5353 {\n" in corefile(after)
+    assert "  replicas: 3\n" in documents(after)["Deployment"]
+    # the pod template changes with the Corefile: the Deployment rolls its replicas
+    digest = re.compile(r"kubelab\.io/corefile-sha256: \"(\w+)\"")
+    assert digest.search(before)[1] != digest.search(after)[1]
+    assert [name for name in run.changed_hosts()] == [MASTER]  # no kubelet restarts
+
+
+def test_a_failed_apply_leaves_the_manifest_out_and_the_next_run_applies_it(cluster):
+    machines, _, settings = cluster
+    machines = copy.deepcopy(machines)
+    before = machines[MASTER].files[COREDNS]
+    machines[MASTER].kube_error = "The connection to the server was refused"
+    changed = {**settings, "dns_replicas": 1}
+    run = run_deploy(machines, kubelab.deploy_cluster, data=changed, expect_failures=True)
+    assert run.failed == [MASTER]
+    assert machines[MASTER].files[COREDNS] == before  # not applied: not in place
+    failed = [c for c in run.commands[MASTER] if "apply -f" in c][-1]
+    assert "(tried for 120 s: addons_timeout)" in failed
+    machines[MASTER].kube_error = None
+    run_deploy(machines, kubelab.deploy_cluster, data=changed)
+    assert "  replicas: 1\n" in machines[MASTER].text(COREDNS)
+
+
+def test_without_a_resolver_on_a_minion_coredns_does_not_forward(tmp_path, caplog):
+    machines = {name: debian12() for name in HOSTS}
+    machines[MINIONS[1]].files["/etc/resolv.conf"].content = b"# no resolver\n"
+    machines[MINIONS[0]].files["/etc/resolv.conf"].content = b"nameserver 127.0.0.53\n"
+    settings = {"artifact_sha256": pins(), "pki_dir": str(tmp_path / "pki")}
+    run_deploy(machines, kubelab.deploy_cluster, data=settings)
+    text = corefile(machines[MASTER].text(COREDNS))
+    assert "forward" not in text
+    assert "    ready\n" in text and "    kubernetes cluster.local" in text
+    warned = [r.message for r in caplog.records if "CoreDNS can forward to" in r.message]
+    assert len(warned) == 1 and MINIONS[0] in warned[0] and MINIONS[1] in warned[0]
+    assert "set dns_upstream" in warned[0]
+    # a minion without any resolv.conf is one without a resolver too
+    del machines[MINIONS[1]].files["/etc/resolv.conf"]
+    machines[MINIONS[0]].files["/etc/resolv.conf"].content = b"nameserver 10.0.0.2\n"
+    run_deploy(machines, kubelab.deploy_cluster, data=settings)
+    assert "forward" not in corefile(machines[MASTER].text(COREDNS))
+
+
+def test_cluster_dns_ip_setting(tmp_path):
+    machines, _, _ = build(tmp_path, cluster_dns_ip="10.254.0.53", dns_image="lab.local/coredns:x")
+    text = machines[MASTER].text(COREDNS)
+    assert "  clusterIP: 10.254.0.53\n" in documents(text)["Service"]
+    assert 'image: "lab.local/coredns:x"' in text
+    for name in MINIONS:
+        assert '  - "10.254.0.53"\n' in machines[name].text(KUBELET_CONFIG)
+
+
+@pytest.mark.parametrize(
+    "data, name, phrase",
+    [
+        ({"cluster_dns_ip": "10.255.0.10"}, "cluster_dns_ip", "not a service address of"),
+        ({"cluster_dns_ip": "10.254.0.1"}, "cluster_dns_ip", "the API's service address"),
+        ({"cluster_dns_ip": "10.254.0.0"}, "cluster_dns_ip", "not a service address of"),
+        ({"cluster_dns_ip": "dns"}, "cluster_dns_ip", "is not an IPv4 address"),
+        (
+            {"service_cluster_ip_range": "10.254.0.0/29"},
+            "service_cluster_ip_range",
+            "too small for the cluster DNS",
+        ),
+        ({"dns_upstream": "127.0.0.53"}, "dns_upstream", "a loopback address"),
+        ({"dns_upstream": "10.254.0.10"}, "dns_upstream", "the cluster DNS service itself"),
+        ({"dns_upstream": "resolver.lan"}, "dns_upstream", "is not a resolver address"),
+        ({"dns_upstream": "10.0.0.2:99999"}, "dns_upstream", "is not a resolver address"),
+        ({"dns_upstream": " , "}, "dns_upstream", "names no resolver"),
+        ({"dns_replicas": 0}, "dns_replicas", "out of range 1-100"),
+        ({"dns_image": "Bad Image"}, "dns_image", "is not an image reference"),
+        ({"addons_timeout": "60"}, "addons_timeout", "is a string"),
+    ],
+)
+def test_bad_dns_settings_stop_before_any_host_is_touched(tmp_path, data, name, phrase):
+    machines = {name: debian12() for name in HOSTS}
+    before = copy.deepcopy(machines)
+    settings = {"artifact_sha256": pins(), "pki_dir": str(tmp_path / "pki"), **data}
+    with pytest.raises(SettingError) as raised:
+        run_deploy(machines, kubelab.deploy_cluster, data=settings)
+    message = str(raised.value)
+    assert "\n" not in message
+    assert re.match(rf"kubelab: setting '{name}' on {re.escape(MASTER)}: .*{phrase}", message)
+    assert machines == before
+
+
+def test_reset_removes_the_addons_with_etcd_and_their_manifests():
+    removed = teardown.paths()
+    assert "/var/lib/etcd" in removed  # the add-ons' objects live there
+    assert any(COREDNS.startswith(f"{path}/") for path in removed)
