@@ -140,6 +140,7 @@ class Machine:
     restarts: list[str] = field(default_factory=list)
     applied: list[str] = field(default_factory=list)  # manifests given to kubectl apply
     deleted: list[str] = field(default_factory=list)  # manifests given to kubectl delete
+    rewritten: list[str] = field(default_factory=list)  # Secrets rewritten, per config sha256
     sysctl_applied: bool = False
     unread: set[str] = field(default_factory=set)  # files written after their service started
     waited_for: list[str] = field(default_factory=list)  # checks of bounded wait loops
@@ -679,6 +680,13 @@ class Interpreter:
         self.kubectl_apply(pending)
         self.machine.files[path] = self.machine.files.pop(pending)
 
+    def secrets_rewritten(self, digest, marker):
+        """Every Secret read and written back through the apiserver, then the marker."""
+        if self.machine.kube_error:
+            return False
+        self.machine.rewritten.append(digest)
+        self.machine.files[marker] = FileState(f"{digest}\n".encode())
+
     def addon_deleted(self, path, again):
         assert path == again and path in self.machine.files
         if self.machine.kube_error:
@@ -909,6 +917,13 @@ class Interpreter:
             r"--request-timeout=\d+s delete --ignore-not-found -f (\S+) 2>&1\); do .*; done "
             r"&& rm -f (\S+)",
             addon_deleted,
+        ),
+        (
+            r"end=\$\(\( \$\(date \+%s\) \+ \d+ \)\); until out=\$\(\S+ --kubeconfig \S+ "
+            r"--request-timeout=\d+s get secrets -A -o json \| \S+ --kubeconfig \S+ "
+            r"--request-timeout=\d+s replace -f - 2>&1\); do .*; done && "
+            r"printf '%s\\n' (\w+) > (\S+)",
+            secrets_rewritten,
         ),
         (r"kubectl .*apply -f (\S+)", kubectl_apply),
     ]
