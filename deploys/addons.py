@@ -15,7 +15,7 @@ from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import files
 
-from . import coredns, hoststate, placement
+from . import coredns, hoststate, metrics_server, placement
 from .defaults import DEFAULTS, setting
 from .smoke_test import kubectl
 
@@ -70,5 +70,9 @@ def deleted(path: str, label: str) -> placement.Step:
 
 @deploy("Add-ons", data_defaults=DEFAULTS)
 def deploy_addons():
-    """On the master: CoreDNS."""
+    """On the master: CoreDNS, and metrics-server (``metrics_server``)."""
     applied(coredns.MANIFEST, coredns.manifest(), "Apply CoreDNS (cluster DNS)")
+    if setting("metrics_server"):
+        applied(metrics_server.MANIFEST, metrics_server.manifest(), "Apply metrics-server")
+    else:
+        deleted(metrics_server.MANIFEST, "Delete metrics-server (metrics_server is off)")

@@ -3,7 +3,7 @@ the modern profile kube-proxy)."""
 
 from pyinfra.api import deploy
 
-from . import api_tls, encryption, packages, topology
+from . import api_tls, encryption, front_proxy, packages, topology
 from .api_tls import api_url
 from .artifacts import KUBE_MASTER_BINARIES
 from .certificates import MINION_KUBECONFIGS, deploy_master_certificates
@@ -76,8 +76,12 @@ def deploy_modern_master_services():
     certificates["kube-scheduler"].append(scheduler_config)
     encryption_config = encryption.deploy_encryption_config()
     certificates["kube-apiserver"] += encryption_config
+    certificates["kube-apiserver"] += front_proxy.deploy_front_proxy_certificates()
     names = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
-    apiserver = {"encryption_config": encryption.CONFIG if encryption_config else None}
+    apiserver = {
+        "encryption_config": encryption.CONFIG if encryption_config else None,
+        **front_proxy.apiserver_arguments(),
+    }
     units = {name: unit(name, **(apiserver if name == "kube-apiserver" else {})) for name in names}
     for name in names:
         service(name, changed=[binaries[name], *certificates[name]], units=[units[name]])

@@ -6,7 +6,7 @@ from pyinfra.facts.files import File, FileContents
 from pyinfra.facts.server import LinuxDistribution
 from pyinfra.operations import server
 
-from . import callstack, coredns, encryption, hoststate, once, topology
+from . import callstack, coredns, encryption, front_proxy, hoststate, once, topology
 from .addons import deploy_addons
 from .certificates import CLUSTER_CA_CERTS
 from .control_plane import deploy_master_services
@@ -30,7 +30,9 @@ def first_facts(target) -> list:
         (CgroupVersion, {}),
     ]
     if topology.is_master(target):
-        facts += [(File, {"path": path}) for path in (*CLUSTER_CA_CERTS, encryption.CONFIG)]
+        # what a run may create only while the master holds none (a CA, a key)
+        once_only = (*CLUSTER_CA_CERTS, front_proxy.CA_CERT, encryption.CONFIG)
+        facts += [(File, {"path": path}) for path in once_only]
     if topology.is_minion(target):  # where CoreDNS may forward (coredns.forward_targets)
         facts.append((FileContents, {"path": coredns.RESOLV_CONF}))
     return facts

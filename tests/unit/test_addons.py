@@ -3,15 +3,19 @@ the master, and every kubelet pointed at it."""
 
 import copy
 import re
+import shutil
+import stat
+from pathlib import Path
 
 import kubelab
 import pytest
-from conftest import HOSTS, MASTER, MINIONS
+from conftest import HOSTS, MASTER, MINIONS, with_own_pki
 from fakehosts import debian12, run_deploy
 from kubelab import SettingError, teardown
 from test_modern import pins
 
 COREDNS = "/etc/kubernetes/addons/coredns.yaml"
+METRICS = "/etc/kubernetes/addons/metrics-server.yaml"
 KUBELET_CONFIG = "/etc/kubernetes/kubelet-config.yaml"
 
 
@@ -46,7 +50,7 @@ def corefile(text: str) -> str:
 def test_the_master_applies_coredns_once_the_minions_are_done(cluster):
     machines, run, _ = cluster
     master = machines[MASTER]
-    assert master.applied == [f"{COREDNS}.pending"]
+    assert master.applied == [f"{COREDNS}.pending", f"{METRICS}.pending"]
     assert f"{COREDNS}.pending" not in master.files
     applies = [i for i, c in enumerate(run.commands[MASTER]) if "apply -f" in c]
     assert (
@@ -114,7 +118,7 @@ def test_a_rerun_applies_nothing(cluster):
     machines = copy.deepcopy(machines)
     run = run_deploy(machines, kubelab.deploy_cluster, data=settings)
     assert run.commands == {name: [] for name in HOSTS}
-    assert machines[MASTER].applied == [f"{COREDNS}.pending"]
+    assert machines[MASTER].applied == [f"{COREDNS}.pending", f"{METRICS}.pending"]
 
 
 def test_a_changed_setting_is_applied_and_rolls_coredns(cluster):
@@ -215,3 +219,123 @@ def test_reset_removes_the_addons_with_etcd_and_their_manifests():
     removed = teardown.paths()
     assert "/var/lib/etcd" in removed  # the add-ons' objects live there
     assert any(COREDNS.startswith(f"{path}/") for path in removed)
+
+
+# The aggregation layer and metrics-server ---------------------------------------------------
+
+APISERVER_UNIT = "/etc/systemd/system/kube-apiserver.service"
+PKI = "/etc/kubernetes/pki"
+
+
+def certificate(machine, path):
+    from cryptography import x509
+
+    return x509.load_pem_x509_certificate(machine.files[path].content)
+
+
+def test_the_apiserver_serves_the_aggregation_layer(cluster):
+    machines, _, settings = cluster
+    master = machines[MASTER]
+    unit = master.text(APISERVER_UNIT)
+    for flag in (
+        f"--requestheader-client-ca-file={PKI}/front-proxy-ca.crt",
+        "--requestheader-allowed-names=front-proxy-client",
+        "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+        "--requestheader-group-headers=X-Remote-Group",
+        "--requestheader-username-headers=X-Remote-User",
+        f"--proxy-client-cert-file={PKI}/front-proxy-client.crt",
+        f"--proxy-client-key-file={PKI}/front-proxy-client.key",
+        # the apiserver dials metrics-server's pod IP itself (the master is on flannel's
+        # overlay), kube-proxy or not
+        "--enable-aggregator-routing=true",
+    ):
+        assert f"  {flag} \\\n" in unit, flag
+    ca = certificate(master, f"{PKI}/front-proxy-ca.crt")
+    client = certificate(master, f"{PKI}/front-proxy-client.crt")
+    cluster_ca = certificate(master, f"{PKI}/ca.crt")
+    client.verify_directly_issued_by(ca)
+    assert ca.subject != cluster_ca.subject  # a CA of its own
+    assert client.subject.rfc4514_string() == "CN=front-proxy-client"
+    assert master.files[f"{PKI}/front-proxy-client.key"].mode == 0o600
+    local = Path(settings["pki_dir"]) / "front-proxy"
+    assert stat.S_IMODE(local.stat().st_mode) == 0o700
+    assert (local / "ca.crt").read_bytes() == master.files[f"{PKI}/front-proxy-ca.crt"].content
+
+
+def test_metrics_server_manifest_verifies_the_kubelets(cluster):
+    machines, _, _ = cluster
+    text = machines[MASTER].text(METRICS)
+    kinds = [re.search(r"^kind: (\S+)$", d, re.M)[1] for d in text.split("\n---\n")]
+    assert sorted(kinds) == sorted(
+        [
+            "ServiceAccount",
+            "ClusterRole",
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "ClusterRoleBinding",
+            "RoleBinding",
+            "Deployment",
+            "Service",
+            "APIService",
+        ]
+    )
+    assert "kubelet-insecure-tls" not in text
+    ca = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
+    assert f"- --kubelet-certificate-authority={ca}\n" in text
+    assert "- --kubelet-preferred-address-types=InternalIP\n" in text
+    assert 'image: "registry.k8s.io/metrics-server/metrics-server:v0.8.0"' in text
+    assert "  name: v1beta1.metrics.k8s.io\n" in text
+    for name in (
+        "system:aggregated-metrics-reader",
+        "system:auth-delegator",
+        "extension-apiserver-authentication-reader",
+    ):
+        assert f"  name: {name}\n" in text
+    assert 'resources: ["nodes/metrics"]\n    verbs: ["get"]' in text
+    # the CA in every pod's service account volume is the controller-manager's root CA, the
+    # cluster CA, which signs each kubelet's serving certificate for its address and names
+    controller = machines[MASTER].text("/etc/systemd/system/kube-controller-manager.service")
+    assert f"--root-ca-file={PKI}/ca.crt" in controller
+    from cryptography import x509
+
+    cluster_ca = certificate(machines[MASTER], f"{PKI}/ca.crt")
+    for index, name in enumerate(MINIONS):
+        serving = certificate(machines[name], f"{PKI}/kubelet.crt")
+        serving.verify_directly_issued_by(cluster_ca)
+        sans = serving.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        assert [str(ip) for ip in sans.get_values_for_type(x509.IPAddress)] == [
+            f"192.168.122.{131 + index}"
+        ]
+        assert name in sans.get_values_for_type(x509.DNSName)
+        assert f"--node-ip=192.168.122.{131 + index}" in machines[name].text(
+            "/etc/systemd/system/kubelet.service"
+        )
+
+
+def test_metrics_server_turned_off_is_deleted_then_left_alone(cluster):
+    machines, _, settings = cluster
+    machines = copy.deepcopy(machines)
+    off = {**settings, "metrics_server": False}
+    run_deploy(machines, kubelab.deploy_cluster, data=off)
+    assert machines[MASTER].deleted == [METRICS]
+    assert METRICS not in machines[MASTER].files
+    again = run_deploy(machines, kubelab.deploy_cluster, data=off)
+    assert again.commands == {name: [] for name in HOSTS}
+    run_deploy(machines, kubelab.deploy_cluster, data={**settings, "metrics_server_image": "x/m:1"})
+    assert 'image: "x/m:1"' in machines[MASTER].text(METRICS)
+
+
+def test_a_lost_front_proxy_ca_stops_the_run_before_any_host_is_touched(cluster, tmp_path):
+    machines, _, settings = cluster
+    machines, settings = with_own_pki(machines, settings, tmp_path)
+    shutil.rmtree(Path(settings["pki_dir"]) / "front-proxy")
+    before = copy.deepcopy(machines)
+    with pytest.raises(SettingError) as raised:
+        run_deploy(machines, kubelab.deploy_cluster, data=settings)
+    assert re.match(
+        rf"kubelab: setting 'pki_dir' on {re.escape(MASTER)}: .*front-proxy holds no "
+        "front-proxy CA, but this master already has one",
+        str(raised.value),
+    )
+    assert machines == before
+    assert not (Path(settings["pki_dir"]) / "front-proxy").exists()
