@@ -13,10 +13,11 @@ from io import StringIO
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.operations import files
+from pyinfra.operations import files, server
 
-from . import coredns, hoststate, metrics_server, placement
+from . import coredns, hoststate, metrics_server, placement, topology
 from .defaults import DEFAULTS, setting
+from .images import deploy_image_archives
 from .smoke_test import kubectl
 
 ADDONS = "/etc/kubernetes/addons"
@@ -76,3 +77,24 @@ def deploy_addons():
         applied(metrics_server.MANIFEST, metrics_server.manifest(), "Apply metrics-server")
     else:
         deleted(metrics_server.MANIFEST, "Delete metrics-server (metrics_server is off)")
+
+
+def named_ahead():
+    """The master's manifests named before a deploy first reads the master's state, so that
+    one read answers for them too."""
+    if topology.is_master():
+        for path in (coredns.MANIFEST, metrics_server.MANIFEST):
+            hoststate.manage(path)
+
+
+@deploy("Add-ons at the upgraded releases", data_defaults=DEFAULTS)
+def deploy_upgraded_addons():
+    """After an upgrade's last minion: every minion holds the images ``image_archives`` names
+    (the add-ons' new ones among them), then the master applies the add-ons whose manifests
+    changed (a new ``dns_image`` or ``metrics_server_image``: CoreDNS rolls one replica at a
+    time)."""
+    if topology.is_minion():
+        deploy_image_archives()
+    server.shell(name="The minions hold the add-ons' images", commands=[])
+    if topology.is_master():
+        deploy_addons()

@@ -24,6 +24,9 @@ next begins:
    flanneld, the CNI plugins, containerd, runc); its services whose binary changed restarted
    (flanneld, containerd, kubelet, kube-proxy); master: its Node Ready at the new kubelet
    version (at most ``upgrade_timeout`` seconds), then ``kubectl uncordon``.
+4. the add-ons (``addons.deploy_upgraded_addons``): every minion holds the images of
+   ``image_archives``, then the master applies the add-ons whose manifests changed (the
+   releases ``dns_image`` and ``metrics_server_image`` pin).
 
 A host whose binaries are the wanted ones and whose services run them gets no command: on a
 cluster at the wanted versions the deploy changes nothing. A minion whose upgrade failed stays
@@ -47,7 +50,7 @@ from pyinfra import host, logger
 from pyinfra.api import deploy, operation
 from pyinfra.operations import files, python
 
-from . import bounds, callstack, downloads, hoststate, once, topology
+from . import addons, bounds, callstack, downloads, hoststate, once, topology
 from .artifacts import (
     KUBE_MASTER_BINARIES,
     etcd_release,
@@ -685,6 +688,7 @@ def deploy_upgrade():
     validate_inventory()
     check_request()
     current = once.current_state()
+    addons.named_ahead()
     plan_host()
     here_master = topology.is_master()
     snapshot_steps(current, here_master)
@@ -692,3 +696,4 @@ def deploy_upgrade():
     minions = topology.minions()
     for index, target in enumerate(minions):
         minion_turn(current, index, target, len(minions))
+    addons.deploy_upgraded_addons()

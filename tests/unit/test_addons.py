@@ -339,3 +339,35 @@ def test_a_lost_front_proxy_ca_stops_the_run_before_any_host_is_touched(cluster,
     )
     assert machines == before
     assert not (Path(settings["pki_dir"]) / "front-proxy").exists()
+
+
+# Day two ---------------------------------------------------------------------------------
+
+
+def test_the_upgrade_moves_the_addons_to_the_new_images_after_the_last_minion(tmp_path, order):
+    from test_day_two import running
+    from test_upgrade import OLD, PINS
+
+    machines = {name: debian12() for name in HOSTS}
+    settings = {"artifact_sha256": PINS, "pki_dir": str(tmp_path / "pki")}
+    run_deploy(machines, kubelab.deploy_cluster, data={**settings, **OLD})
+    machines = running(machines)
+    dns, metrics = "lab.local/coredns:v1.13.2", "lab.local/metrics-server:v0.8.1"
+    archives = {dns: "http://192.168.122.1:8080/lab/images/coredns.tar"}
+    archives[metrics] = "http://192.168.122.1:8080/lab/images/metrics-server.tar"
+    new = {**settings, "dns_image": dns, "metrics_server_image": metrics}
+    new["image_archives"] = archives
+    order.clear()
+    run_deploy(machines, kubelab.deploy_upgrade, data=new)
+    assert f'image: "{dns}"' in machines[MASTER].text(COREDNS)
+    assert f'image: "{metrics}"' in machines[MASTER].text(METRICS)
+    for name in MINIONS:
+        assert {f"{dns}", f"{metrics}"} <= machines[name].images
+    last_uncordon = max(i for i, (_, c) in enumerate(order) if " uncordon " in c)
+    imports = [i for i, (_, c) in enumerate(order) if "images import" in c]
+    applies = [i for i, (h, c) in enumerate(order) if h == MASTER and "apply -f" in c]
+    assert len(imports) == 4 and len(applies) == 2
+    assert last_uncordon < min(imports) and max(imports) < min(applies)
+    # at the new releases a second upgrade applies nothing
+    again = run_deploy(machines, kubelab.deploy_upgrade, data=new)
+    assert again.commands == {name: [] for name in HOSTS}
