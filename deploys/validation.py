@@ -450,7 +450,6 @@ def _validate_inventory():
     for target in hosts:
         check_values(target)
         check_networks(target)
-        check_addons(target)
     master_profile = check_profile(master)
     for target in hosts:
         if check_profile(target) != master_profile:
@@ -463,6 +462,9 @@ def _validate_inventory():
                 "same profile",
             )
     check_ports(master, master_profile)
+    if master_profile == "modern":
+        for target in hosts:
+            check_addons(target)
     warn_if_open(master, master_profile)
 
 

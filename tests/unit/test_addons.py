@@ -371,3 +371,16 @@ def test_the_upgrade_moves_the_addons_to_the_new_images_after_the_last_minion(tm
     # at the new releases a second upgrade applies nothing
     again = run_deploy(machines, kubelab.deploy_upgrade, data=new)
     assert again.commands == {name: [] for name in HOSTS}
+
+
+def test_el7_stays_the_reference_setup_without_addons(tmp_path):
+    from fakehosts import centos7
+
+    machines = {name: centos7() for name in HOSTS}
+    # a range too small for a cluster DNS address is no concern of el7's
+    data = {"pki_dir": str(tmp_path / "pki"), "service_cluster_ip_range": "10.254.0.0/29"}
+    run = run_deploy(machines, kubelab.deploy_cluster, data=data)
+    for name in HOSTS:
+        assert not any("/etc/kubernetes/addons" in path for path in machines[name].files)
+        assert not any("apply -f" in command for command in run.commands[name])
+    assert "/etc/kubernetes/encryption-config.yaml" not in machines[MASTER].files
