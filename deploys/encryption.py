@@ -132,7 +132,12 @@ def config_digest(text: bytes) -> str:
 def rewrite_command(kubectl: str, retried, digest: str) -> str:
     """Shell: every Secret read and written back (tried until the apiserver takes them all),
     then the marker."""
-    command = f"{kubectl} get secrets -A -o json | {kubectl} replace -f -"
+    # kubectl replace refuses an empty list ("no objects passed to replace"): a new cluster
+    # may hold no Secret yet.
+    command = (
+        f"secrets=$({kubectl} get secrets -A -o json) && if printf '%s' \"$secrets\" | "
+        f'grep -q \'"kind": "Secret"\'; then printf \'%s\' "$secrets" | {kubectl} replace -f -; fi'
+    )
     what = "rewriting the Secrets with the new encryption configuration"
     return f"{retried(command, what)} && printf '%s\\n' {digest} > {REWRITTEN}"
 

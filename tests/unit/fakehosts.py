@@ -919,9 +919,11 @@ class Interpreter:
             addon_deleted,
         ),
         (
-            r"end=\$\(\( \$\(date \+%s\) \+ \d+ \)\); until out=\$\(\S+ --kubeconfig \S+ "
-            r"--request-timeout=\d+s get secrets -A -o json \| \S+ --kubeconfig \S+ "
-            r"--request-timeout=\d+s replace -f - 2>&1\); do .*; done && "
+            r"end=\$\(\( \$\(date \+%s\) \+ \d+ \)\); until out=\$\(secrets=\$\(\S+ "
+            r"--kubeconfig \S+ --request-timeout=\d+s get secrets -A -o json\) && "
+            r"if printf '%s' \"\$secrets\" \| "
+            r"grep -q '\"kind\": \"Secret\"'; then printf '%s' \"\$secrets\" \| \S+ --kubeconfig "
+            r"\S+ --request-timeout=\d+s replace -f -; fi 2>&1\); do .*; done && "
             r"printf '%s\\n' (\w+) > (\S+)",
             secrets_rewritten,
         ),

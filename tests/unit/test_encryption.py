@@ -179,3 +179,28 @@ def test_a_bad_key_file_stops_the_run_with_one_line_without_the_key(tmp_path, te
         run_deploy(
             machines, kubelab.deploy_cluster, data={"artifact_sha256": pins(), "pki_dir": str(pki)}
         )
+
+
+FAKE_KUBECTL = """#!/bin/sh
+case "$1" in
+get) cat "$(dirname "$0")/list.json" ;;
+replace) cat > "$(dirname "$0")/replaced" ;;
+esac
+"""
+
+
+@pytest.mark.parametrize("items, replaced", [("[]", False), ('[{"kind": "Secret"}]', True)])
+def test_shell_the_rewrite_replaces_the_secrets_and_accepts_none(tmp_path, items, replaced):
+    """kubectl replace refuses an empty list: a new cluster holding no Secret yet passes."""
+    import subprocess
+
+    from kubelab.encryption import rewrite_command
+
+    kubectl = tmp_path / "kubectl"
+    kubectl.write_text(FAKE_KUBECTL)
+    kubectl.chmod(0o755)
+    (tmp_path / "list.json").write_text(f'{{\n    "items": {items},\n    "kind": "List"\n}}\n')
+    command = rewrite_command(str(kubectl), lambda c, _: c, "0" * 64).split(" && printf")[0]
+    result = subprocess.run(["sh", "-c", command], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "replaced").exists() == replaced
