@@ -3,7 +3,8 @@
 The ``kube-dns`` Service answers at ``cluster_dns_ip`` (every kubelet's ``clusterDNS``). The
 Corefile serves ``cluster_domain`` from the API and forwards other names to ``dns_upstream``,
 or to the minions' own resolvers (``forward . /etc/resolv.conf``: CoreDNS's pods take the
-node's resolv.conf) when every minion has one that is not a loopback address. Otherwise it
+resolv.conf the kubelet gives them, systemd-resolved's list where /etc/resolv.conf names only
+its stub) when every minion has one that is not a loopback address. Otherwise it
 does not forward: CoreDNS's forward plugin given a resolv.conf without a nameserver has no
 upstream to try (each query then fails inside the plugin), and a loopback nameserver inside
 its pod is CoreDNS itself, which its loop plugin detects by exiting: a crash loop. Without
@@ -13,7 +14,7 @@ forwarding, names outside the cluster fail at once and CoreDNS stays Ready.
 import hashlib
 import ipaddress
 
-from pyinfra import logger
+from pyinfra import host, logger
 from pyinfra.facts.files import FileContents
 
 from . import once, topology
@@ -23,6 +24,8 @@ from .defaults import setting
 
 MANIFEST = "/etc/kubernetes/addons/coredns.yaml"
 RESOLV_CONF = "/etc/resolv.conf"
+RESOLVED_CONF = "/run/systemd/resolve/resolv.conf"  # systemd-resolved's upstream resolvers
+RESOLVERS = (RESOLV_CONF, RESOLVED_CONF)
 
 
 def cluster_dns_ip(target=None) -> str:
@@ -48,13 +51,28 @@ def usable(address: str) -> bool:
     return not (ip.is_loopback or ip.is_unspecified)
 
 
+def has_resolver(path: str, target) -> bool:
+    lines = once.fact(FileContents, target, path=path)
+    return any(map(usable, nameservers(lines)))
+
+
+def resolv_conf(target=None) -> str:
+    """The resolv.conf a minion's kubelet gives pods of ``dnsPolicy: Default`` (CoreDNS's):
+    /etc/resolv.conf, unless it names only systemd-resolved's stub on loopback and
+    systemd-resolved's list of the real resolvers has one (kubeadm's choice too)."""
+    target = host if target is None else target
+    if not has_resolver(RESOLV_CONF, target) and has_resolver(RESOLVED_CONF, target):
+        return RESOLVED_CONF
+    return RESOLV_CONF
+
+
 def minions_without_resolver() -> list[str]:
-    """The minions whose /etc/resolv.conf names no usable nameserver (read with their first
-    facts: roles.first_facts)."""
+    """The minions whose resolv.conf for pods names no usable nameserver (read with their
+    first facts: roles.first_facts)."""
     return [
         target.name
         for target in topology.minions()
-        if not any(map(usable, nameservers(once.fact(FileContents, target, path=RESOLV_CONF))))
+        if not has_resolver(resolv_conf(target), target)
     ]
 
 
@@ -72,8 +90,8 @@ def forward_targets() -> str | None:
         warned["no upstream"] = True
         logger.warning(
             f"kubelab: {', '.join(lacking)}: no nameserver in {RESOLV_CONF} that CoreDNS can "
-            "forward to: cluster DNS answers only names of the cluster; set dns_upstream for "
-            "the others"
+            "forward to (nor in systemd-resolved's list): cluster DNS answers only names of the "
+            "cluster; set dns_upstream for the others"
         )
     return None
 

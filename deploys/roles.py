@@ -34,7 +34,7 @@ def first_facts(target) -> list:
         once_only = (*CLUSTER_CA_CERTS, front_proxy.CA_CERT, encryption.CONFIG)
         facts += [(File, {"path": path}) for path in once_only]
     if topology.is_minion(target):  # where CoreDNS may forward (coredns.forward_targets)
-        facts.append((FileContents, {"path": coredns.RESOLV_CONF}))
+        facts += [(FileContents, {"path": path}) for path in coredns.RESOLVERS]
     return facts
 
 

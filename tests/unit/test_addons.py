@@ -172,6 +172,32 @@ def test_without_a_resolver_on_a_minion_coredns_does_not_forward(tmp_path, caplo
     assert "forward" not in corefile(machines[MASTER].text(COREDNS))
 
 
+def test_behind_systemd_resolved_pods_get_its_list_of_resolvers(tmp_path):
+    """Ubuntu: /etc/resolv.conf names systemd-resolved's stub 127.0.0.53, which inside a pod
+    is the pod itself; the kubelet gives pods systemd-resolved's list of the real ones."""
+    from fakehosts import FileState, ubuntu24
+
+    machines = {name: ubuntu24() for name in HOSTS}
+    for name in MINIONS:
+        machines[name].files["/etc/resolv.conf"].content = b"nameserver 127.0.0.53\n"
+        resolved = "/run/systemd/resolve/resolv.conf"
+        machines[name].files[resolved] = FileState(b"nameserver 192.168.122.1\n")
+    settings = {"artifact_sha256": pins(), "pki_dir": str(tmp_path / "pki")}
+    run_deploy(machines, kubelab.deploy_cluster, data=settings)
+    assert "    forward . /etc/resolv.conf {\n" in corefile(machines[MASTER].text(COREDNS))
+    for name in MINIONS:
+        config = machines[name].text(KUBELET_CONFIG)
+        assert 'resolvConf: "/run/systemd/resolve/resolv.conf"\n' in config
+    again = run_deploy(machines, kubelab.deploy_cluster, data=settings)
+    assert again.commands == {name: [] for name in HOSTS}
+
+
+def test_a_plain_resolv_conf_is_the_kubelets_default(cluster):
+    machines, _, _ = cluster
+    for name in MINIONS:
+        assert "resolvConf" not in machines[name].text(KUBELET_CONFIG)
+
+
 def test_cluster_dns_ip_setting(tmp_path):
     machines, _, _ = build(tmp_path, cluster_dns_ip="10.254.0.53", dns_image="lab.local/coredns:x")
     text = machines[MASTER].text(COREDNS)
