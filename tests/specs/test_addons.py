@@ -164,3 +164,11 @@ def test_a_secret_is_stored_encrypted_in_etcd(master, cluster):
         )
     finally:
         master.kubectl("-n", "default", "delete", "secret", PROBE_SECRET, "--ignore-not-found")
+
+
+def test_addon_manifests_are_private(master):
+    """metrics-server's manifest holds its serving key."""
+    modern_only(master, "add-ons")
+    manifests = master.find("/etc/kubernetes/addons", "*.yaml")
+    wanted = {path: (0o600, "root", "root") for path in manifests}
+    master.assert_owned({**wanted, "/etc/kubernetes/addons": (0o700, "root", "root")})

@@ -635,6 +635,10 @@ class Interpreter:
         marker = re.search(r"echo \w+ > (\S+)", rest)[1]
         self.machine.files[marker] = FileState(f"{sha256}\n".encode())
 
+    def private_dir(self, path):
+        self.machine.dirs.add(path)
+        self.machine.dir_modes[path] = 0o700
+
     def secret_dir(self, private, parent):
         self.machine.dirs.update({private, parent})
 
@@ -892,6 +896,7 @@ class Interpreter:
         ),
         (r"if \[ -d /var/lib/kubelab \] && .* >> \S+/sha256sums\); fi", lambda self: None),
         (r"install -d -m 700 (\S+) && mkdir -p (\S+)", secret_dir),
+        (r"install -d -m 700 (\S+)", private_dir),
         (r"chown (\w+):(\w+) (\S+) && chmod (\d+) (\S+) && mv -f \S+ (\S+)", secret_move),
         (r"test -d /proc/sys/net/bridge \|\| modprobe br_netfilter", lambda self: None),
         (r"sysctl -q -p /etc/sysctl.d/90-kubelab.conf", load_sysctl),

@@ -300,6 +300,7 @@ def test_metrics_server_manifest_verifies_the_kubelets(cluster):
             "ClusterRoleBinding",
             "ClusterRoleBinding",
             "RoleBinding",
+            "Secret",
             "Deployment",
             "Service",
             "APIService",
@@ -336,6 +337,31 @@ def test_metrics_server_manifest_verifies_the_kubelets(cluster):
         assert f"--node-ip=192.168.122.{131 + index}" in machines[name].text(
             "/etc/systemd/system/kubelet.service"
         )
+
+
+def test_the_apiserver_verifies_metrics_server(cluster):
+    """The APIService trusts the cluster CA, which signed metrics-server's serving certificate
+    for the Service's name the aggregator checks; the key reaches the pod as a Secret and sits
+    on the master in a directory only root enters."""
+    import base64
+
+    from cryptography import x509
+
+    machines, _, _ = cluster
+    master = machines[MASTER]
+    text = master.text(METRICS)
+    assert "insecureSkipTLSVerify" not in text
+    bundle = re.search(r"^  caBundle: (\S+)$", text, re.M)[1]
+    assert base64.b64decode(bundle) == master.files[f"{PKI}/ca.crt"].content
+    cert_pem = base64.b64decode(re.search(r"^  tls\.crt: (\S+)$", text, re.M)[1])
+    serving = x509.load_pem_x509_certificate(cert_pem)
+    serving.verify_directly_issued_by(certificate(master, f"{PKI}/ca.crt"))
+    sans = serving.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert "metrics-server.kube-system.svc" in sans.get_values_for_type(x509.DNSName)
+    assert "- --tls-cert-file=/etc/metrics-server/tls/tls.crt\n" in text
+    assert "- --tls-private-key-file=/etc/metrics-server/tls/tls.key\n" in text
+    assert master.dir_modes["/etc/kubernetes/addons"] == 0o700
+    assert master.files[METRICS].mode == 0o600
 
 
 def test_metrics_server_turned_off_is_deleted_then_left_alone(cluster):
