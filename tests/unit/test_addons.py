@@ -436,3 +436,7 @@ def test_el7_stays_the_reference_setup_without_addons(tmp_path):
         assert not any("/etc/kubernetes/addons" in path for path in machines[name].files)
         assert not any("apply -f" in command for command in run.commands[name])
     assert "/etc/kubernetes/encryption-config.yaml" not in machines[MASTER].files
+
+
+def test_the_addons_are_a_deploy_of_the_library():
+    assert "deploy_addons" in kubelab.__all__ and callable(kubelab.deploy_addons)
