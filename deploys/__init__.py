@@ -6,6 +6,7 @@ Importing the package runs nothing; call the deploys from a pyinfra deploy file:
     deploy_cluster()
 """
 
+from .addons import deploy_addons
 from .cluster_reset import deploy_reset
 from .cluster_upgrade import deploy_upgrade
 from .container_runtime import deploy_container_runtime
@@ -26,6 +27,7 @@ from .validation import validate_inventory
 
 __all__ = [
     "SettingError",
+    "deploy_addons",
     "deploy_cluster",
     "deploy_container_runtime",
     "deploy_etcd",

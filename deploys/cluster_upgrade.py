@@ -25,6 +25,9 @@ next begins:
    (flanneld, containerd, kubelet, kube-proxy); master: its Node Ready at the new kubelet
    version (at most ``upgrade_timeout`` seconds), then ``kubectl uncordon`` (not a Node the
    operator had cordoned before: ``kubelab.io/keep-cordoned`` remembers it for a resumed run).
+4. the add-ons (``addons.deploy_upgraded_addons``): every minion holds the images of
+   ``image_archives``, then the master applies the add-ons whose manifests changed (the
+   releases ``dns_image`` and ``metrics_server_image`` pin).
 
 A host whose binaries are the wanted ones and whose services run them gets no command: on a
 cluster at the wanted versions the deploy changes nothing. A minion whose upgrade failed stays
@@ -49,7 +52,7 @@ from pyinfra import host, logger
 from pyinfra.api import deploy, operation
 from pyinfra.operations import files, python
 
-from . import bounds, callstack, downloads, hoststate, once, topology
+from . import addons, bounds, callstack, downloads, hoststate, once, topology
 from .artifacts import (
     KUBE_MASTER_BINARIES,
     etcd_release,
@@ -715,6 +718,7 @@ def deploy_upgrade():
         name="Every host in step (no --serial, no --no-wait)", deploy=IN_STEP[0], why=IN_STEP[1]
     )
     current = once.current_state()
+    addons.named_ahead()
     plan_host()
     here_master = topology.is_master()
     snapshot_steps(current, here_master)
@@ -722,3 +726,4 @@ def deploy_upgrade():
     minions = topology.minions()
     for index, target in enumerate(minions):
         minion_turn(current, index, target, len(minions))
+    addons.deploy_upgraded_addons()

@@ -3,7 +3,7 @@ the modern profile kube-proxy)."""
 
 from pyinfra.api import deploy
 
-from . import api_tls, packages, topology
+from . import api_tls, encryption, front_proxy, packages, topology
 from .api_tls import api_url
 from .artifacts import KUBE_MASTER_BINARIES
 from .certificates import MINION_KUBECONFIGS, deploy_master_certificates
@@ -74,10 +74,18 @@ def deploy_modern_master_services():
         "/etc/kubernetes/kube-scheduler.yaml", cluster_name=setting("cluster_name")
     )
     certificates["kube-scheduler"].append(scheduler_config)
+    encryption_config = encryption.deploy_encryption_config()
+    certificates["kube-apiserver"] += encryption_config
+    certificates["kube-apiserver"] += front_proxy.deploy_front_proxy_certificates()
     names = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
-    units = {name: unit(name) for name in names}
+    apiserver = {
+        "encryption_config": encryption.CONFIG if encryption_config else None,
+        **front_proxy.apiserver_arguments(),
+    }
+    units = {name: unit(name, **(apiserver if name == "kube-apiserver" else {})) for name in names}
     for name in names:
         service(name, changed=[binaries[name], *certificates[name]], units=[units[name]])
+    encryption.secrets_rewritten(encryption_config)
     # The master reaches service cluster IPs too: the apiserver calls webhooks and aggregated
     # APIs through them.
     deploy_kube_proxy()

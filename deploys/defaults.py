@@ -180,6 +180,61 @@ SETTINGS = [
         "may not lower it, such as containers without CAP_SYS_RESOURCE: runc fails there).",
         "modern",
     ),
+    # modern: add-ons, applied from the master (deploys/cluster.py)
+    Setting(
+        "cluster_dns_ip",
+        None,
+        "The cluster DNS service's address (the `kube-dns` Service, every kubelet's "
+        "`clusterDNS`). Unset: the 10th address of `service_cluster_ip_range` (kubeadm's rule).",
+        "modern",
+    ),
+    Setting(
+        "dns_image",
+        "registry.k8s.io/coredns/coredns:v1.13.1",
+        "CoreDNS's image, the release kubeadm 1.35 pins (without a registry, import it with "
+        "`image_archives`).",
+        "modern",
+    ),
+    Setting("dns_replicas", 2, "CoreDNS replicas, spread over the minions.", "modern"),
+    Setting(
+        "dns_upstream",
+        None,
+        "Where CoreDNS forwards names outside `cluster_domain`: resolver addresses "
+        "(`IP` or `IP:port`) separated by commas. Unset: the minions' /etc/resolv.conf, when "
+        "every minion has a nameserver there that is not a loopback address; else no "
+        "forwarding (those names fail at once; a warning says so).",
+        "modern",
+    ),
+    Setting(
+        "metrics_server",
+        True,
+        "metrics-server behind the apiserver's aggregation layer (`kubectl top`, the "
+        "HorizontalPodAutoscaler); it verifies the kubelets' serving certificates.",
+        "modern",
+    ),
+    Setting(
+        "metrics_server_image",
+        "registry.k8s.io/metrics-server/metrics-server:v0.8.0",
+        "metrics-server's image (without a registry, import it with `image_archives`).",
+        "modern",
+    ),
+    Setting(
+        "addons_timeout",
+        120,
+        "Seconds the master waits for the apiserver to accept a request before it applies the "
+        "add-ons' manifests or rewrites the Secrets (each try bounded by kubectl's "
+        "`--request-timeout`).",
+        "modern",
+    ),
+    Setting(
+        "secrets_encryption",
+        True,
+        "Secrets encrypted at rest in etcd (aescbc; the key, made once, in `pki_dir`: "
+        "`secrets-encryption.keys`). Turned on or off for a running cluster, the Secrets "
+        "already stored are rewritten. Off on a cluster whose key exists: Secrets are written "
+        "in plaintext and the key is kept to read those still encrypted.",
+        "modern",
+    ),
     # Bounded time
     Setting(
         "network_timeout",

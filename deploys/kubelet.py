@@ -11,6 +11,7 @@ from pyinfra.api import deploy
 from . import once, topology
 from .certificates import deploy_kubelet_certificates
 from .common import place, service
+from .coredns import RESOLV_CONF, cluster_dns_ip, resolv_conf
 from .defaults import DEFAULTS, setting
 from .facts import CgroupVersion
 from .kube_services import install_kube_binaries, unit
@@ -39,6 +40,8 @@ def deploy_kubelet():
         cluster_name=setting("cluster_name"),
         node_name=topology.node_name(),
         cluster_domain=setting("cluster_domain"),
+        cluster_dns_ip=cluster_dns_ip(),
+        resolv_conf=None if resolv_conf() == RESOLV_CONF else resolv_conf(),
         cgroup_v1=cgroup_v1(),
     )
     service(

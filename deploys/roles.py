@@ -2,11 +2,22 @@
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.facts.files import FileContents
+from pyinfra.facts.files import File, FileContents
 from pyinfra.facts.server import LinuxDistribution
 from pyinfra.operations import server
 
-from . import callstack, certificates, cluster_mark, hoststate, once, topology
+from . import (
+    callstack,
+    certificates,
+    cluster_mark,
+    coredns,
+    encryption,
+    front_proxy,
+    hoststate,
+    once,
+    topology,
+)
+from .addons import deploy_addons
 from .control_plane import deploy_master_services
 from .defaults import DEFAULTS, setting
 from .etcd import deploy_etcd
@@ -31,6 +42,10 @@ def first_facts(target) -> list:
     ]
     if topology.is_master(target):
         facts += certificates.master_facts()
+        # what a run may create only while the master holds none (a key of the add-ons)
+        facts += [(File, {"path": path}) for path in (front_proxy.CA_CERT, encryption.CONFIG)]
+    if topology.is_minion(target):  # where CoreDNS may forward (coredns.forward_targets)
+        facts += [(FileContents, {"path": path}) for path in coredns.RESOLVERS]
     return facts
 
 
@@ -79,4 +94,9 @@ def deploy_cluster():
         server.shell(name="The master is ready", commands=[])
         if topology.is_minion():
             deploy_minion()
+        if profile() == "modern":
+            # Again one operation of every host: the add-ons need the minions.
+            server.shell(name="The minions are ready", commands=[])
+            if topology.is_master():
+                deploy_addons()
     hoststate.read_ahead()

@@ -15,6 +15,7 @@ from pathlib import Path
 from pyinfra import host, logger, state
 
 from . import once, topology
+from .addon_checks import check_addons
 from .defaults import DEFAULTS, fail, setting
 from .kinds import dns_problem, is_ip
 from .profiles import PROFILES, SUPPORTED, distribution, profile
@@ -34,6 +35,8 @@ INT_RANGES = {
     "operation_timeout": (1, 86400),  # a day
     "drain_timeout": (1, 86400),
     "upgrade_timeout": (1, 86400),
+    "dns_replicas": (1, 100),
+    "addons_timeout": (1, 86400),
 }
 # Settings unset by default that hold a string when set.
 OPTIONAL_STRINGS = (
@@ -43,6 +46,8 @@ OPTIONAL_STRINGS = (
     "artifact_mirror",
     "reset_cluster",
     "reset_pki",
+    "cluster_dns_ip",
+    "dns_upstream",
 )
 # Settings unset by default that hold a whole number when set.
 OPTIONAL_INTS = ("kube_proxy_conntrack_max_per_core",)
@@ -73,6 +78,7 @@ CLUSTER_WIDE = (
     "apiserver_insecure_port",
     "apiserver_port",
     "cluster_domain",
+    "cluster_dns_ip",
     "pki_dir",
     "remove_nodes",
     "remove_last_minion",
@@ -471,6 +477,9 @@ def _validate_inventory(unreachable_ok: bool = False):
                 "same profile",
             )
     check_ports(master, master_profile)
+    if master_profile == "modern":
+        for target in hosts:
+            check_addons(target)
     warn_if_open(master, master_profile)
     say_outside_hosts()
 

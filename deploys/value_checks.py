@@ -126,6 +126,8 @@ def check_images(target):
     for name, example in (
         ("sandbox_image", EXAMPLE),
         ("smoke_image", DEFAULTS["smoke_image"]),
+        ("dns_image", DEFAULTS["dns_image"]),
+        ("metrics_server_image", DEFAULTS["metrics_server_image"]),
         ("pod_infra_container_image", DEFAULTS["pod_infra_container_image"]),
     ):
         value = setting(name, target)

@@ -143,6 +143,8 @@ class Machine:
     downloads: list[str] = field(default_factory=list)  # URLs fetched
     restarts: list[str] = field(default_factory=list)
     applied: list[str] = field(default_factory=list)  # manifests given to kubectl apply
+    deleted: list[str] = field(default_factory=list)  # manifests given to kubectl delete
+    rewritten: list[str] = field(default_factory=list)  # Secrets rewritten, per config sha256
     sysctl_applied: bool = False
     unread: set[str] = field(default_factory=set)  # files written after their service started
     waited_for: list[str] = field(default_factory=list)  # checks of bounded wait loops
@@ -221,6 +223,7 @@ def centos7() -> Machine:
 def modern(os_id: str, major: int) -> Machine:
     machine = Machine(os_id, major)
     machine.files["/etc/hosts"] = FileState(b"127.0.0.1 localhost\n")
+    machine.files["/etc/resolv.conf"] = FileState(b"nameserver 192.168.122.1\n")
     if os_id in DEBIAN:
         machine.files["/etc/apt/sources.list.d/debian.sources"] = FileState(DEBIAN_SOURCES.encode())
     return machine
@@ -700,6 +703,10 @@ class Interpreter:
         marker = re.search(r"\} > (\S+)\.new && mv -f", rest)[1]
         self.machine.files[marker] = FileState("\n".join([*listing, ""]).encode())
 
+    def private_dir(self, path):
+        self.machine.dirs.add(path)
+        self.machine.dir_modes[path] = 0o700
+
     def secret_dir(self, private, parent):
         self.machine.dirs.update({private, parent})
 
@@ -759,6 +766,28 @@ class Interpreter:
     def kubectl_apply(self, manifest):
         assert manifest in self.machine.files, f"kubectl apply of a missing file {manifest}"
         self.machine.applied.append(manifest)
+
+    def addon_applied(self, pending, path):
+        """An add-on's manifest applied (tried until the API accepts it), then in place."""
+        assert pending == f"{path}.pending", (pending, path)
+        if self.machine.kube_error:
+            return False
+        self.kubectl_apply(pending)
+        self.machine.files[path] = self.machine.files.pop(pending)
+
+    def secrets_rewritten(self, digest, marker):
+        """Every Secret read and written back through the apiserver, then the marker."""
+        if self.machine.kube_error:
+            return False
+        self.machine.rewritten.append(digest)
+        self.machine.files[marker] = FileState(f"{digest}\n".encode())
+
+    def addon_deleted(self, path, again):
+        assert path == again and path in self.machine.files
+        if self.machine.kube_error:
+            return False
+        self.machine.deleted.append(path)
+        del self.machine.files[path]
 
     def stop_pods(self):
         """The kubelet's slice stopped, containerd's tasks deleted (their rootfs unmounted)."""
@@ -964,6 +993,7 @@ class Interpreter:
         ),
         (r"if \[ -d /var/lib/kubelab \] && .* >> \S+/sha256sums\); fi", lambda self: None),
         (r"install -d -m 700 (\S+) && mkdir -p (\S+)", secret_dir),
+        (r"install -d -m 700 (\S+)", private_dir),
         (r"chown (\w+):(\w+) (\S+) && chmod (\d+) (\S+) && mv -f \S+ (\S+)", secret_move),
         (r"test -d /proc/sys/net/bridge \|\| modprobe br_netfilter", lambda self: None),
         (r"sysctl -q -p /etc/sysctl.d/90-kubelab.conf", load_sysctl),
@@ -984,6 +1014,26 @@ class Interpreter:
         ),
         (r"apt-get update", apt_update),
         (r"for try in \$\(seq \d+\); do if (.+?); then exit 0; fi; sleep \d+; done; .*", wait_loop),
+        (
+            r"end=\$\(\( \$\(date \+%s\) \+ \d+ \)\); until out=\$\(\S+ --kubeconfig \S+ "
+            r"--request-timeout=\d+s apply -f (\S+) 2>&1\); do .*; done && mv -f \S+ (\S+)",
+            addon_applied,
+        ),
+        (
+            r"end=\$\(\( \$\(date \+%s\) \+ \d+ \)\); until out=\$\(\S+ --kubeconfig \S+ "
+            r"--request-timeout=\d+s delete --ignore-not-found -f (\S+) 2>&1\); do .*; done "
+            r"&& rm -f (\S+)",
+            addon_deleted,
+        ),
+        (
+            r"end=\$\(\( \$\(date \+%s\) \+ \d+ \)\); until out=\$\(secrets=\$\(\S+ "
+            r"--kubeconfig \S+ --request-timeout=\d+s get secrets -A -o json\) && "
+            r"if printf '%s' \"\$secrets\" \| "
+            r"grep -q '\"kind\": \"Secret\"'; then printf '%s' \"\$secrets\" \| \S+ --kubeconfig "
+            r"\S+ --request-timeout=\d+s replace -f -; fi 2>&1\); do .*; done && "
+            r"printf '%s\\n' (\w+) > (\S+)",
+            secrets_rewritten,
+        ),
         (r"kubectl .*apply -f (\S+)", kubectl_apply),
     ]
 

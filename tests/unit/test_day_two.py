@@ -30,6 +30,7 @@ PREFIX = "/atomic.io/network/subnets/"
 # What stays on a reset or removed host: the distribution's (apt's stamp: apt-get update's).
 DISTRIBUTIONS_FILES = {
     "/etc/hosts",
+    "/etc/resolv.conf",
     "/etc/apt/sources.list.d/debian.sources",
     "/var/lib/apt/periodic/update-success-stamp",
 }
