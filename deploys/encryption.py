@@ -28,10 +28,10 @@ from pyinfra.facts.files import File
 from . import hoststate, once, placement, topology
 from .certificates import pki_directory
 from .defaults import setting, setting_error
-from .pki import write_private
+from .pki import ENCRYPTION_KEYS, write_private
 from .secrets import secret
 
-KEYS_FILE = "secrets-encryption.keys"
+KEYS_FILE = ENCRYPTION_KEYS
 CONFIG = "/etc/kubernetes/encryption-config.yaml"
 REWRITTEN = "/etc/kubernetes/encryption-config.rewritten"
 KEY_LINE = re.compile(r"([a-z0-9][a-z0-9-]{0,62}):(\S+)")

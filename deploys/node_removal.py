@@ -298,10 +298,14 @@ def deploy_remove_node():
     """Remove the minions ``remove_nodes`` names from the cluster (see the module's text)."""
     callstack.deploy_file_is_no_module()
     removed = removed_hosts()
+    # read before unreachable_minions takes them off pyinfra's failed hosts
+    offline = once.per_run(
+        "offline hosts", lambda: [t for t in topology.cluster_hosts() if topology.unreachable(t)]
+    )
     # the others: only their OS is read; a powered-off minion: nothing
     touched = [topology.master(), *removed]
     for target in sorted(topology.cluster_hosts(), key=lambda target: target != host):
-        if not topology.unreachable(target):
+        if target not in offline:
             facts = cluster_reset.first_facts()
             once.prefetch(target, facts if target in touched else facts[:1])
     validate_inventory(unreachable_ok=True)

@@ -61,6 +61,7 @@ CA_CERT = f"{CA}.crt"
 CA_KEY = f"{CA}.key"
 SA_KEY = "service-account.key"
 SA_PUB = "service-account.pub"
+ENCRYPTION_KEYS = "secrets-encryption.keys"  # encryption.py's, kept beside the CA
 MANIFEST = "kubelab-files"
 # The leaf certificates that name the master they were issued for (``issued_for``).
 MASTER_CERTS = ("apiserver.crt", "etcd-server.crt")
@@ -401,18 +402,27 @@ def _adopt(directory: Path) -> None:
     key pair, and every certificate this CA issued with its key."""
     if (directory / MANIFEST).exists():
         return
-    names = [n for n in (CA_CERT, CA_KEY, SA_KEY, SA_PUB) if (directory / n).is_file()]
-    ca = x509.load_pem_x509_certificate((directory / CA_CERT).read_bytes())
+    own = (CA_CERT, CA_KEY, f"{ETCD_CA}.crt", f"{ETCD_CA}.key", SA_KEY, SA_PUB, ENCRYPTION_KEYS)
+    names = [n for n in own if (directory / n).is_file()]
+    cas = [
+        x509.load_pem_x509_certificate((directory / name).read_bytes())
+        for name in (CA_CERT, f"{ETCD_CA}.crt")
+        if (directory / name).is_file()
+    ]
     for cert_path in sorted(directory.glob("*.crt")):
-        if cert_path.name == CA_CERT:
-            continue
-        try:
-            x509.load_pem_x509_certificate(cert_path.read_bytes()).verify_directly_issued_by(ca)
-        except (ValueError, TypeError, InvalidSignature):
+        if cert_path.name in names or not any(_issued_by(cert_path, ca) for ca in cas):
             continue
         key = cert_path.with_suffix(".key")
         names += [cert_path.name, *([key.name] if key.is_file() else [])]
     _replace(directory / MANIFEST, "".join(f"{name}\n" for name in sorted(names)).encode())
+
+
+def _issued_by(cert_path: Path, ca: x509.Certificate) -> bool:
+    try:
+        x509.load_pem_x509_certificate(cert_path.read_bytes()).verify_directly_issued_by(ca)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
 
 
 def delete_files(directory: Path) -> list[str]:
@@ -420,16 +430,21 @@ def delete_files(directory: Path) -> list[str]:
     if nothing else is in it; returns the names of what stays (sorted)."""
     if (directory / CA_CERT).is_file():
         _adopt(directory)
+    kept_inside = []
+    for inner in sorted(directory.iterdir()):  # a CA of its own kept inside (the front proxy's)
+        if inner.is_dir() and not inner.is_symlink() and (inner / MANIFEST).is_file():
+            kept_inside += [f"{inner.name}/{name}" for name in delete_files(inner)]
     manifest = directory / MANIFEST
     names = manifest.read_text().split() if manifest.is_file() else []
     for name in names:
         if _NAME.fullmatch(name):  # a plain file name: nothing outside the directory
             (directory / name).unlink(missing_ok=True)
     manifest.unlink(missing_ok=True)
-    left = sorted(path.name for path in directory.iterdir())
+    left = [path.name for path in directory.iterdir()]
     if not left:
         directory.rmdir()
-    return left
+    inner_dirs = {name.split("/", 1)[0] for name in kept_inside}
+    return sorted([name for name in left if name not in inner_dirs] + kept_inside)
 
 
 def _load_or_create_key(path: Path, validate: bool = True) -> rsa.RSAPrivateKey:
