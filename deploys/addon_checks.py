@@ -52,14 +52,7 @@ def check_cluster_dns_ip(target):
     if services is None:
         return
     chosen = setting("cluster_dns_ip", target)
-    if not chosen:
-        if services.num_addresses < 12:
-            fail(
-                "service_cluster_ip_range",
-                target,
-                f"{services} is too small for the cluster DNS service's default address (its "
-                "10th): widen it or set cluster_dns_ip",
-            )
+    if not chosen:  # the range's 10th address: validation.check_networks keeps room for it
         return
     try:
         address = ipaddress.IPv4Address(chosen)

@@ -3,7 +3,7 @@
 On the master, in the smoke test's namespace, after the reference setup's checks:
 
 1. a pod on each minion (the ``probe`` DaemonSet of the smoke image: a drain leaves it be);
-   from each, with the cluster DNS (when kubelab deploys it: the ``cluster_dns_ip`` setting),
+   from each, with the cluster DNS,
    ``nginx.kubelab-smoke.svc.<cluster_domain>`` resolves to nginx's cluster IP and
    ``kubernetes.default.svc.<cluster_domain>`` resolves; nginx answers its page by its short
    name (the pod's search path) and the apiserver accepts a connection by its name (bash's
@@ -23,7 +23,7 @@ from __future__ import annotations
 import shlex
 
 from . import topology
-from .defaults import DEFAULTS, setting
+from .defaults import setting
 from .smoke_test import (
     MANIFESTS,
     NAMESPACE,
@@ -44,11 +44,6 @@ NODE_PORT_SERVICE = "nginx-nodeport"
 DEPLOYMENT = "web"
 LOG_MARK = "/kubelab-smoke-logs"  # the path of the request kubectl logs must show
 IN_POD_TIMEOUT = 5  # seconds, each name lookup or connection inside a pod
-
-
-def dns_enabled() -> bool:
-    """Whether kubelab deploys the cluster DNS (the addons' ``cluster_dns_ip`` setting)."""
-    return "cluster_dns_ip" in DEFAULTS
 
 
 def fqdn(name: str) -> str:

@@ -512,12 +512,10 @@ def first_day_checks(applies: bool, image: str):
         applies, "probe.yaml", image=image, namespace=NAMESPACE, probe=day.PROBE, app=day.PROBE_APP
     )
     on_master(f"A pod of the {day.PROBE} DaemonSet runs on each minion", day.probes_check())
-    if day.dns_enabled():
-        on_master(
-            "From a pod on each minion, the nginx service and the apiserver resolve by name "
-            "and answer",
-            day.dns_check(),
-        )
+    on_master(
+        "From a pod on each minion, the nginx service and the apiserver resolve by name and answer",
+        day.dns_check(),
+    )
     on_master("kubectl exec, logs and port-forward reach a pod", day.kubectl_tools_check())
     on_master("A NodePort service answers on every minion's address", day.node_port_check())
     _manifest(

@@ -10,13 +10,21 @@ from pathlib import Path
 import kubelab
 import pytest
 from conftest import HOSTS, MASTER, MINIONS, with_own_pki
-from fakehosts import debian12, run_deploy
+from fakehosts import REPO, debian12, run_deploy
 from kubelab import SettingError, teardown
+from kubelab.defaults import DEFAULTS
 from test_modern import pins
 
 COREDNS = "/etc/kubernetes/addons/coredns.yaml"
 METRICS = "/etc/kubernetes/addons/metrics-server.yaml"
 KUBELET_CONFIG = "/etc/kubernetes/kubelet-config.yaml"
+
+
+def image_in_effect(name: str) -> str:
+    """``name``'s value for the simulated hosts: the repo's group_data, else the default."""
+    values: dict = {}
+    exec((REPO / "group_data" / "all.py").read_text(), values)
+    return values.get(name, DEFAULTS[name])
 
 
 def build(tmp_path, **data):
@@ -76,7 +84,7 @@ def test_coredns_manifest(cluster):
     }
     deployment = kinds["Deployment"]
     assert "  replicas: 2\n" in deployment
-    assert 'image: "registry.k8s.io/coredns/coredns:v1.13.1"' in deployment
+    assert f'image: "{image_in_effect("dns_image")}"' in deployment
     assert "      maxUnavailable: 0\n      maxSurge: 1\n" in deployment
     assert "path: /ready\n              port: 8181" in deployment
     assert "path: /health\n              port: 8080" in deployment
@@ -217,7 +225,7 @@ def test_cluster_dns_ip_setting(tmp_path):
         (
             {"service_cluster_ip_range": "10.254.0.0/29"},
             "service_cluster_ip_range",
-            "too small for the cluster DNS",
+            "too few for the cluster's Services",
         ),
         ({"dns_upstream": "127.0.0.53"}, "dns_upstream", "a loopback address"),
         ({"dns_upstream": "10.254.0.10"}, "dns_upstream", "the cluster DNS service itself"),
@@ -310,7 +318,7 @@ def test_metrics_server_manifest_verifies_the_kubelets(cluster):
     ca = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
     assert f"- --kubelet-certificate-authority={ca}\n" in text
     assert "- --kubelet-preferred-address-types=InternalIP\n" in text
-    assert 'image: "registry.k8s.io/metrics-server/metrics-server:v0.8.0"' in text
+    assert f'image: "{image_in_effect("metrics_server_image")}"' in text
     assert "  name: v1beta1.metrics.k8s.io\n" in text
     for name in (
         "system:aggregated-metrics-reader",
@@ -429,8 +437,7 @@ def test_el7_stays_the_reference_setup_without_addons(tmp_path):
     from fakehosts import centos7
 
     machines = {name: centos7() for name in HOSTS}
-    # a range too small for a cluster DNS address is no concern of el7's
-    data = {"pki_dir": str(tmp_path / "pki"), "service_cluster_ip_range": "10.254.0.0/29"}
+    data = {"pki_dir": str(tmp_path / "pki")}
     run = run_deploy(machines, kubelab.deploy_cluster, data=data)
     for name in HOSTS:
         assert not any("/etc/kubernetes/addons" in path for path in machines[name].files)

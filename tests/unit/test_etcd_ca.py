@@ -219,14 +219,19 @@ def earlier_layout(machines, pki_dir: str, profile: str = "modern"):
 def pki_restored(modern, el7):
     """The module's PKI directories as they were, whatever a test did to them."""
     directories = [Path(data["pki_dir"]) for _, data in (modern, el7)]
-    saved = {d: {p.name: p.read_bytes() for p in d.iterdir()} for d in directories}
+    saved = {d: {p.relative_to(d): p.read_bytes() for p in files_in(d)} for d in directories}
     yield
     for directory, files in saved.items():
-        for path in directory.iterdir():
-            if path.name not in files:
+        for path in files_in(directory):
+            if path.relative_to(directory) not in files:
                 path.unlink()
         for name, content in files.items():
             write_private(directory / name, content)
+
+
+def files_in(directory: Path) -> list[Path]:
+    """The files of a PKI directory, those of the CAs kept inside it (the front proxy's) too."""
+    return [path for path in directory.rglob("*") if path.is_file()]
 
 
 def test_a_secure_el7_cluster_of_the_earlier_layout_moves_over_in_one_run(el7, pki_restored):
@@ -257,7 +262,7 @@ def test_a_secure_cluster_of_the_earlier_layout_moves_over_in_one_run(modern):
     converged, data = modern
     machines = copy.deepcopy(converged)
     pki_dir = Path(data["pki_dir"])
-    saved = {path.name: path.read_bytes() for path in pki_dir.iterdir()}
+    saved = {path.relative_to(pki_dir): path.read_bytes() for path in files_in(pki_dir)}
     try:
         earlier_layout(machines, data["pki_dir"])
         stored = dict(machines[MASTER].etcd)
@@ -287,8 +292,8 @@ def test_a_secure_cluster_of_the_earlier_layout_moves_over_in_one_run(modern):
         again = run_deploy(machines, kubelab.deploy_cluster, data=data)
         assert again.commands == {host: [] for host in HOSTS}
     finally:
-        for path in pki_dir.iterdir():
-            if path.name not in saved:
+        for path in files_in(pki_dir):
+            if path.relative_to(pki_dir) not in saved:
                 path.unlink()
         for name, content in saved.items():
             write_private(pki_dir / name, content)

@@ -161,8 +161,8 @@ MARKERS = {  # the first that a script holds names it
     "node port": "--type=NodePort",
     "rollout": "rollout restart",
 }
-FIRST_DAY = ["probes", "tools", "node port", "rollout"]  # and "dns" with the cluster DNS
-MARKERS_FIRST = {*FIRST_DAY, "dns"}
+FIRST_DAY = ["probes", "dns", "tools", "node port", "rollout"]
+MARKERS_FIRST = set(FIRST_DAY)
 
 
 def classify(text: str) -> str:
@@ -400,6 +400,7 @@ def test_the_cli_runs_each_step_on_every_host_before_the_next(monkeypatch):
         "A deleted nginx pod is replaced by the ReplicationController",
         "Upload /etc/kubernetes/smoke/probe.yaml",
         "A pod of the probe DaemonSet runs on each minion",
+        "From a pod on each minion, the nginx service and the apiserver resolve by name and answer",
         "kubectl exec, logs and port-forward reach a pod",
         "A NodePort service answers on every minion's address",
         "Upload /etc/kubernetes/smoke/web-deployment.yaml",

@@ -37,11 +37,6 @@ def test_el7_keeps_the_reference_test(monkeypatch, with_cluster_dns):
     assert "/etc/kubernetes/smoke/probe.yaml" not in machines[MASTER].files
 
 
-def test_without_the_cluster_dns_no_name_is_looked_up(monkeypatch):
-    scripts = first_day_scripts(monkeypatch)
-    assert [name for name in scripts if name in {*FIRST_DAY, "dns"}] == FIRST_DAY
-
-
 def test_modern_master_renders_each_first_day_check(monkeypatch, with_cluster_dns):
     smoke, machines, _ = smoke_run(monkeypatch, debian12)
     scripts = {classify(text): text for text in smoke.scripts[MASTER]}
