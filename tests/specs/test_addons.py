@@ -8,10 +8,11 @@ import json
 
 import pytest
 from kubelab.addon_checks import dns_ip
+from kubelab.etcd_tls import etcd_server_files
 
 ENCRYPTION_CONFIG = "/etc/kubernetes/encryption-config.yaml"
-ETCD_CLIENT = ("/etc/flannel/pki/ca.crt", "/etc/flannel/pki/flanneld-etcd-client.crt")
-ETCD_CLIENT_KEY = "/etc/flannel/pki/flanneld-etcd-client.key"
+# kubelab's own etcdctl identity on the master (flanneld's is kept to flannel's prefix)
+ETCD_CLIENT = etcd_server_files()
 PROBE_SECRET = "kubelab-spec-at-rest"
 PROBE_VALUE = "kubelab-plaintext-probe"
 # One DNS question (type A, class IN) over UDP, 3 tries of 2 s; prints the rcode and each
@@ -148,8 +149,8 @@ def test_a_secret_is_stored_encrypted_in_etcd(master, cluster):
         f"{master.name}: kubectl create secret {PROBE_SECRET}: {made.stderr.strip()!r}"
     )
     try:
-        ca, cert = ETCD_CLIENT
-        tls = f"--cacert={ca} --cert={cert} --key={ETCD_CLIENT_KEY} " if cluster.secure else ""
+        ca, cert, key = (ETCD_CLIENT[part] for part in ("ca", "cert", "key"))
+        tls = f"--cacert={ca} --cert={cert} --key={key} " if cluster.secure else ""
         raw = master.host.run(
             "ETCDCTL_API=3 etcdctl --dial-timeout=5s --command-timeout=10s "
             f"--endpoints={cluster.etcd_url} {tls}"

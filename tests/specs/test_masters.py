@@ -4,6 +4,7 @@ import json
 import re
 
 import pytest
+from kubelab.etcd_tls import etcd_server_files
 
 ETCD_CONFIG = {"el7": "/etc/etcd/etcd.conf", "modern": "/etc/default/etcd"}
 SERVICES = ("etcd", "flanneld", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
@@ -134,11 +135,7 @@ def test_component_is_healthy(master, service):
 
 # kubelab's own etcdctl on the master: etcd's serving certificate (the root role on modern;
 # flanneld's is kept to flannel's prefix, and `endpoint health` may ask for etcd's status)
-KUBELAB_CLIENT = {
-    "ca": "/etc/etcd/pki/ca.crt",
-    "cert": "/etc/etcd/pki/server.crt",
-    "key": "/etc/etcd/pki/server.key",
-}
+KUBELAB_CLIENT = etcd_server_files()
 
 
 def test_etcd_is_healthy(master, cluster):
