@@ -42,7 +42,7 @@ SETTINGS = [
     Setting(
         "secure",
         None,
-        "etcd serves TLS and answers only clients with a certificate of the cluster CA "
+        "etcd serves TLS and answers only clients with a certificate of its own CA "
         "(apiserver, flanneld); el7: the apiserver's plain HTTP port listens on localhost only, "
         "minions use its TLS port with client certificates. Off: the reference setup's open "
         "etcd and (el7) open API port. Unset: on for modern, off for el7 (each run then warns "
