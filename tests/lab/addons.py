@@ -171,6 +171,7 @@ class DnsLookups:
         self.what = what
         self.name = f"nginx.{NAMESPACE}.svc.{cluster_domain()}."  # absolute: no search list
         self.started: dict[str, str] = {}
+        self.sent = self.failed = 0
 
     def start(self) -> None:
         smoke_image = kube.kubectl(
@@ -215,6 +216,7 @@ class DnsLookups:
             ]
             failures = f" (last failures: {' | '.join(logs)[-400:]})"
         kube.kubectl(f"-n {NAMESPACE} delete daemonset {LOOKUPS} --wait=false")
+        self.sent, self.failed = sent, failed
         summary = (
             f"DNS lookups of {self.name} from pods on {', '.join(read) or 'no minion'}: "
             f"{sent} sent, {failed} failed{failures}"
@@ -222,3 +224,43 @@ class DnsLookups:
         if not sent or failed > MAX_FAILED_SHARE * sent:
             raise pipeline.StepFailed(f"during {self.what}, {summary}")
         return summary
+
+
+# A changed setting rolls CoreDNS ---------------------------------------------------------------
+
+ROLL_UPSTREAM = "192.168.122.1"  # the lab's bridge: no resolver there, and no traffic leaves
+ROLL_WAIT = 180  # s, each rollout of CoreDNS
+
+
+def coredns_template_hash() -> str:
+    return kube.kubectl(
+        "-n kube-system get deployment coredns -o jsonpath='{.spec.template.metadata.annotations}'"
+    ).strip()
+
+
+def coredns_rolled_out() -> None:
+    result = ssh(
+        f"{kube.KUBECTL} -n kube-system rollout status deployment/coredns --timeout={ROLL_WAIT}s",
+        timeout=ROLL_WAIT + 30,
+    )
+    if result.returncode != 0:
+        raise pipeline.StepFailed(f"CoreDNS's rollout: {(result.stderr or result.stdout).strip()}")
+
+
+def coredns_rolls_without_a_failed_lookup(inventory: str) -> str:
+    """dns_upstream set, then unset again, by cluster.py while pods on every minion look
+    nginx's name up: CoreDNS rolls twice (its Corefile changed), and no lookup fails."""
+    lookups = DnsLookups("CoreDNS's rollouts")
+    lookups.start()
+    try:
+        before = coredns_template_hash()
+        for step, data in (("set", (f"dns_upstream={ROLL_UPSTREAM}",)), ("unset", ())):
+            pipeline.deploy(inventory, f"dns-roll-{step}", *data)
+            coredns_rolled_out()
+            if step == "set" and coredns_template_hash() == before:
+                raise pipeline.StepFailed("dns_upstream changed, but CoreDNS's pods did not")
+    finally:
+        summary = lookups.stop()
+    if lookups.failed:  # the goal: none at all
+        raise pipeline.StepFailed(f"during CoreDNS's rollouts, {summary}")
+    return f"CoreDNS rolled out twice (dns_upstream set, unset); {summary}"

@@ -156,6 +156,8 @@ def day_two(inventory: str):
 def scenario():
     first_cluster()
     check("damaged binaries installed again", True, installs.corrupted_binaries_restored(INVENTORY))
+    rolled = addons.coredns_rolls_without_a_failed_lookup(INVENTORY)
+    check("a changed DNS setting rolls CoreDNS with no failed lookup", True, rolled)
     faults_on_the_cluster()
     day_two(switch_to_secure(fourth_minion_joins()))
     pipeline.lab_down()
