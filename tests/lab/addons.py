@@ -145,6 +145,15 @@ def lookups_manifest(image: str, name: str) -> dict:
     }
 
 
+def ready_nodes() -> set[str]:
+    ready = (
+        "get nodes -o jsonpath='{range .items[*]}{.metadata.name} "
+        '{.status.conditions[?(@.type=="Ready")].status}{"\\n"}{end}\''
+    )
+    lines = [line.split() for line in kube.kubectl(ready).splitlines()]
+    return {fields[0] for fields in lines if fields[1:] == ["True"]}
+
+
 def lookup_pods() -> dict[str, str]:
     """pod -> node of the lookup pods Running and not being deleted."""
     listing = kube.kubectl(f"-n {NAMESPACE} get pods -l app={LOOKUPS_APP} -o json")
@@ -181,7 +190,7 @@ class DnsLookups:
         applied = ssh(f"printf '%s' {shlex.quote(manifest)} | {kube.KUBECTL} apply -f -")
         if applied.returncode != 0:
             raise pipeline.StepFailed(f"the DNS lookup DaemonSet: {applied.stderr.strip()}")
-        minions = {name.removeprefix("node/") for name in kube.kubectl("get nodes -o name").split()}
+        minions = ready_nodes()  # a powered-off minion (the dead one removed) runs no pod
         deadline = time.monotonic() + LOOKUPS_WAIT
         while True:
             pods = lookup_pods()
