@@ -242,19 +242,43 @@ def agnhost_version(kube_version: str) -> str:
     return (Path(info["Dir"]) / "test/images/agnhost/VERSION").read_text().strip()
 
 
-def agnhost(kube_version: str) -> Build:
-    """agnhost from the k8s.io/kubernetes module, stamped as its Makefile does
-    (``-X main.Version=$(cat VERSION)``, CGO_ENABLED=0)."""
+def kube_module_program(component: str, kube_version: str, binaries: dict, ldflags="") -> Build:
+    """Main packages of the k8s.io/kubernetes module (test/images/...) through the kube
+    wrapper, built as test/images/image-util.sh does (CGO_ENABLED=0, its -X flags)."""
     kube = kubernetes(kube_version)
     return Build(
-        component="agnhost",
+        component=component,
         version=kube_version,
         modules=kube.modules,
-        binaries={"agnhost": "k8s.io/kubernetes/test/images/agnhost"},
+        binaries=binaries,
         replace=kube.replace,
-        ldflags=f"-X main.Version={agnhost_version(kube_version)}",
+        ldflags=ldflags,
         go_lines=kube.go_lines,
         tidy=False,
+    )
+
+
+def agnhost(kube_version: str) -> Build:
+    """agnhost, stamped as its Makefile does (``-X main.Version=$(cat VERSION)``)."""
+    stamp = f"-X main.Version={agnhost_version(kube_version)}"
+    binaries = {"agnhost": "k8s.io/kubernetes/test/images/agnhost"}
+    return kube_module_program("agnhost", kube_version, binaries, stamp)
+
+
+def nonewprivs(kube_version: str) -> Build:
+    """test/images/nonewprivs' nnp (prints its effective uid; no version stamp)."""
+    binaries = {"nnp": "k8s.io/kubernetes/test/images/nonewprivs"}
+    return kube_module_program("nonewprivs", kube_version, binaries)
+
+
+def sample_apiserver(version: str) -> Build:
+    """k8s.io/sample-apiserver at ``version``, as test/images/sample-apiserver's Makefile
+    builds it (``go install .`` at that tag, CGO_ENABLED=0, no stamp)."""
+    return Build(
+        component="sample-apiserver",
+        version=version,
+        modules=("k8s.io/sample-apiserver",),
+        binaries={"sample-apiserver": "k8s.io/sample-apiserver"},
     )
 
 

@@ -6,8 +6,11 @@ YAML file that maps those registry keys elsewhere, names and tags unchanged: the
 below ``lab.local`` (``repo_list``) and builds each image under the name that results, as an
 OCI archive like images.py's (same layout, same cache), for kubelab's ``image_archives``.
 
-Built so far: agnhost (both tags the suite asks for), busybox, pause, nginx. The others are
-listed in MISSING with the plan for each.
+Where the k8s.io/kubernetes module has the image's source (agnhost, nonewprivs, nautilus) it
+is built from the pinned release's, whose VERSION files may be newer than the tag the suite
+asks for: a label on each image says what it was built from. sample-apiserver and etcd are
+built at the very releases their tags name; busybox, nginx and jessie-dnsutils come from
+Debian 12's packages, pause is the lab's own.
 
     python3 tests/lab/conformance_images.py    # build them (if needed), print paths and sizes
 """
@@ -52,21 +55,6 @@ SUITE_IMAGES = {
     "sample-apiserver": ("promoterE2eRegistry", "sample-apiserver", "1.29.2"),
     "etcd": ("gcEtcdRegistry", "etcd", "3.6.6-0"),
     "pause": ("gcRegistry", "pause", "3.10.1"),
-}
-
-# Not built yet, and how each would be.
-MISSING = {
-    "nonewprivs": "go build of test/images/nonewprivs (nnp.go) from the k8s.io/kubernetes "
-    "module (builds.py, like agnhost), installed setuid root at /usr/local/bin/nnp in a "
-    "Debian minbase root; CMD /usr/local/bin/nnp",
-    "jessie-dnsutils": "Debian minbase root with bind9-dnsutils (dig, nslookup), libc-bin "
-    "(getent), coreutils (seq), dnsutils' ENTRYPOINT-less sh as upstream's Dockerfile",
-    "nautilus": "the agnhost root with test/images/nautilus/html/* under /html and CMD "
-    "['test-webserver'] (upstream's Dockerfile), tag 1.7",
-    "sample-apiserver": "builds.py: go build of k8s.io/sample-apiserver at v0.35.8 (already a "
-    "staging replace of the kube wrapper) at /sample-apiserver, entrypoint as upstream",
-    "etcd": "builds.py's etcd v3.6.14 (the lab's own) at /usr/local/bin/etcd and etcdctl, "
-    "tagged 3.6.6-0 with a label saying which release it really is",
 }
 
 
@@ -119,58 +107,192 @@ def module_dir(kube_version: str) -> Path:
     return Path(info["Dir"])
 
 
+def make_agnhost_root(root: Path, kube_version: str) -> dict:
+    """agnhost's root as its Dockerfile makes it; labels naming what it was built from."""
+    debian_root(root, AGNHOST_PACKAGES)
+    build = builds.agnhost(kube_version)
+    copy_program(builds.ensure_built(build) / "agnhost", root / "agnhost")
+    copy_program(builds.ensure_built(builds.coredns()) / "coredns", root / "coredns")
+    (root / "agnhost-2").symlink_to("agnhost")
+    porter = module_dir(kube_version) / "test/images/agnhost/porter"
+    for name in ("localhost.crt", "localhost.key"):
+        shutil.copyfile(porter / name, root / name)
+    (root / "uploads").mkdir()
+    with open(root / "etc/passwd", "a") as passwd:
+        passwd.write(AGNHOST_USERS)
+    with open(root / "etc/group", "a") as group:
+        group.write(AGNHOST_GROUPS)
+    missing = [rel for rel in AGNHOST_NEEDS if not os.path.lexists(root / rel)]
+    if missing:
+        raise LabError(f"the agnhost root lacks {', '.join(missing)}")
+    source = f"test/images/agnhost (VERSION {builds.agnhost_version(kube_version)})"
+    return {"io.kubelab.built-from": f"k8s.io/kubernetes@{kube_version} {source}"}
+
+
+def copy_program(source: Path, target: Path, mode: int = 0o755) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, target)
+    target.chmod(mode)
+
+
+def agnhost_recipe(kube_version: str) -> list:
+    return [
+        builds.agnhost(kube_version).recipe(),
+        builds.coredns().recipe(),
+        AGNHOST_PACKAGES,
+        AGNHOST_USERS,
+        AGNHOST_GROUPS,
+        images.NGINX_SOURCES,
+        images.NGINX_TRIM,
+    ]
+
+
+AGNHOST_CONFIG = {
+    "Entrypoint": ["/agnhost"],
+    "Cmd": ["pause"],
+    "Env": [images.PATH_ENV],
+    "ExposedPorts": AGNHOST_PORTS,
+    "WorkingDir": "/",
+}
+
+
 def agnhost_image(tag: str, kube_version: str = KUBE_VERSION) -> Image:
     """agnhost as upstream's Dockerfile makes it, on Debian instead of Alpine. The suite's two
     tags are the same program (test/images/agnhost at ``kube_version``); each image's label
     says which tag it is for, which gives them distinct digests."""
-    build, dns = builds.agnhost(kube_version), builds.coredns()
-    version = builds.agnhost_version(kube_version)
 
     def make_root(root: Path) -> dict:
-        debian_root(root, AGNHOST_PACKAGES)
-        shutil.copyfile(builds.ensure_built(build) / "agnhost", root / "agnhost")
-        shutil.copyfile(builds.ensure_built(dns) / "coredns", root / "coredns")
-        for program in ("agnhost", "coredns"):
-            (root / program).chmod(0o755)
-        (root / "agnhost-2").symlink_to("agnhost")
-        porter = module_dir(kube_version) / "test/images/agnhost/porter"
-        for name in ("localhost.crt", "localhost.key"):
-            shutil.copyfile(porter / name, root / name)
-        (root / "uploads").mkdir()
-        with open(root / "etc/passwd", "a") as passwd:
-            passwd.write(AGNHOST_USERS)
-        with open(root / "etc/group", "a") as group:
-            group.write(AGNHOST_GROUPS)
-        missing = [rel for rel in AGNHOST_NEEDS if not os.path.lexists(root / rel)]
-        if missing:
-            raise LabError(f"the agnhost root lacks {', '.join(missing)}")
-        return {
-            "org.opencontainers.image.version": tag,
-            "io.kubelab.agnhost.built-from": f"k8s.io/kubernetes@{kube_version} "
-            f"test/images/agnhost (VERSION {version})",
-        }
+        labels = make_agnhost_root(root, kube_version)
+        return {"org.opencontainers.image.version": tag, **labels}
 
-    name = suite_name("agnhost").rsplit(":", 1)[0]
+    return Image(
+        name=suite_name("agnhost").rsplit(":", 1)[0],
+        tag=tag,
+        config=AGNHOST_CONFIG,
+        recipe=agnhost_recipe(kube_version),
+        make_root=make_root,
+    )
+
+
+NAUTILUS_FILES = ("nautilus.jpg", "data.json")  # its Dockerfile: COPY html/<file> <file>
+
+
+def nautilus_image(kube_version: str = KUBE_VERSION) -> Image:
+    """agnhost with test/images/nautilus/html's files at / and CMD test-webserver (which
+    serves the working directory), as nautilus' Dockerfile makes it on agnhost."""
+    name, tag = suite_name("nautilus").rsplit(":", 1)
+
+    def make_root(root: Path) -> dict:
+        labels = make_agnhost_root(root, kube_version)
+        html = module_dir(kube_version) / "test/images/nautilus/html"
+        for file in NAUTILUS_FILES:
+            shutil.copyfile(html / file, root / file)
+        return {"org.opencontainers.image.version": tag, **labels}
+
     return Image(
         name=name,
         tag=tag,
-        config={
-            "Entrypoint": ["/agnhost"],
-            "Cmd": ["pause"],
-            "Env": [images.PATH_ENV],
-            "ExposedPorts": AGNHOST_PORTS,
-            "WorkingDir": "/",
-        },
+        config={**AGNHOST_CONFIG, "Cmd": ["test-webserver"]},
+        recipe=[agnhost_recipe(kube_version), NAUTILUS_FILES],
+        make_root=make_root,
+    )
+
+
+def nonewprivs_image(kube_version: str = KUBE_VERSION) -> Image:
+    """/usr/local/bin/nnp setuid root (its Dockerfile's chmod +s), CMD nnp."""
+    name, tag = suite_name("nonewprivs").rsplit(":", 1)
+    build = builds.nonewprivs(kube_version)
+
+    def make_root(root: Path) -> dict:
+        copy_program(builds.ensure_built(build) / "nnp", root / "usr/local/bin/nnp", 0o4755)
+        make_tmp(root)
+        source = f"k8s.io/kubernetes@{kube_version} test/images/nonewprivs"
+        return {"org.opencontainers.image.version": tag, "io.kubelab.built-from": source}
+
+    return Image(
+        name=name,
+        tag=tag,
+        config={"Cmd": ["nnp"], "Env": [images.PATH_ENV]},
+        recipe=[build.recipe(), "setuid"],
+        make_root=make_root,
+    )
+
+
+def make_tmp(root: Path) -> None:
+    (root / "tmp").mkdir(exist_ok=True)
+    (root / "tmp").chmod(0o1777)
+
+
+def sample_apiserver_image() -> Image:
+    """k8s.io/sample-apiserver at the release the tag names (1.29.2: v0.29.2) at /."""
+    name, tag = suite_name("sample-apiserver").rsplit(":", 1)
+    build = builds.sample_apiserver("v0." + tag.split(".", 1)[1])
+
+    def make_root(root: Path) -> dict:
+        copy_program(builds.ensure_built(build) / "sample-apiserver", root / "sample-apiserver")
+        make_tmp(root)
+        return {"org.opencontainers.image.version": tag, "io.kubelab.built-from": build.key}
+
+    return Image(
+        name=name,
+        tag=tag,
+        config={"Entrypoint": ["/sample-apiserver"], "Env": [images.PATH_ENV]},
+        recipe=[build.recipe()],
+        make_root=make_root,
+    )
+
+
+def etcd_image() -> Image:
+    """etcd and etcdctl of the release the tag names (3.6.6-0: v3.6.6) in /usr/local/bin, as
+    upstream's etcd image has them (the aggregator test runs /usr/local/bin/etcd)."""
+    name, tag = suite_name("etcd").rsplit(":", 1)
+    build = builds.etcd("v" + tag.split("-")[0])
+
+    def make_root(root: Path) -> dict:
+        for program in ("etcd", "etcdctl"):
+            copy_program(builds.ensure_built(build) / program, root / "usr/local/bin" / program)
+        make_tmp(root)
+        return {"org.opencontainers.image.version": tag, "io.kubelab.built-from": build.key}
+
+    return Image(
+        name=name,
+        tag=tag,
+        config={"Cmd": ["/usr/local/bin/etcd"], "Env": [images.PATH_ENV]},
+        recipe=[build.recipe()],
+        make_root=make_root,
+    )
+
+
+# ------------------------------------------------------------------------------ jessie-dnsutils
+
+DNSUTILS_PACKAGES = ["bind9-dnsutils"]  # dig, nslookup; sh, seq, getent are in minbase
+DNSUTILS_NEEDS = ["usr/bin/dig", "usr/bin/nslookup", "usr/bin/getent", "usr/bin/seq", "bin/sh"]
+
+
+def make_dnsutils_root(root: Path) -> dict:
+    """Debian (12, not jessie) with dnsutils, and a CoreDNS at / as its Dockerfile adds one."""
+    debian_root(root, DNSUTILS_PACKAGES)
+    copy_program(builds.ensure_built(builds.coredns()) / "coredns", root / "coredns")
+    missing = [rel for rel in DNSUTILS_NEEDS if not os.path.lexists(root / rel)]
+    if missing:
+        raise LabError(f"the jessie-dnsutils root lacks {', '.join(missing)}")
+    version = images.package_version(root, "bind9-dnsutils")
+    return {"org.opencontainers.image.version": version, "debian.bind9-dnsutils.version": version}
+
+
+def jessie_dnsutils_image() -> Image:
+    name, tag = suite_name("jessie-dnsutils").rsplit(":", 1)
+    return Image(
+        name=name,
+        tag=tag,
+        config={"Cmd": ["bash"], "Env": [images.PATH_ENV]},
         recipe=[
-            build.recipe(),
-            dns.recipe(),
-            AGNHOST_PACKAGES,
-            AGNHOST_USERS,
-            AGNHOST_GROUPS,
+            DNSUTILS_PACKAGES,
+            builds.coredns().recipe(),
             images.NGINX_SOURCES,
             images.NGINX_TRIM,
         ],
-        make_root=make_root,
+        make_root=make_dnsutils_root,
     )
 
 
@@ -269,9 +391,20 @@ def nginx_image() -> Image:
 
 
 def conformance_images() -> list[Image]:
-    tags = (SUITE_IMAGES["agnhost"][2], SUITE_IMAGES["agnhost-prev"][2])
-    every = [agnhost_image(tag) for tag in tags]
-    return every + [busybox_image(), pause_image(), nginx_image()]
+    """Every image of SUITE_IMAGES, in that order."""
+    makers = {
+        "agnhost": lambda: agnhost_image(SUITE_IMAGES["agnhost"][2]),
+        "agnhost-prev": lambda: agnhost_image(SUITE_IMAGES["agnhost-prev"][2]),
+        "busybox": busybox_image,
+        "nginx": nginx_image,
+        "nonewprivs": nonewprivs_image,
+        "jessie-dnsutils": jessie_dnsutils_image,
+        "nautilus": nautilus_image,
+        "sample-apiserver": sample_apiserver_image,
+        "etcd": etcd_image,
+        "pause": pause_image,
+    }
+    return [makers[name]() for name in SUITE_IMAGES]
 
 
 def ensure_images() -> dict[str, Path]:
@@ -287,8 +420,6 @@ def main() -> int:
         return 1
     for reference, archive in archives.items():
         print(f"{reference}\t{archive}\t{archive.stat().st_size / 1e6:.1f} MB")
-    for name, plan in MISSING.items():
-        print(f"missing {suite_name(name)}: {plan}")
     return 0
 
 

@@ -110,14 +110,35 @@ def test_the_suite_names_its_images_as_the_lab_builds_them():
     )
 
 
-def test_the_two_agnhost_tags_get_distinct_configs(monkeypatch):
+def no_module_proxy(monkeypatch):
+    """What builds.py would ask the Go module proxy, answered here."""
     monkeypatch.setattr(builds, "release_time", lambda module, version: "2026-08-20T15:16:14Z")
     monkeypatch.setattr(builds, "agnhost_version", lambda version: "2.59")
     monkeypatch.setattr(builds, "origin", lambda module, version: {"Hash": "0" * 40})
+
+
+def test_every_image_the_suite_uses_is_built_under_its_name(monkeypatch):
+    no_module_proxy(monkeypatch)
+    built = [image.reference for image in conformance_images.conformance_images()]
+    assert built == [
+        conformance_images.suite_name(name) for name in conformance_images.SUITE_IMAGES
+    ]
+
+
+def test_the_two_agnhost_tags_get_distinct_images(monkeypatch):
+    no_module_proxy(monkeypatch)
     current, previous = (conformance_images.agnhost_image(tag) for tag in ("2.59", "2.55"))
     assert current.reference == "lab.local/e2e-test-images/agnhost:2.59"
     assert previous.reference == "lab.local/e2e-test-images/agnhost:2.55"
     assert current.recipe_hash() != previous.recipe_hash()
+    assert current.archive != previous.archive
+
+
+def test_sample_apiserver_and_etcd_are_built_at_the_releases_their_tags_name():
+    assert conformance_images.sample_apiserver_image().recipe == [
+        builds.sample_apiserver("v0.29.2").recipe()
+    ]
+    assert conformance_images.etcd_image().recipe == [builds.etcd("v3.6.6").recipe()]
 
 
 def test_e2e_test_is_a_test_binary_of_the_kubernetes_wrapper(monkeypatch):
@@ -141,4 +162,4 @@ def test_ginkgo_is_built_at_the_version_the_kubernetes_module_requires():
 
 
 def test_the_suite_images_are_built_from_the_release_kubelab_deploys():
-    assert conformance_images.KUBE_VERSION == mirror.versions().kube_version
+    assert mirror.versions().kube_version == conformance_images.KUBE_VERSION
