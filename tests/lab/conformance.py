@@ -21,11 +21,13 @@ import sys
 import time
 import xml.etree.ElementTree as ET
 from collections import Counter, defaultdict
+from contextlib import suppress
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import builds  # noqa: E402
+import cgroups  # noqa: E402
 import conformance_images  # noqa: E402
 import mirror  # noqa: E402
 import pipeline  # noqa: E402
@@ -41,6 +43,7 @@ PARTS = {
 }
 REPORT_GRACE = 600
 NODES_READY_TIMEOUT = 600
+MEMORY_SAMPLE_EVERY = 30  # seconds between samples of the machines' memory during the run
 ADMIN_KUBECONFIG = "/etc/kubernetes/admin.kubeconfig"  # on the master; server: its API URL
 
 # ------------------------------------------------------------------------------ the summary
@@ -94,7 +97,7 @@ def junit_results(paths: list[Path]) -> dict[str, dict]:
     return tests
 
 
-def summarize(tests: dict[str, dict], wall: dict[str, float]) -> dict:
+def summarize(tests: dict[str, dict], wall: dict[str, float], memory: dict | None = None) -> dict:
     per_sig: dict[str, Counter] = defaultdict(Counter)
     for test in tests.values():
         per_sig[test["sig"]][test["result"]] += 1
@@ -106,6 +109,7 @@ def summarize(tests: dict[str, dict], wall: dict[str, float]) -> dict:
         "failed": sorted(n for n, t in tests.items() if t["result"] == "failed"),
         "skipped": {n: t["message"] for n, t in sorted(tests.items()) if t["result"] == "skipped"},
         "wall_seconds": wall,
+        "memory_peak_bytes": memory or {},
     }
 
 
@@ -130,6 +134,13 @@ def summary_text(summary: dict, release: str = "") -> str:
             f"{sig:<22}{counts['passed']:>8}{counts['failed']:>8}{counts['skipped']:>9}"
             f"{counts['not run']:>9}"
         )
+    if summary["memory_peak_bytes"]:
+        lines += ["", "memory of the machines, peak while the suite ran (MB):"]
+        for machine, peak in summary["memory_peak_bytes"].items():
+            mb = {kind: round(value / 2**20) for kind, value in peak.items()}
+            lines.append(
+                f"  {machine}: {mb.get('rss', '?')} resident, {mb.get('charged', '?')} charged"
+            )
     if summary["failed"]:
         lines += ["", "failed:"] + [f"  {name}" for name in summary["failed"]]
     if summary["skipped"]:
@@ -138,9 +149,9 @@ def summary_text(summary: dict, release: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_summary(report_dir: Path, wall: dict[str, float], release: str) -> str:
+def write_summary(report_dir: Path, wall: dict, release: str, memory: dict | None = None) -> str:
     tests = junit_results(sorted(report_dir.glob("junit_*.xml")))
-    summary = summarize(tests, wall)
+    summary = summarize(tests, wall, memory)
     (report_dir / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     text = summary_text(summary, release)
     (report_dir / "summary.txt").write_text(text)
@@ -215,27 +226,46 @@ def ginkgo_command(tools: dict[str, Path], part: str, focus: str, settings: dict
     ]
 
 
-def run_part(command: list[str], part: str, deadline: float, repo_list: Path) -> float:
-    """Run one part of the suite (its output to OUT/<part>.log); its wall time. Ginkgo's exit
-    status is not checked: failures are in the reports. Past ``deadline`` the whole process
-    group gets SIGTERM (ginkgo then writes its reports), SIGKILL a minute later."""
+def sample_memory(peaks: dict) -> None:
+    """Raise ``peaks`` (machine -> {charged, rss} in bytes) to what the lab's machines use now,
+    as their memory cgroups count it."""
+    for machine in sorted(cgroups.lab_cgroup_names()):
+        use = cgroups.memory_use(machine) or {}
+        peak = peaks.setdefault(machine, {})
+        for kind, value in use.items():
+            peak[kind] = max(peak.get(kind, 0), value)
+
+
+def run_part(command: list[str], part: str, deadline: float, repo_list: Path, peaks: dict):
+    """Run one part of the suite (its output to OUT/<part>.log), sampling the machines' memory
+    into ``peaks``; its wall time. Ginkgo's exit status is not checked: failures are in the
+    reports. Past ``deadline`` the whole process group gets SIGTERM (ginkgo then writes its
+    reports), SIGKILL a minute later."""
     started = time.monotonic()
     env = dict(os.environ, KUBE_TEST_REPO_LIST=str(repo_list))
     with open(OUT / f"{part}.log", "w") as log:
         process = subprocess.Popen(
             command, cwd=OUT, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
         )
-        try:
-            process.wait(timeout=deadline)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=60)
-            print(f"conformance: the {part} part passed its deadline of {deadline:g} s")
+        while process.poll() is None:
+            left = deadline - (time.monotonic() - started)
+            if left <= 0:
+                stop(process, part, deadline)
+                break
+            sample_memory(peaks)
+            with suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=min(MEMORY_SAMPLE_EVERY, left))
     return time.monotonic() - started
+
+
+def stop(process: subprocess.Popen, part: str, deadline: float) -> None:
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=60)
+    print(f"conformance: the {part} part passed its deadline of {deadline:g} s")
 
 
 def prepare() -> tuple[dict[str, Path], dict[str, Path], str]:
@@ -274,14 +304,14 @@ def main() -> int:
         }
         kubectl = [str(tools["kubectl"]), f"--kubeconfig={settings['kubeconfig']}"]
         print(f"conformance: nodes Ready: {wait_nodes_ready(kubectl)}", flush=True)
-        wall = {}
+        wall, peaks = {}, {}
         for part in PARTS:
             command = ginkgo_command(tools, part, args.focus, settings)
             print(f"conformance: {part} part, log in {OUT / f'{part}.log'}", flush=True)
             deadline = PARTS[part][1] + REPORT_GRACE
-            wall[part] = run_part(command, part, deadline, repo_list)
+            wall[part] = run_part(command, part, deadline, repo_list, peaks)
         wall["total"] = time.monotonic() - started
-        print(write_summary(OUT, wall, release), end="")
+        print(write_summary(OUT, wall, release, peaks), end="")
         print(f"conformance: reports and summary in {OUT}; the lab stays up")
     except (pipeline.StepFailed, LabError) as error:
         print(f"conformance: {error}", file=sys.stderr)

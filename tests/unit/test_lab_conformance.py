@@ -163,3 +163,39 @@ def test_ginkgo_is_built_at_the_version_the_kubernetes_module_requires():
 
 def test_the_suite_images_are_built_from_the_release_kubelab_deploys():
     assert mirror.versions().kube_version == conformance_images.KUBE_VERSION
+
+
+def test_the_summary_gives_the_machines_peak_memory(tmp_path):
+    memory = {"kubeminion1": {"charged": 3 * 2**30, "rss": 1536 * 2**20}}
+    text = conformance.write_summary(reports(tmp_path), {"parallel": 60.0}, "v1.35.8", memory)
+    assert "  kubeminion1: 1536 resident, 3072 charged" in text
+
+
+def fake_machines(monkeypatch, uses: list[int]):
+    monkeypatch.setattr(conformance.cgroups, "lab_cgroup_names", lambda: {"kubeminion1"})
+    samples = iter(uses)
+    monkeypatch.setattr(
+        conformance.cgroups, "memory_use", lambda machine: {"rss": next(samples, 0), "charged": 1}
+    )
+
+
+def test_a_part_runs_to_its_end_and_its_output_goes_to_its_log(tmp_path, monkeypatch):
+    monkeypatch.setattr(conformance, "OUT", tmp_path)
+    fake_machines(monkeypatch, [5, 9, 7])
+    monkeypatch.setattr(conformance, "MEMORY_SAMPLE_EVERY", 0.2)
+    peaks = {}
+    command = ["sh", "-c", 'sleep 0.7; echo "repo list: $KUBE_TEST_REPO_LIST"']
+    seconds = conformance.run_part(command, "serial", 30, tmp_path / "repo-list.yaml", peaks)
+    assert seconds < 10
+    log = (tmp_path / "serial.log").read_text()
+    assert log == f"repo list: {tmp_path / 'repo-list.yaml'}\n"
+    assert peaks == {"kubeminion1": {"rss": 9, "charged": 1}}
+
+
+def test_a_part_past_its_deadline_is_stopped(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(conformance, "OUT", tmp_path)
+    fake_machines(monkeypatch, [])
+    command = ["sh", "-c", "sleep 60 & wait"]  # its child is stopped too: the process group
+    seconds = conformance.run_part(command, "parallel", 1, tmp_path / "r.yaml", {})
+    assert seconds < 30
+    assert "the parallel part passed its deadline of 1 s" in capsys.readouterr().out
