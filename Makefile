@@ -66,7 +66,7 @@ fresh-deploys: venv
 # (FOCUS=<regex>: those whose names match). Reports and summary in .lab/conformance/.
 conformance: export CONFORMANCE_FOCUS = $(FOCUS)
 conformance: venv
-	$(PY) tests/lab/conformance.py --focus "$$CONFORMANCE_FOCUS"
+	$(PY) tests/lab/conformance.py --focus="$$CONFORMANCE_FOCUS"
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache

@@ -194,7 +194,7 @@ def wait_nodes_ready(kubectl: list[str], timeout: float = NODES_READY_TIMEOUT) -
         )
         states = {}
         if result.returncode == 0:
-            for node in json.loads(result.stdout)["items"]:
+            for node in json.loads(result.stdout or "{}").get("items", []):
                 ready = [c for c in node["status"].get("conditions", []) if c["type"] == "Ready"]
                 states[node["metadata"]["name"]] = bool(ready) and ready[0]["status"] == "True"
         if states and all(states.values()):
