@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 INVENTORY ?= inventory.py
 HOST ?= kubemaster
 
-.PHONY: venv lint unit test e2e demo docs lab-up lab-down lab-ssh lab-status lab-purge bench fresh-deploys clean
+.PHONY: venv lint unit test e2e demo docs lab-up lab-down lab-ssh lab-status lab-purge bench fresh-deploys conformance clean
 
 $(VENV)/.installed: requirements-ci.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV) || { apt-get update -q && apt-get install -y -q python3-venv \
@@ -60,6 +60,13 @@ bench: venv
 # The first deploy of a fresh lab, 10 times in a row: does any stall?
 fresh-deploys: venv
 	$(PY) tests/lab/fresh_deploys.py -i $(INVENTORY)
+
+# Kubernetes' conformance suite on the lab's cluster (hours; not part of `make test`): builds
+# e2e.test, ginkgo and the suite's images, lab up, deploy, then the [Conformance] tests
+# (FOCUS=<regex>: those whose names match). Reports and summary in .lab/conformance/.
+conformance: export CONFORMANCE_FOCUS = $(FOCUS)
+conformance: venv
+	$(PY) tests/lab/conformance.py --focus="$$CONFORMANCE_FOCUS"
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache

@@ -87,6 +87,7 @@ class Build:
     go_lines: str = "go 1.25.0"
     tidy: bool = True
     env: dict = field(default_factory=dict)  # extra environment of the go commands
+    test: bool = False  # ``go test -c`` of each package (a test binary) instead of go build
 
     @property
     def key(self) -> str:
@@ -95,7 +96,8 @@ class Build:
     def go_mod(self) -> str:
         lines = [f"module kubelab.lab/build/{self.component}", "", self.go_lines, ""]
         lines += [f"require {module} {self.version}" for module in self.modules]
-        lines += [""] + [f"tool {package}" for package in sorted(set(self.binaries.values()))]
+        if not self.test:  # tool lines name main packages only
+            lines += [""] + [f"tool {p}" for p in sorted(set(self.binaries.values()))]
         if self.replace:
             lines += ["", "replace ("]
             lines += [f"\t{old} => {new}" for old, new in sorted(self.replace.items())]
@@ -104,6 +106,8 @@ class Build:
 
     def recipe(self) -> str:
         flags = [self.cgo, self.tags, self.ldflags, sorted(self.binaries.items()), self.tidy]
+        if self.test:
+            flags.append("test")
         flags.append(sorted(self.env.items()))
         return hashlib.sha256(json.dumps([self.go_mod(), flags]).encode()).hexdigest()
 
@@ -178,6 +182,103 @@ def kubernetes(version: str) -> Build:
         tags="selinux,notest",
         ldflags=kube_version_flags(version, release_time("k8s.io/kubernetes", version)),
         go_lines=kube_go_lines(version),
+    )
+
+
+# The conformance suite (tests/lab/conformance.py): its test binary, its runner and its main
+# test image, from the same k8s.io/kubernetes module and wrapper as the kube binaries.
+E2E_TAGS = "selinux,notest,grpcnotrace"  # hack/lib/golang.sh's tags for test binaries
+
+
+def kubernetes_e2e(version: str) -> Build:
+    """``e2e.test``: ``go test -c`` of k8s.io/kubernetes/test/e2e, as hack/lib/golang.sh
+    builds test binaries (-trimpath, the version stamp, its tags)."""
+    kube = kubernetes(version)
+    return Build(
+        component="kubernetes-e2e",
+        version=version,
+        modules=kube.modules,
+        binaries={"e2e.test": "k8s.io/kubernetes/test/e2e"},
+        replace=kube.replace,
+        tags=E2E_TAGS,
+        ldflags=kube.ldflags,
+        go_lines=kube.go_lines,
+        tidy=False,  # tidy keeps no test-only imports; -mod=mod resolves them from the graph
+        test=True,
+    )
+
+
+def required_version(module: str, requirer: str, version: str) -> str:
+    """The version of ``module`` that ``requirer@version``'s go.mod requires."""
+    info = go_json(["mod", "download", "-json", f"{requirer}@{version}"], Path("/"))
+    return module_requirement(Path(info["GoMod"]).read_text(), module, requirer)
+
+
+def module_requirement(go_mod: str, module: str, requirer: str = "the go.mod") -> str:
+    for line in go_mod.splitlines():
+        words = line.strip().removeprefix("require").split()
+        if len(words) >= 2 and words[0] == module:
+            return words[1]
+    raise LabError(f"{requirer} requires no {module}")
+
+
+GINKGO = "github.com/onsi/ginkgo/v2"
+
+
+def ginkgo(kube_version: str) -> Build:
+    """The ginkgo CLI at the version k8s.io/kubernetes requires (the suite's own library)."""
+    version = required_version(GINKGO, "k8s.io/kubernetes", kube_version)
+    return Build(
+        component="ginkgo",
+        version=version,
+        modules=(GINKGO,),
+        binaries={"ginkgo": f"{GINKGO}/ginkgo"},
+    )
+
+
+def agnhost_version(kube_version: str) -> str:
+    """test/images/agnhost/VERSION in the k8s.io/kubernetes module (what its image is tagged)."""
+    info = go_json(["mod", "download", "-json", f"k8s.io/kubernetes@{kube_version}"], Path("/"))
+    return (Path(info["Dir"]) / "test/images/agnhost/VERSION").read_text().strip()
+
+
+def kube_module_program(component: str, kube_version: str, binaries: dict, ldflags="") -> Build:
+    """Main packages of the k8s.io/kubernetes module (test/images/...) through the kube
+    wrapper, built as test/images/image-util.sh does (CGO_ENABLED=0, its -X flags)."""
+    kube = kubernetes(kube_version)
+    return Build(
+        component=component,
+        version=kube_version,
+        modules=kube.modules,
+        binaries=binaries,
+        replace=kube.replace,
+        ldflags=ldflags,
+        go_lines=kube.go_lines,
+        tidy=False,
+    )
+
+
+def agnhost(kube_version: str) -> Build:
+    """agnhost, stamped as its Makefile does (``-X main.Version=$(cat VERSION)``)."""
+    stamp = f"-X main.Version={agnhost_version(kube_version)}"
+    binaries = {"agnhost": "k8s.io/kubernetes/test/images/agnhost"}
+    return kube_module_program("agnhost", kube_version, binaries, stamp)
+
+
+def nonewprivs(kube_version: str) -> Build:
+    """test/images/nonewprivs' nnp (prints its effective uid; no version stamp)."""
+    binaries = {"nnp": "k8s.io/kubernetes/test/images/nonewprivs"}
+    return kube_module_program("nonewprivs", kube_version, binaries)
+
+
+def sample_apiserver(version: str) -> Build:
+    """k8s.io/sample-apiserver at ``version``, as test/images/sample-apiserver's Makefile
+    builds it (``go install .`` at that tag, CGO_ENABLED=0, no stamp)."""
+    return Build(
+        component="sample-apiserver",
+        version=version,
+        modules=("k8s.io/sample-apiserver",),
+        binaries={"sample-apiserver": "k8s.io/sample-apiserver"},
     )
 
 
@@ -394,7 +495,8 @@ def build_locked(build: Build) -> Path:
         ]
         if build.tags:
             flags += ["-tags", build.tags]
-        go(["build", *flags, "-o", str(staging / name), package], work, env=env)
+        command = ["test", "-c"] if build.test else ["build"]
+        go([*command, *flags, "-o", str(staging / name), package], work, env=env)
     write(staging / "recipe.sha256", build.recipe() + "\n")
     shutil.rmtree(out, ignore_errors=True)
     staging.rename(out)
