@@ -50,7 +50,7 @@ def remove_dead_minion(inventory: str) -> str:
     pipeline.smoke(inventory, "dead-smoke-before")  # nginx and its service are there
     how = faults.power_off(host)
     waited = wait_endpoints_gone(name)
-    ok, failed, seconds = daytwo.while_nginx_serves(
+    ok, failed, seconds, looked_up = daytwo.while_nginx_serves(
         "the removal of a powered-off minion",
         lambda: daytwo.run_pyinfra(
             inventory, "deploys/remove_node.py", "dead-remove", f"remove_nodes={host}"
@@ -76,6 +76,6 @@ def remove_dead_minion(inventory: str) -> str:
     return (
         f"{host} {how}, its endpoints gone after {waited:.0f} s; removed in {seconds:.0f} s "
         f"with one line for its skipped cleanup; nginx's cluster IP answered {ok} of {total} "
-        f"requests meanwhile ({failed} failed); Node gone, second removal and cluster.py "
-        f"without it changed nothing, the final test passes"
+        f"requests meanwhile ({failed} failed); {looked_up}; Node gone, second removal and "
+        "cluster.py without it changed nothing, the final test passes"
     )

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import time
+import traceback
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -171,10 +172,16 @@ def main() -> int:
     os.environ.setdefault(builds.EXTRA_KUBE_ENV, upgrade.OLDER_RELEASE)
     try:
         scenario()
-    except pipeline.StepFailed as error:
+    except Exception as error:  # a step that failed, or a bug in the scenario: lab down
+        if not isinstance(error, pipeline.StepFailed):
+            traceback.print_exc()
         if not results or results[-1][1]:
             results.append((str(error), False, ""))
-            print(f"e2e FAIL: {error}")
+            print(
+                f"e2e FAIL: {error!r}"
+                if not isinstance(error, pipeline.StepFailed)
+                else f"e2e FAIL: {error}"
+            )
         subprocess.run([*pipeline.LAB, "down"])
     failed = sum(1 for _, ok, _ in results if not ok)
     print(f"e2e: {len(results) - failed} passed, {failed} failed")
