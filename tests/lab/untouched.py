@@ -9,6 +9,7 @@ the sentinel is still there, that no file of kubelab's prerequisites arrived (ap
 the sysctl file), and that each run's log says in one line that the host was left untouched.
 """
 
+import shlex
 from pathlib import Path
 
 import pipeline
@@ -41,7 +42,7 @@ def with_other(inventory: str) -> str:
 
 def plant_sentinel() -> None:
     """A file of someone else's in /var/lib/etcd on OTHER (a reset must leave it)."""
-    ssh(SHORT, f"mkdir -p /var/lib/etcd && printf '%s' '{SENTINEL_TEXT}' > {SENTINEL}")
+    ssh(SHORT, f"mkdir -p /var/lib/etcd && printf '%s' {shlex.quote(SENTINEL_TEXT)} > {SENTINEL}")
 
 
 def left_alone() -> str:
