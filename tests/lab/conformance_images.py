@@ -413,14 +413,7 @@ def ensure_images() -> dict[str, Path]:
 
 
 def main() -> int:
-    try:
-        archives = ensure_images()
-    except LabError as error:
-        print(f"conformance images: {error}", file=sys.stderr)
-        return 1
-    for reference, archive in archives.items():
-        print(f"{reference}\t{archive}\t{archive.stat().st_size / 1e6:.1f} MB")
-    return 0
+    return images.report("conformance images", ensure_images)
 
 
 if __name__ == "__main__":

@@ -420,15 +420,20 @@ def ensure_images() -> dict[str, Path]:
     return {image.reference: ensure_image(image) for image in every}
 
 
-def main() -> int:
+def report(label: str, ensure) -> int:
+    """Build what ``ensure`` names and print each archive with its size; 1 on a failure."""
     try:
-        archives = ensure_images()
+        archives = ensure()
     except LabError as error:
-        print(f"images: {error}", file=sys.stderr)
+        print(f"{label}: {error}", file=sys.stderr)
         return 1
     for reference, archive in archives.items():
         print(f"{reference}\t{archive}\t{archive.stat().st_size / 1e6:.1f} MB")
     return 0
+
+
+def main() -> int:
+    return report("images", ensure_images)
 
 
 if __name__ == "__main__":
