@@ -67,7 +67,10 @@ def applied(path: str, content: str, label: str) -> placement.Step:
 def deleted(path: str, label: str) -> placement.Step:
     """The step deleting what the manifest at ``path`` created, and the manifest, if it is
     there."""
-    command = f"{kubectl()} delete --ignore-not-found -f {path}"
+    # kubectl delete waits for the objects to go, unbounded unless told
+    command = (
+        f"{kubectl()} delete --ignore-not-found --timeout={setting('addons_timeout')}s -f {path}"
+    )
 
     def commands():
         yield f"{retried(command, f'kubectl delete -f {path}')} && rm -f {path}"

@@ -250,12 +250,13 @@ def leases_deleted(keys: list[str]):
 
 def certificate_files(target) -> list:
     """The removed minion's own files in the local PKI (certificates.deploy_kubelet_certificates,
-    kubelet_kubeconfig): its kubelet's serving and client certificates and keys."""
+    kubelet_kubeconfig, kube-proxy's): its kubelet's serving and client certificates, its
+    kube-proxy's, and their keys."""
     short = topology.short_name(target)
     directory = pki_directory()
     return [
         directory / f"{stem}.{suffix}"
-        for stem in (f"kubelet-{short}", f"kubelet-serving-{short}")
+        for stem in (f"kubelet-{short}", f"kubelet-serving-{short}", f"kube-proxy-{short}")
         for suffix in ("crt", "key")
     ]
 

@@ -505,6 +505,8 @@ def test_a_powered_off_minion_is_drained_and_deleted_its_cleanup_skipped(lab, ca
     assert machines[MINION2] == before_dead
     assert run.commands[MINION1] == [] and machines[MINION1] == before_minion1
     assert not (Path(settings["pki_dir"]) / "kubelet-kubeminion2.crt").exists()
+    assert not (Path(settings["pki_dir"]) / "kube-proxy-kubeminion2.key").exists()
+    assert (Path(settings["pki_dir"]) / "kube-proxy-kubeminion1.key").exists()
     warnings = [r.getMessage() for r in caplog.records if "unreachable" in r.getMessage()]
     assert warnings == [DEAD_LINE]
     again = remove(machines, settings)
