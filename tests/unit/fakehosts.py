@@ -1021,7 +1021,8 @@ class Interpreter:
         ),
         (
             r"end=\$\(\( \$\(date \+%s\) \+ \d+ \)\); until out=\$\(\S+ --kubeconfig \S+ "
-            r"--request-timeout=\d+s delete --ignore-not-found --timeout=\d+s -f (\S+) 2>&1\); do .*; done "
+            r"--request-timeout=\d+s delete --ignore-not-found --timeout=\d+s -f (\S+) 2>&1\); "
+            r"do .*; done "
             r"&& rm -f (\S+)",
             addon_deleted,
         ),
