@@ -3,9 +3,12 @@ metrics-server behind the aggregation layer.
 
 Each add-on is one manifest under /etc/kubernetes/addons. The file on the master is the
 manifest last applied: a changed manifest goes beside it, is applied (tried again until the
-apiserver accepts it, at most ``addons_timeout`` seconds), and only then takes its place. So a
+apiserver accepts it, at most ``addons_timeout`` seconds), its Deployment is waited on until
+every replica runs the new pod template and is available (at most ``addons_timeout`` seconds
+more), and only then the manifest takes its place. So a run ends with cluster DNS answering, a
 re-run whose manifests are the same sends nothing to the API, and a run that failed to apply
-one applies it next time. An add-on turned off is deleted from the cluster with its manifest.
+one, or whose pods never became available, applies it and waits again next time.
+An add-on turned off is deleted from the cluster with its manifest.
 """
 
 import shlex
@@ -40,15 +43,37 @@ def retried(command: str, what: str) -> str:
     )
 
 
-def apply_command(path: str) -> str:
-    """Shell: the manifest waiting beside ``path`` applied, then moved into place."""
+def rolled_out(deployment: str, selector: str) -> str:
+    """Shell: succeeds when kube-system's ``deployment`` has seen its last change and each
+    of its replicas (no old one left) is updated and available; otherwise prints its pods."""
+    fields = (
+        "{.metadata.generation} {.status.observedGeneration} {.spec.replicas} "
+        "{.status.updatedReplicas} {.status.availableReplicas} {.status.replicas}"
+    )
+    system = f"{kubectl()} -n kube-system"
+    return (
+        f"{{ s=$({system} get deployment {deployment} -o 'jsonpath={fields}') && set -- $s && "
+        '[ "$1" = "$2" ] && [ "$3" = "$4" ] && [ "$3" = "$5" ] && [ "$3" = "$6" ] || '
+        f"{{ echo \"pods $({system} get pods -l {selector} --no-headers | tr -s ' \\n' ' ;')\"; "
+        "false; }; }"
+    )
+
+
+def apply_command(path: str, deployment: str, selector: str) -> str:
+    """Shell: the manifest waiting beside ``path`` applied, its Deployment rolled out, then
+    the manifest moved into place."""
     command = f"{kubectl()} apply -f {pending(path)}"
-    return f"{retried(command, f'kubectl apply -f {path}')} && mv -f {pending(path)} {path}"
+    rollout = rolled_out(deployment, selector)
+    return (
+        f"{retried(command, f'kubectl apply -f {path}')} && "
+        f"{retried(rollout, f'waiting for deployment {deployment} to be available')} && "
+        f"mv -f {pending(path)} {path}"
+    )
 
 
-def applied(path: str, content: str, label: str) -> placement.Step:
+def applied(path: str, content: str, label: str, deployment: str, selector: str) -> placement.Step:
     """The step applying the manifest ``content`` kept at ``path`` on the master, when the
-    file there differs."""
+    file there differs, and waiting for its ``deployment`` (pods ``selector``)."""
     hoststate.manage(path)
 
     def commands():
@@ -59,7 +84,7 @@ def applied(path: str, content: str, label: str) -> placement.Step:
             BytesIO(content.encode()), temp, remote_temp_filename=f"{temp}.part"
         )
         yield f"chmod 600 {temp}"
-        yield apply_command(path)
+        yield apply_command(path, deployment, selector)
 
     return placement.add(label, path, lambda: hoststate.differs(path, content.encode()), commands)
 
@@ -81,9 +106,21 @@ def deleted(path: str, label: str) -> placement.Step:
 @deploy("Add-ons", data_defaults=DEFAULTS)
 def deploy_addons():
     """On the master: CoreDNS, and metrics-server (``metrics_server``)."""
-    applied(coredns.MANIFEST, coredns.manifest(), "Apply CoreDNS (cluster DNS)")
+    applied(
+        coredns.MANIFEST,
+        coredns.manifest(),
+        "Apply CoreDNS (cluster DNS)",
+        "coredns",
+        "k8s-app=kube-dns",
+    )
     if setting("metrics_server"):
-        applied(metrics_server.MANIFEST, metrics_server.manifest(), "Apply metrics-server")
+        applied(
+            metrics_server.MANIFEST,
+            metrics_server.manifest(),
+            "Apply metrics-server",
+            "metrics-server",
+            "k8s-app=metrics-server",
+        )
     else:
         deleted(metrics_server.MANIFEST, "Delete metrics-server (metrics_server is off)")
 

@@ -46,9 +46,13 @@ def check(name: str, ok: bool, detail: str = ""):
         raise pipeline.StepFailed(name)
 
 
-def lab_is_clean() -> bool:
+def lab_bridge_is_up() -> bool:
     links = subprocess.run(["ip", "-br", "link"], capture_output=True, text=True).stdout
-    return "br-lab" not in links and not cgroups.leftover_lab_cgroups()
+    return "br-lab" in links
+
+
+def lab_is_clean() -> bool:
+    return not lab_bridge_is_up() and not cgroups.leftover_lab_cgroups()
 
 
 def first_cluster():
@@ -182,6 +186,8 @@ def main() -> int:
                 if not isinstance(error, pipeline.StepFailed)
                 else f"e2e FAIL: {error}"
             )
+        if lab_bridge_is_up():
+            print(kube.cluster_state())
         subprocess.run([*pipeline.LAB, "down"])
     failed = sum(1 for _, ok, _ in results if not ok)
     print(f"e2e: {len(results) - failed} passed, {failed} failed")

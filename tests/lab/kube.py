@@ -86,3 +86,22 @@ def scale_until_on(node: str, replicas: int, timeout: float = 180) -> str:
         raise pipeline.StepFailed(f"no nginx pod Running on {node} after {timeout:g} s")
     finally:
         kubectl(f"{SMOKE} scale rc nginx --replicas=3")
+
+
+def cluster_state() -> str:
+    """The Nodes, every pod and the last events, as the master's kubectl sees them (printed
+    when the lab end to end fails, before the lab goes down); what kubectl said if it cannot."""
+    commands = (
+        "get nodes -o wide",
+        "get pods -A -o wide",
+        "get events -A --sort-by=.lastTimestamp",
+    )
+    parts = []
+    for args in commands:
+        command = [*pipeline.LAB, "ssh", MASTER, f"{KUBECTL} {args} 2>&1 | tail -n 40"]
+        try:
+            result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+            parts.append(f"$ kubectl {args}\n{result.stdout.strip()}{result.stderr.strip()}")
+        except subprocess.TimeoutExpired:
+            parts.append(f"$ kubectl {args}\n(no answer within 60 s)")
+    return "\n".join(parts)

@@ -157,6 +157,7 @@ class Machine:
     chains: set[tuple[str, str, str]] = field(default_factory=set)  # (iptables, table, chain)
     tasks: set[str] = field(default_factory=set)  # containerd's running tasks (k8s.io)
     kube_nodes: set[str] = field(default_factory=set)  # master: the API's Node objects
+    unavailable: set[str] = field(default_factory=set)  # master: Deployments never available
     kube_error: str | None = None  # master: what kubectl says when it cannot list the Nodes
     etcd_error: str | None = None  # master: what etcdctl says when it cannot read etcd
     etcd_read_errors: list[str] = field(default_factory=list)  # master: the next reads fail
@@ -767,12 +768,16 @@ class Interpreter:
         assert manifest in self.machine.files, f"kubectl apply of a missing file {manifest}"
         self.machine.applied.append(manifest)
 
-    def addon_applied(self, pending, path):
-        """An add-on's manifest applied (tried until the API accepts it), then in place."""
+    def addon_applied(self, pending, deployment, path):
+        """An add-on's manifest applied (tried until the API accepts it), its Deployment
+        waited on (never available: ``unavailable``), then the manifest in place."""
         assert pending == f"{path}.pending", (pending, path)
         if self.machine.kube_error:
             return False
         self.kubectl_apply(pending)
+        self.machine.waited_for.append(f"deployment {deployment}")
+        if deployment in self.machine.unavailable:
+            return False
         self.machine.files[path] = self.machine.files.pop(pending)
 
     def secrets_rewritten(self, digest, marker):
@@ -1016,7 +1021,9 @@ class Interpreter:
         (r"for try in \$\(seq \d+\); do if (.+?); then exit 0; fi; sleep \d+; done; .*", wait_loop),
         (
             r"end=\$\(\( \$\(date \+%s\) \+ \d+ \)\); until out=\$\(\S+ --kubeconfig \S+ "
-            r"--request-timeout=\d+s apply -f (\S+) 2>&1\); do .*; done && mv -f \S+ (\S+)",
+            r"--request-timeout=\d+s apply -f (\S+) 2>&1\); do .*?; done && "
+            r"end=.*? until out=\$\(\{ s=\$\(\S+ --kubeconfig \S+ --request-timeout=\d+s -n "
+            r"kube-system get deployment (\S+) .*?; done && mv -f \S+ (\S+)",
             addon_applied,
         ),
         (

@@ -161,6 +161,29 @@ def test_a_failed_apply_leaves_the_manifest_out_and_the_next_run_applies_it(clus
     assert "  replicas: 1\n" in machines[MASTER].text(COREDNS)
 
 
+def test_the_run_ends_when_each_addons_deployment_is_available(cluster):
+    machines, run, _ = cluster
+    assert machines[MASTER].waited_for[-2:] == ["deployment coredns", "deployment metrics-server"]
+    wait = next(c for c in run.commands[MASTER] if "get deployment coredns" in c)
+    assert "(tried for 120 s: addons_timeout)" in wait and "-l k8s-app=kube-dns" in wait
+
+
+def test_coredns_never_available_fails_the_run_and_the_next_run_waits_again(cluster):
+    machines, _, settings = cluster
+    machines = copy.deepcopy(machines)
+    before = machines[MASTER].files[COREDNS]
+    machines[MASTER].unavailable = {"coredns"}
+    changed = {**settings, "dns_replicas": 1}
+    run = run_deploy(machines, kubelab.deploy_cluster, data=changed, expect_failures=True)
+    assert run.failed == [MASTER]
+    assert machines[MASTER].files[COREDNS] == before  # not available: not in place
+    machines[MASTER].unavailable = set()
+    waits = len(machines[MASTER].waited_for)
+    run_deploy(machines, kubelab.deploy_cluster, data=changed)
+    assert machines[MASTER].waited_for[waits:] == ["deployment coredns"]
+    assert "  replicas: 1\n" in machines[MASTER].text(COREDNS)
+
+
 def test_without_a_resolver_on_a_minion_coredns_does_not_forward(tmp_path, caplog):
     machines = {name: debian12() for name in HOSTS}
     machines[MINIONS[1]].files["/etc/resolv.conf"].content = b"# no resolver\n"
