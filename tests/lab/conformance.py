@@ -166,11 +166,15 @@ def lab_image_archives() -> dict:
     return dict(runpy.run_path(str(pipeline.REPO / "group_data" / "all.py"))["image_archives"])
 
 
+def with_suite_images(archives: dict[str, Path]) -> dict[str, str]:
+    """The lab's ``image_archives`` and the suite's (paths here, uploaded by kubelab)."""
+    return {**lab_image_archives(), **{ref: str(path) for ref, path in archives.items()}}
+
+
 def conformance_inventory(archives: dict[str, Path]) -> str:
-    """inventory.py with the suite's image archives (paths here, uploaded by kubelab) added to
-    the lab's own in every host's ``image_archives``."""
-    wanted = {**lab_image_archives(), **{ref: str(path) for ref, path in archives.items()}}
-    return pipeline.derived_inventory("inventory.py", INVENTORY, data={"image_archives": wanted})
+    """inventory.py with the suite's images in every host's ``image_archives``."""
+    data = {"image_archives": with_suite_images(archives)}
+    return pipeline.derived_inventory("inventory.py", INVENTORY, data=data)
 
 
 def fetch_kubeconfig(path: Path) -> Path:
@@ -279,6 +283,37 @@ def prepare() -> tuple[dict[str, Path], dict[str, Path], str]:
     return tools, conformance_images.ensure_images(), release
 
 
+def suite_settings() -> dict:
+    """What the suite is given: the admin kubeconfig (fetched from the master), the cluster
+    domain and the file mapping the images' registries to the lab's names."""
+    OUT.mkdir(parents=True, exist_ok=True)
+    repo_list = OUT / "repo-list.yaml"
+    repo_list.write_text(conformance_images.repo_list())
+    return {
+        "kubeconfig": fetch_kubeconfig(OUT / "admin.kubeconfig"),
+        "dns_domain": mirror.versions().cluster_domain,
+        "repo_list": repo_list,
+    }
+
+
+def run_suite(tools: dict[str, Path], focus: str, parts=tuple(PARTS)) -> tuple[dict, dict]:
+    """``parts`` of the suite, each within its deadline, on the deployed lab cluster, its old
+    reports removed first; the wall time of each part, and the machines' peak memory."""
+    OUT.mkdir(parents=True, exist_ok=True)
+    for old in OUT.glob("junit_*.xml"):
+        old.unlink()
+    settings = suite_settings()
+    kubectl = [str(tools["kubectl"]), f"--kubeconfig={settings['kubeconfig']}"]
+    print(f"conformance: nodes Ready: {wait_nodes_ready(kubectl)}", flush=True)
+    wall, peaks = {}, {}
+    for part in parts:
+        command = ginkgo_command(tools, part, focus, settings)
+        print(f"conformance: {part} part, log in {OUT / f'{part}.log'}", flush=True)
+        deadline = PARTS[part][1] + REPORT_GRACE
+        wall[part] = run_part(command, part, deadline, settings["repo_list"], peaks)
+    return wall, peaks
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--focus", default="", help="a regex on test names (ginkgo --focus)")
@@ -288,28 +323,11 @@ def main() -> int:
     started = time.monotonic()
     try:
         tools, archives, release = prepare()
-        OUT.mkdir(parents=True, exist_ok=True)
-        for old in OUT.glob("junit_*.xml"):
-            old.unlink()
-        repo_list = OUT / "repo-list.yaml"
-        repo_list.write_text(conformance_images.repo_list())
         inventory = conformance_inventory(archives)
         print(f"conformance: lab up ({pipeline.lab_up(inventory):.0f} s)", flush=True)
         changes, seconds = pipeline.deploy(inventory, "conformance-deploy")
         print(f"conformance: deploy ({seconds:.0f} s, {sum(changes.values())} changes)")
-        settings = {
-            "kubeconfig": fetch_kubeconfig(OUT / "admin.kubeconfig"),
-            "dns_domain": mirror.versions().cluster_domain,
-            "repo_list": repo_list,
-        }
-        kubectl = [str(tools["kubectl"]), f"--kubeconfig={settings['kubeconfig']}"]
-        print(f"conformance: nodes Ready: {wait_nodes_ready(kubectl)}", flush=True)
-        wall, peaks = {}, {}
-        for part in PARTS:
-            command = ginkgo_command(tools, part, args.focus, settings)
-            print(f"conformance: {part} part, log in {OUT / f'{part}.log'}", flush=True)
-            deadline = PARTS[part][1] + REPORT_GRACE
-            wall[part] = run_part(command, part, deadline, repo_list, peaks)
+        wall, peaks = run_suite(tools, args.focus)
         wall["total"] = time.monotonic() - started
         print(write_summary(OUT, wall, release, peaks), end="")
         print(f"conformance: reports and summary in {OUT}; the lab stays up")

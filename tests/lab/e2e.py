@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """The lab end to end (make test), on the real cluster: lab up, deploy, specs, the reference
-setup's final test, a re-run that changes nothing and restarts no pod, the fault scenarios, a
-fourth minion joining and taking pods (a machine outside the cluster boots with it), the switch
-to `secure`, day two (that minion powered off and removed while nginx serves, the cluster reset
-and rebuilt beside the machine outside it, which keeps its files, then built at the previous
-minor release and upgraded to the pinned one while nginx serves), lab down. Prints each check
-and a closing 'N passed, N failed'. Every step has a deadline (pipeline.DEADLINES)."""
+setup's final test, a subset of Kubernetes' conformance suite (conformance_subset), a re-run
+that changes nothing and restarts no pod, the fault scenarios, a fourth minion joining and
+taking pods (a machine outside the cluster boots with it), the switch to `secure`, day two
+(that minion powered off and removed while nginx serves, the cluster reset and rebuilt beside
+the machine outside it, which keeps its files, then built at the previous minor release and
+upgraded to the pinned one while nginx serves), lab down. Prints each check and a closing
+'N passed, N failed'. Every step has a deadline (pipeline.DEADLINES)."""
 
 import os
 import subprocess
@@ -19,6 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import addons  # noqa: E402
 import builds  # noqa: E402
 import cgroups  # noqa: E402
+import conformance  # noqa: E402
+import conformance_subset  # noqa: E402
 import daytwo  # noqa: E402
 import deadminion  # noqa: E402
 import etcd_access  # noqa: E402
@@ -31,10 +34,9 @@ import untouched  # noqa: E402
 import upgrade  # noqa: E402
 
 # The lab's inventory with the open setup pinned (whatever the profile's default), so that
-# the switch to `secure` at the end switches something.
-INVENTORY = pipeline.derived_inventory(
-    "inventory.py", pipeline.LOGS / "inventory-open.py", data={"secure": False}
-)
+# the switch to `secure` at the end switches something, and the conformance suite's images in
+# every host's image_archives (written by prepare_inventory, once they are built).
+INVENTORY = str(pipeline.LOGS / "inventory-open.py")
 results: list[tuple[str, bool, str]] = []
 
 
@@ -55,7 +57,27 @@ def lab_is_clean() -> bool:
     return not lab_bridge_is_up() and not cgroups.leftover_lab_cgroups()
 
 
-def first_cluster():
+def prepare_inventory() -> dict:
+    """The conformance suite's tools and images built (cached), then INVENTORY written."""
+    tools, archives, _ = conformance.prepare()
+    data = {"secure": False, "image_archives": conformance.with_suite_images(archives)}
+    pipeline.derived_inventory("inventory.py", Path(INVENTORY), data=data)
+    return tools
+
+
+def conformance_part(tools: dict):
+    passed, failed, problems = conformance_subset.run(tools)
+    print(f"conformance subset: {passed} passed, {failed} failed", flush=True)
+    for problem in problems:
+        print(f"  {problem}", flush=True)
+    check(
+        "the conformance subset passes (every [sig-network] test, one of each other SIG)",
+        not failed,
+        f"{passed} passed, {failed} failed; reports in {conformance.OUT}",
+    )
+
+
+def first_cluster(tools: dict):
     pipeline.lab_down()
     seconds = pipeline.lab_up(INVENTORY)
     check("lab up (3 machines)", True, f"{seconds:.1f} s")
@@ -71,6 +93,7 @@ def first_cluster():
     )
     seconds = pipeline.specs(INVENTORY)
     check("specs pass on every host", True, f"{seconds:.1f} s")
+    conformance_part(tools)
     check("kubectl top nodes and pods answer (metrics-server)", True, addons.top_answers(INVENTORY))
     check(
         "a Secret read raw from etcd is encrypted", True, addons.secret_encrypted_in_etcd(INVENTORY)
@@ -159,7 +182,7 @@ def day_two(inventory: str):
 
 
 def scenario():
-    first_cluster()
+    first_cluster(prepare_inventory())
     check("damaged binaries installed again", True, installs.corrupted_binaries_restored(INVENTORY))
     rolled = addons.coredns_rolls_without_a_failed_lookup(INVENTORY)
     check("a changed DNS setting rolls CoreDNS with no failed lookup", True, rolled)

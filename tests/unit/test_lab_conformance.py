@@ -1,6 +1,7 @@
 """make conformance's pieces that run without a lab: the summary of ginkgo's JUnit reports, the
 KUBE_TEST_REPO_LIST file and the image names it gives, the e2e.test and ginkgo builds."""
 
+import re
 import sys
 from pathlib import Path
 
@@ -199,3 +200,30 @@ def test_a_part_past_its_deadline_is_stopped(tmp_path, monkeypatch, capsys):
     seconds = conformance.run_part(command, "parallel", 1, tmp_path / "r.yaml", {})
     assert seconds < 30
     assert "the parallel part passed its deadline of 1 s" in capsys.readouterr().out
+
+
+def test_the_subset_is_the_network_sig_and_one_test_of_each_other_sig():
+    import conformance_subset as subset
+
+    sigs = [name.split("]")[0] + "]" for name in subset.ONE_PER_SIG]
+    assert len(set(sigs)) == len(sigs) == 9 and subset.NETWORK not in sigs
+    focus = re.compile(subset.focus())  # Go's regexp reads these escapes as Python's re does
+    assert focus.search("[sig-network] DNS should provide DNS for services  [Conformance]")
+    assert focus.search("[sig-node] Pods should get a host IP [NodeConformance]  [Conformance]")
+    assert not focus.search("[sig-node] Pods should be updated [NodeConformance] [Conformance]")
+
+
+def test_the_subset_fails_on_a_failed_or_missing_test(tmp_path):
+    import conformance_subset as subset
+
+    tests = conformance.junit_results(sorted(reports(tmp_path).glob("junit_*.xml")))
+    passed, failed, problems = subset.outcome(tests)
+    # the samples: one network test passed, one failed; the node SIG's chosen test passed, the
+    # architecture SIG's was skipped, the 7 others are not there
+    assert passed == 2
+    assert any(p.startswith("[sig-network] Services should serve endpoints") for p in problems)
+    assert any(p.startswith("[sig-architecture] Conformance Tests") for p in problems)
+    missing = [p for p in problems if p.endswith("not in the reports")]
+    assert len(missing) == 7 and failed == len(problems) == 9
+    only_passed = {n: t for n, t in tests.items() if t["result"] == "passed"}
+    assert subset.outcome(only_passed)[1] == 8  # the skipped one and the 7 are missing
