@@ -299,6 +299,12 @@ def jessie_dnsutils_image() -> Image:
 # ------------------------------------------------------------------------------------ busybox
 
 BUSYBOX_PACKAGE = "busybox-static"
+# Debian's busybox ash (1.35 and trixie's 1.37 alike) drops from its environment the variables
+# whose names are no shell identifiers, such as "data-1" or "1-data-1", which the ConfigMap and
+# Secret tests give a pod through envFrom and read back with `sh -c env`
+# (test/e2e/common/node/configmap.go: "should be consumable via the environment"). bash keeps
+# them: the image's sh is Debian's static bash, every other applet busybox's.
+SHELL_PACKAGE = "bash-static"
 # Applets the conformance tests call (sh, sysctl, wget --post-data, ...), checked in the root.
 BUSYBOX_NEEDS = ["sh", "sysctl", "wget", "nslookup", "cat", "sleep", "test", "hostname", "env"]
 
@@ -310,24 +316,34 @@ def busybox_applets(busybox: Path) -> list[str]:
     return result.stdout.split()
 
 
+def unpacked_package(package: str, scratch: Path) -> tuple[Path, str]:
+    """Debian's ``package`` downloaded and unpacked under ``scratch``: its root, its version."""
+    run("apt-get", "download", package, cwd=scratch, capture_output=True)
+    (deb,) = scratch.glob(f"{package}_*.deb")
+    run("dpkg-deb", "-x", str(deb), str(scratch / package))
+    return scratch / package, deb.name.split("_")[1].replace("%3a", ":")
+
+
 def make_busybox_root(root: Path) -> dict:
     """Debian's static busybox at /bin/busybox, every applet a link beside it (as the busybox
-    image has them), a root and a nobody user, /tmp."""
+    image has them) but sh, which is Debian's static bash (SHELL_PACKAGE), a root and a nobody
+    user, /tmp."""
+    (root / "bin").mkdir()
     with tempfile.TemporaryDirectory(prefix="busybox-", dir=images.WORK) as scratch:
-        run("apt-get", "download", BUSYBOX_PACKAGE, cwd=scratch, capture_output=True)
-        (deb,) = Path(scratch).glob(f"{BUSYBOX_PACKAGE}_*.deb")
-        version = deb.name.split("_")[1].replace("%3a", ":")
-        run("dpkg-deb", "-x", str(deb), str(Path(scratch) / "x"))
-        (root / "bin").mkdir()
-        shutil.copyfile(Path(scratch) / "x/bin/busybox", root / "bin/busybox")
-    (root / "bin/busybox").chmod(0o755)
+        unpacked, version = unpacked_package(BUSYBOX_PACKAGE, Path(scratch))
+        shutil.copyfile(unpacked / "bin/busybox", root / "bin/busybox")
+        unpacked, shell_version = unpacked_package(SHELL_PACKAGE, Path(scratch))
+        shutil.copyfile(unpacked / "bin/bash-static", root / "bin/bash")
+    for program in ("busybox", "bash"):
+        (root / "bin" / program).chmod(0o755)
     applets = busybox_applets(root / "bin/busybox")
     missing = [name for name in BUSYBOX_NEEDS if name not in applets]
     if missing:
         raise LabError(f"Debian's busybox lacks the applets {', '.join(missing)}")
     for name in applets:
-        if name != "busybox":
+        if name not in ("busybox", "sh", "bash"):
             (root / "bin" / name).symlink_to("busybox")
+    (root / "bin/sh").symlink_to("bash")
     (root / "etc").mkdir()
     (root / "etc/passwd").write_text(
         "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/false\n"
@@ -337,7 +353,11 @@ def make_busybox_root(root: Path) -> dict:
         (root / directory).mkdir()
     (root / "tmp").mkdir()
     (root / "tmp").chmod(0o1777)
-    return {"org.opencontainers.image.version": version, "debian.busybox-static.version": version}
+    return {
+        "org.opencontainers.image.version": version,
+        "debian.busybox-static.version": version,
+        "debian.bash-static.version": shell_version,
+    }
 
 
 def busybox_image() -> Image:
@@ -346,7 +366,7 @@ def busybox_image() -> Image:
         name=name,
         tag=tag,
         config={"Cmd": ["sh"], "Env": [images.PATH_ENV]},
-        recipe=[images.SUITE, BUSYBOX_PACKAGE, BUSYBOX_NEEDS],
+        recipe=[images.SUITE, BUSYBOX_PACKAGE, SHELL_PACKAGE, BUSYBOX_NEEDS],
         make_root=make_busybox_root,
     )
 

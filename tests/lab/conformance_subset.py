@@ -21,7 +21,7 @@ ONE_PER_SIG = (
     "information for rc and pods [Conformance]",
     "[sig-instrumentation] Events API should ensure that an event can be fetched, patched, "
     "deleted, and listed [Conformance]",
-    "[sig-node] Pods should get a host IP [NodeConformance] [Conformance]",
+    "[sig-node] ConfigMap should be consumable via the environment [NodeConformance] [Conformance]",
     "[sig-scheduling] LimitRange should create a LimitRange with defaults and ensure pod has "
     "those defaults applied. [Conformance]",
     "[sig-storage] Secrets should be consumable from pods in volume [NodeConformance] "
