@@ -103,7 +103,7 @@ def test_turned_off_secrets_are_written_in_plaintext_and_the_key_still_reads(tmp
 
 
 def test_key_rotation(tmp_path):
-    """The README's steps: the new key added second, then moved first, then the old one
+    """docs/security.md's steps: the new key added second, then moved first, then the old one
     dropped; each run restarts the apiserver and rewrites the Secrets."""
     machines, settings = build(tmp_path)
     path = keys_file(settings)
