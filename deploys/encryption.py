@@ -11,7 +11,7 @@ are written in plaintext) and the keys stay to read those still encrypted.
 Whenever the configuration changes, the apiserver restarts with it and then every Secret is
 rewritten (``kubectl get secrets -A -o json | kubectl replace -f -``), so each is stored as the
 first provider says: turning encryption on for a running cluster, and each step of a key
-rotation (see the README). A marker beside the configuration holds the sha256 of the one whose
+rotation (see docs/security.md). A marker beside the configuration holds the sha256 of the one whose
 rewrite is done: a run that stopped before it rewrites next time.
 
 A lost key file while the master has a configuration stops the run: a new key could not read

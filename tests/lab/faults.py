@@ -148,9 +148,9 @@ def etcd_restarting_while_config_written(inventory: str) -> str:
 
 
 def after_network_change(inventory: str) -> None:
-    """What the README asks after a pod network change: each minion's CNI bridge still has its
-    address from the old lease, and the pods theirs: drop the bridge, recreate the pods (of
-    every namespace: the smoke test's, the add-ons')."""
+    """What docs/operations.md asks after a pod network change: each minion's CNI bridge
+    still has its address from the old lease, and the pods theirs: drop the bridge, recreate
+    the pods (of every namespace: the smoke test's, the add-ons')."""
     for host in ("kubeminion1", VICTIM):
         ssh(host, "ip link delete cni0 2>/dev/null; true")
     kube.kubectl("delete pods --all --all-namespaces --wait=false")
