@@ -12,7 +12,7 @@ path runs unchanged. MIRROR.txt says what each file is.
 
 With LAB_EXTRA_KUBE_VERSIONS=v1.34.x (or an exact v1.34.4; comma-separated) the mirror also
 serves that Kubernetes release's binaries, built the same way, pinned as ``kubelet@v1.34.4``
-(the upgrade scenario, tests/lab/upgrade.py).
+(the upgrade scenario, tests/lab/upgrade_scenario.py).
 """
 
 import ast
@@ -30,7 +30,7 @@ from types import SimpleNamespace
 from urllib.parse import urlsplit
 
 import builds
-import images
+import lab_images
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -183,7 +183,7 @@ def build(root: Path, repo: Path = REPO) -> list[Path]:
     artifacts = load_module("kubelab_lab_artifacts", repo / "deploys" / "artifacts.py")
     extra = extra_planned(repo)
     plan = planned(repo) + extra
-    image_files = images.ensure_images()
+    image_files = lab_images.ensure_images()
     wanted = recipe(plan, image_files)
     stamp = root / "recipe.sha256"
     if stamp.exists() and stamp.read_text().strip() == wanted:
@@ -203,7 +203,9 @@ def build(root: Path, repo: Path = REPO) -> list[Path]:
         dest = new / IMAGES / archive.name
         dest.parent.mkdir(parents=True, exist_ok=True)
         link_or_copy(archive, dest)
-        notes.append(f"{IMAGES}/{archive.name}\n    image archive of {ref} (tests/lab/images.py)")
+        notes.append(
+            f"{IMAGES}/{archive.name}\n    image archive of {ref} (tests/lab/lab_images.py)"
+        )
     (new / PINS).write_text(json.dumps(pins, indent=1, sort_keys=True) + "\n")
     (new / "MIRROR.txt").write_text(mirror_notes(notes))
     (new / "recipe.sha256").write_text(wanted + "\n")
