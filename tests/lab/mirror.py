@@ -36,6 +36,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 PINS = "artifact_sha256.json"
 IMAGES = "lab/images"  # where the image archives are served
+SETTINGS_FILES = ("cluster_settings.py", "run_settings.py")  # in deploys/: each Setting(...)
 
 
 def load_module(name: str, path: Path):
@@ -45,19 +46,20 @@ def load_module(name: str, path: Path):
     return module
 
 
-def kubelab_defaults(path: Path) -> dict:
-    """DEFAULTS of deploys/defaults.py, read from its literal ``Setting(name, default, ...)``
-    entries (the lab runs on the system python3, without pyinfra)."""
+def kubelab_defaults(repo: Path = REPO) -> dict:
+    """kubelab's DEFAULTS, read from the literal ``Setting(name, default, ...)`` entries of the
+    settings' declarations (the lab runs on the system python3, without pyinfra)."""
     defaults = {}
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Setting":
-            with suppress(ValueError):
-                defaults[ast.literal_eval(node.args[0])] = ast.literal_eval(node.args[1])
+    for name in SETTINGS_FILES:
+        for node in ast.walk(ast.parse((repo / "deploys" / name).read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Setting":
+                with suppress(ValueError):
+                    defaults[ast.literal_eval(node.args[0])] = ast.literal_eval(node.args[1])
     return defaults
 
 
 def versions(repo: Path = REPO) -> SimpleNamespace:
-    return SimpleNamespace(**kubelab_defaults(repo / "deploys" / "defaults.py"))
+    return SimpleNamespace(**kubelab_defaults(repo))
 
 
 def planned(repo: Path = REPO) -> list[tuple]:

@@ -34,7 +34,7 @@ OLDER_RELEASE = "v1.34.12"
 
 
 def pinned_kube_version() -> str:
-    return kubelab_defaults(REPO / "deploys" / "defaults.py")["kube_version"]
+    return kubelab_defaults(REPO)["kube_version"]
 
 
 def served_older_release() -> str:
