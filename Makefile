@@ -46,7 +46,7 @@ lab-ssh:
 lab-purge:
 	$(PYTHON) tests/lab/lab.py purge
 
-# The README's settings table, from deploys/defaults.py.
+# The README's settings table, from the settings' declarations (deploys/*_settings.py).
 docs: venv
 	cd tests/unit && ../../$(PY) update_readme.py
 

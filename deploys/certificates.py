@@ -14,7 +14,7 @@ from pathlib import Path
 from pyinfra.api import deploy
 from pyinfra.facts.files import Sha256File
 
-from . import once, secrets, topology
+from . import once, secret_files, topology
 from .admin_kubeconfig import write_user_kubeconfig
 from .common import directory
 from .defaults import DEFAULTS, fail, setting, setting_error
@@ -169,7 +169,7 @@ def install(files: dict[str, bytes], owner: str = "root") -> dict:
     """Each file in place, keys and kubeconfigs 0600 for ``owner`` only; returns path ->
     its step."""
     return {
-        path: secrets.secret(
+        path: secret_files.secret(
             name=f"Install {path}",
             dest=path,
             content=content,

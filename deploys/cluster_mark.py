@@ -17,7 +17,7 @@ from pyinfra import host
 from pyinfra.api import operation
 from pyinfra.facts.files import FileContents
 
-from . import hoststate, once, placement, secrets
+from . import hoststate, once, placement, secret_files
 from .defaults import SettingError
 
 MARK = "/etc/kubelab-cluster"
@@ -83,7 +83,7 @@ def deploy_mark(identity):
         f"Mark {host.name} as cluster {identity[0]}'s ({MARK})",
         MARK,
         lambda: True,
-        lambda: secrets.put_secret._inner(
+        lambda: secret_files.put_secret._inner(
             dest=MARK, content=data, user="root", group="root", mode=600
         ),
     )

@@ -29,7 +29,7 @@ from . import hoststate, once, placement, topology
 from .certificates import pki_directory
 from .defaults import setting, setting_error
 from .pki import ENCRYPTION_KEYS, write_private
-from .secrets import secret
+from .secret_files import secret
 
 KEYS_FILE = ENCRYPTION_KEYS
 CONFIG = "/etc/kubernetes/encryption-config.yaml"

@@ -1,7 +1,8 @@
 """Each setting's value checked for its kind: names, URLs, versions, paths, images, timeouts.
 
 Part of validation (which checks types, addresses, networks, profiles and ports): every check
-reads data only, and the first problem stops the run with one line (``fail``).
+reads data only, and the first problem stops the run with one line (``fail``). Release tags and
+image references are the settings declared with that ``form`` (setting_spec.Setting).
 """
 
 import difflib
@@ -10,7 +11,7 @@ import os
 import re
 
 from . import images, topology
-from .defaults import DEFAULTS, fail, setting
+from .defaults import DEFAULTS, SETTINGS, fail, setting
 from .kinds import (
     ADMISSION_LIST,
     FLANNEL_CNI_VERSION,
@@ -31,6 +32,11 @@ URL_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 def _did_you_mean(value, choices) -> str:
     close = difflib.get_close_matches(str(value).lower(), choices, n=1, cutoff=0.6)
     return f", did you mean {close[0]!r}?" if close else ""
+
+
+def forms(form: str) -> list[tuple[str, object]]:
+    """The settings declared with ``form`` (setting_spec.Setting), with their defaults."""
+    return [(item.name, item.default) for item in SETTINGS if item.form == form]
 
 
 def check_values(target):
@@ -88,9 +94,7 @@ def check_names(target):
 
 def check_versions(target):
     """Release tags: v and a semantic version (flannel's CNI plugin: its -flannelN suffix)."""
-    for name, default in DEFAULTS.items():
-        if not name.endswith("_version"):
-            continue
+    for name, default in forms("release"):
         value = setting(name, target)
         pattern = FLANNEL_CNI_VERSION if name == "flannel_cni_plugin_version" else VERSION
         if not pattern.fullmatch(value):
@@ -123,13 +127,7 @@ def check_sources(target):
 
 
 def check_images(target):
-    for name, example in (
-        ("sandbox_image", EXAMPLE),
-        ("smoke_image", DEFAULTS["smoke_image"]),
-        ("dns_image", DEFAULTS["dns_image"]),
-        ("metrics_server_image", DEFAULTS["metrics_server_image"]),
-        ("pod_infra_container_image", DEFAULTS["pod_infra_container_image"]),
-    ):
+    for name, example in forms("image"):
         value = setting(name, target)
         if not images.REFERENCE.fullmatch(value):
             fail(name, target, f"{value!r} is not an image reference like {example!r}")

@@ -39,7 +39,7 @@ def ssh(command: str, timeout: float = 120) -> subprocess.CompletedProcess:
 
 
 def cluster_domain() -> str:
-    return kubelab_defaults(pipeline.REPO / "deploys" / "defaults.py")["cluster_domain"]
+    return kubelab_defaults(pipeline.REPO)["cluster_domain"]
 
 
 # kubectl top ---------------------------------------------------------------------------------

@@ -129,8 +129,8 @@ def kube_version_flags(version: str, build_date: str) -> str:
 # main module, so the wrapper repeats them). Read from the proxy's .mod of each release.
 KUBE_GO = {"1.34": "1.24", "1.35": "1.25"}
 # Extra Kubernetes releases the lab builds and serves besides the pinned one (the upgrade
-# scenario, tests/lab/upgrade.py): comma-separated tags, exact (v1.34.4) or a minor's newest
-# patch the Go module proxy lists (v1.34.x).
+# scenario, tests/lab/upgrade_scenario.py): comma-separated tags, exact (v1.34.4) or a minor's
+# newest patch the Go module proxy lists (v1.34.x).
 EXTRA_KUBE_ENV = "LAB_EXTRA_KUBE_VERSIONS"
 
 

@@ -4,7 +4,7 @@ The suite names its images in test/utils/image/manifest.go of k8s.io/kubernetes:
 key (promoterE2eRegistry, gcRegistry, ...), a name and a tag. ``KUBE_TEST_REPO_LIST`` names a
 YAML file that maps those registry keys elsewhere, names and tags unchanged: the lab maps them
 below ``lab.local`` (``repo_list``) and builds each image under the name that results, as an
-OCI archive like images.py's (same layout, same cache), for kubelab's ``image_archives``.
+OCI archive like lab_images.py's (same layout, same cache), for kubelab's ``image_archives``.
 
 Where the k8s.io/kubernetes module has the image's source (agnhost, nonewprivs, nautilus) it
 is built from the pinned release's, whose VERSION files may be newer than the tag the suite
@@ -23,11 +23,11 @@ import tempfile
 from pathlib import Path
 
 import builds
-import images
-from images import Image
+import lab_images
+from lab_images import Image
 from util import LabError, run
 
-KUBE_VERSION = "v1.35.8"  # the release the lab builds (kube_version in deploys/defaults.py)
+KUBE_VERSION = "v1.35.8"  # the release the lab builds (kube_version in deploys/cluster_settings.py)
 LAB_REGISTRY = "lab.local"
 
 # manifest.go's registry keys -> where the lab's images are named. invalidRegistry and
@@ -84,20 +84,20 @@ AGNHOST_GROUPS = (
 
 
 def debian_root(root: Path, packages: list[str]) -> None:
-    """A Debian minbase root with ``packages``, trimmed like images.py's nginx root."""
+    """A Debian minbase root with ``packages``, trimmed like lab_images.py's nginx root."""
     argv = ["mmdebstrap", "--quiet", "--variant=minbase", f"--include={','.join(packages)}"]
     result = run(
         *argv,
-        *images.MMDEBSTRAP_HOOKS,
-        images.SUITE,
+        *lab_images.MMDEBSTRAP_HOOKS,
+        lab_images.SUITE,
         str(root),
-        *images.NGINX_SOURCES,
+        *lab_images.NGINX_SOURCES,
         check=False,
         capture_output=True,
     )
     if result.returncode != 0:
         raise LabError(f"mmdebstrap failed:\n{(result.stdout + result.stderr)[-3000:]}")
-    images.trim(root, images.NGINX_TRIM)
+    lab_images.trim(root, lab_images.NGINX_TRIM)
 
 
 def module_dir(kube_version: str) -> Path:
@@ -142,15 +142,15 @@ def agnhost_recipe(kube_version: str) -> list:
         AGNHOST_PACKAGES,
         AGNHOST_USERS,
         AGNHOST_GROUPS,
-        images.NGINX_SOURCES,
-        images.NGINX_TRIM,
+        lab_images.NGINX_SOURCES,
+        lab_images.NGINX_TRIM,
     ]
 
 
 AGNHOST_CONFIG = {
     "Entrypoint": ["/agnhost"],
     "Cmd": ["pause"],
-    "Env": [images.PATH_ENV],
+    "Env": [lab_images.PATH_ENV],
     "ExposedPorts": AGNHOST_PORTS,
     "WorkingDir": "/",
 }
@@ -212,7 +212,7 @@ def nonewprivs_image(kube_version: str = KUBE_VERSION) -> Image:
     return Image(
         name=name,
         tag=tag,
-        config={"Cmd": ["nnp"], "Env": [images.PATH_ENV]},
+        config={"Cmd": ["nnp"], "Env": [lab_images.PATH_ENV]},
         recipe=[build.recipe(), "setuid"],
         make_root=make_root,
     )
@@ -236,7 +236,7 @@ def sample_apiserver_image() -> Image:
     return Image(
         name=name,
         tag=tag,
-        config={"Entrypoint": ["/sample-apiserver"], "Env": [images.PATH_ENV]},
+        config={"Entrypoint": ["/sample-apiserver"], "Env": [lab_images.PATH_ENV]},
         recipe=[build.recipe()],
         make_root=make_root,
     )
@@ -257,7 +257,7 @@ def etcd_image() -> Image:
     return Image(
         name=name,
         tag=tag,
-        config={"Cmd": ["/usr/local/bin/etcd"], "Env": [images.PATH_ENV]},
+        config={"Cmd": ["/usr/local/bin/etcd"], "Env": [lab_images.PATH_ENV]},
         recipe=[build.recipe()],
         make_root=make_root,
     )
@@ -276,7 +276,7 @@ def make_dnsutils_root(root: Path) -> dict:
     missing = [rel for rel in DNSUTILS_NEEDS if not os.path.lexists(root / rel)]
     if missing:
         raise LabError(f"the jessie-dnsutils root lacks {', '.join(missing)}")
-    version = images.package_version(root, "bind9-dnsutils")
+    version = lab_images.package_version(root, "bind9-dnsutils")
     return {"org.opencontainers.image.version": version, "debian.bind9-dnsutils.version": version}
 
 
@@ -285,12 +285,12 @@ def jessie_dnsutils_image() -> Image:
     return Image(
         name=name,
         tag=tag,
-        config={"Cmd": ["bash"], "Env": [images.PATH_ENV]},
+        config={"Cmd": ["bash"], "Env": [lab_images.PATH_ENV]},
         recipe=[
             DNSUTILS_PACKAGES,
             builds.coredns().recipe(),
-            images.NGINX_SOURCES,
-            images.NGINX_TRIM,
+            lab_images.NGINX_SOURCES,
+            lab_images.NGINX_TRIM,
         ],
         make_root=make_dnsutils_root,
     )
@@ -329,7 +329,7 @@ def make_busybox_root(root: Path) -> dict:
     image has them) but sh, which is Debian's static bash (SHELL_PACKAGE), a root and a nobody
     user, /tmp."""
     (root / "bin").mkdir()
-    with tempfile.TemporaryDirectory(prefix="busybox-", dir=images.WORK) as scratch:
+    with tempfile.TemporaryDirectory(prefix="busybox-", dir=lab_images.WORK) as scratch:
         unpacked, version = unpacked_package(BUSYBOX_PACKAGE, Path(scratch))
         shutil.copyfile(unpacked / "bin/busybox", root / "bin/busybox")
         unpacked, shell_version = unpacked_package(SHELL_PACKAGE, Path(scratch))
@@ -365,8 +365,8 @@ def busybox_image() -> Image:
     return Image(
         name=name,
         tag=tag,
-        config={"Cmd": ["sh"], "Env": [images.PATH_ENV]},
-        recipe=[images.SUITE, BUSYBOX_PACKAGE, SHELL_PACKAGE, BUSYBOX_NEEDS],
+        config={"Cmd": ["sh"], "Env": [lab_images.PATH_ENV]},
+        recipe=[lab_images.SUITE, BUSYBOX_PACKAGE, SHELL_PACKAGE, BUSYBOX_NEEDS],
         make_root=make_busybox_root,
     )
 
@@ -375,8 +375,8 @@ def busybox_image() -> Image:
 
 
 def pause_image() -> Image:
-    """The lab's own pause program (images.py) under the suite's pause name."""
-    lab = images.pause_image()
+    """The lab's own pause program (lab_images.py) under the suite's pause name."""
+    lab = lab_images.pause_image()
     name, tag = suite_name("pause").rsplit(":", 1)
     return Image(name=name, tag=tag, config=lab.config, recipe=lab.recipe, make_root=lab.make_root)
 
@@ -385,9 +385,9 @@ NGINX_DOCROOT = "usr/share/nginx/html"  # nginx's own image serves this (index.h
 
 
 def make_nginx_root(root: Path) -> dict:
-    """images.py's Debian nginx root, its default site serving /usr/share/nginx/html (where
+    """lab_images.py's Debian nginx root, its default site serving /usr/share/nginx/html (where
     nginx-common puts index.html, and where the suite's tests look)."""
-    labels = images.make_nginx_root(root)
+    labels = lab_images.make_nginx_root(root)
     site = root / "etc/nginx/sites-available/default"
     config = site.read_text()
     if "root /var/www/html;" not in config:
@@ -399,7 +399,7 @@ def make_nginx_root(root: Path) -> dict:
 
 
 def nginx_image() -> Image:
-    lab = images.nginx_image()
+    lab = lab_images.nginx_image()
     name, tag = suite_name("nginx").rsplit(":", 1)
     return Image(
         name=name,
@@ -429,11 +429,11 @@ def conformance_images() -> list[Image]:
 
 def ensure_images() -> dict[str, Path]:
     """Suite reference -> archive, for every image built so far, built where not cached."""
-    return {image.reference: images.ensure_image(image) for image in conformance_images()}
+    return {image.reference: lab_images.ensure_image(image) for image in conformance_images()}
 
 
 def main() -> int:
-    return images.report("conformance images", ensure_images)
+    return lab_images.report("conformance images", ensure_images)
 
 
 if __name__ == "__main__":

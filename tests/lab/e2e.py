@@ -31,7 +31,7 @@ import installs  # noqa: E402
 import kube  # noqa: E402
 import pipeline  # noqa: E402
 import untouched  # noqa: E402
-import upgrade  # noqa: E402
+import upgrade_scenario  # noqa: E402
 
 # The lab's inventory with the open setup pinned (whatever the profile's default), so that
 # the switch to `secure` at the end switches something, and the conformance suite's images in
@@ -178,7 +178,9 @@ def day_two(inventory: str):
     untouched.plant_sentinel()
     check("the cluster reset and rebuilt", True, daytwo.reset_and_rebuild(smaller))
     check("a host outside masters/minions left alone", True, untouched.left_alone())
-    check("the cluster upgraded while nginx serves", True, upgrade.upgrade_cluster(smaller))
+    check(
+        "the cluster upgraded while nginx serves", True, upgrade_scenario.upgrade_cluster(smaller)
+    )
 
 
 def scenario():
@@ -196,7 +198,7 @@ def main() -> int:
     if not pipeline.require_root("lab end-to-end"):
         return 0
     # the lab's mirror also serves the release the upgrade starts from
-    os.environ.setdefault(builds.EXTRA_KUBE_ENV, upgrade.OLDER_RELEASE)
+    os.environ.setdefault(builds.EXTRA_KUBE_ENV, upgrade_scenario.OLDER_RELEASE)
     try:
         scenario()
     except Exception as error:  # a step that failed, or a bug in the scenario: lab down

@@ -12,7 +12,7 @@ path runs unchanged. MIRROR.txt says what each file is.
 
 With LAB_EXTRA_KUBE_VERSIONS=v1.34.x (or an exact v1.34.4; comma-separated) the mirror also
 serves that Kubernetes release's binaries, built the same way, pinned as ``kubelet@v1.34.4``
-(the upgrade scenario, tests/lab/upgrade.py).
+(the upgrade scenario, tests/lab/upgrade_scenario.py).
 """
 
 import ast
@@ -30,12 +30,13 @@ from types import SimpleNamespace
 from urllib.parse import urlsplit
 
 import builds
-import images
+import lab_images
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 PINS = "artifact_sha256.json"
 IMAGES = "lab/images"  # where the image archives are served
+SETTINGS_FILES = ("cluster_settings.py", "run_settings.py")  # in deploys/: each Setting(...)
 
 
 def load_module(name: str, path: Path):
@@ -45,19 +46,20 @@ def load_module(name: str, path: Path):
     return module
 
 
-def kubelab_defaults(path: Path) -> dict:
-    """DEFAULTS of deploys/defaults.py, read from its literal ``Setting(name, default, ...)``
-    entries (the lab runs on the system python3, without pyinfra)."""
+def kubelab_defaults(repo: Path = REPO) -> dict:
+    """kubelab's DEFAULTS, read from the literal ``Setting(name, default, ...)`` entries of the
+    settings' declarations (the lab runs on the system python3, without pyinfra)."""
     defaults = {}
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Setting":
-            with suppress(ValueError):
-                defaults[ast.literal_eval(node.args[0])] = ast.literal_eval(node.args[1])
+    for name in SETTINGS_FILES:
+        for node in ast.walk(ast.parse((repo / "deploys" / name).read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Setting":
+                with suppress(ValueError):
+                    defaults[ast.literal_eval(node.args[0])] = ast.literal_eval(node.args[1])
     return defaults
 
 
 def versions(repo: Path = REPO) -> SimpleNamespace:
-    return SimpleNamespace(**kubelab_defaults(repo / "deploys" / "defaults.py"))
+    return SimpleNamespace(**kubelab_defaults(repo))
 
 
 def planned(repo: Path = REPO) -> list[tuple]:
@@ -183,7 +185,7 @@ def build(root: Path, repo: Path = REPO) -> list[Path]:
     artifacts = load_module("kubelab_lab_artifacts", repo / "deploys" / "artifacts.py")
     extra = extra_planned(repo)
     plan = planned(repo) + extra
-    image_files = images.ensure_images()
+    image_files = lab_images.ensure_images()
     wanted = recipe(plan, image_files)
     stamp = root / "recipe.sha256"
     if stamp.exists() and stamp.read_text().strip() == wanted:
@@ -203,7 +205,9 @@ def build(root: Path, repo: Path = REPO) -> list[Path]:
         dest = new / IMAGES / archive.name
         dest.parent.mkdir(parents=True, exist_ok=True)
         link_or_copy(archive, dest)
-        notes.append(f"{IMAGES}/{archive.name}\n    image archive of {ref} (tests/lab/images.py)")
+        notes.append(
+            f"{IMAGES}/{archive.name}\n    image archive of {ref} (tests/lab/lab_images.py)"
+        )
     (new / PINS).write_text(json.dumps(pins, indent=1, sort_keys=True) + "\n")
     (new / "MIRROR.txt").write_text(mirror_notes(notes))
     (new / "recipe.sha256").write_text(wanted + "\n")

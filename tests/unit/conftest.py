@@ -66,6 +66,25 @@ def order(monkeypatch):
     return log
 
 
+@pytest.fixture
+def io_log(monkeypatch):
+    """Every command run and file uploaded through the simulated connector."""
+    log = []
+    run, put = SimulatedConnector.run_shell_command, SimulatedConnector.put_file
+
+    def run_shell_command(self, command, *args, **kwargs):
+        log.append((self.host.name, "command", str(command)))
+        return run(self, command, *args, **kwargs)
+
+    def put_file(self, filename_or_io, remote_filename, *args, **kwargs):
+        log.append((self.host.name, "upload", remote_filename))
+        return put(self, filename_or_io, remote_filename, *args, **kwargs)
+
+    monkeypatch.setattr(SimulatedConnector, "run_shell_command", run_shell_command)
+    monkeypatch.setattr(SimulatedConnector, "put_file", put_file)
+    return log
+
+
 def with_own_pki(machines, settings, tmp_path):
     """A copy of ``machines`` and ``settings`` whose local PKI (and the admin kubeconfig
     beside it) is a copy of its own under ``tmp_path``: tests may change or delete it."""

@@ -8,7 +8,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "lab"))
 import builds  # noqa: E402
-import images  # noqa: E402
+import lab_images  # noqa: E402
 import mirror  # noqa: E402
 
 
@@ -18,7 +18,7 @@ def test_group_data_loads_the_add_on_images_the_lab_builds():
         ("dns_image", "coredns", builds.COREDNS_VERSION),
         ("metrics_server_image", "metrics-server", builds.METRICS_SERVER_VERSION),
     ):
-        image = images.Image(f"lab.local/{name}", version, {}, [], make_root=None)
+        image = lab_images.Image(f"lab.local/{name}", version, {}, [], make_root=None)
         assert data[setting] == image.reference
         served = f"{data['artifact_mirror']}/{mirror.IMAGES}/{image.archive.name}"
         assert data["image_archives"][image.reference] == served

@@ -1,4 +1,5 @@
-"""make docs: write the settings table of deploys/defaults.py into README.md."""
+"""make docs: write the settings table (defaults.settings_table, from each setting's declaration)
+into README.md."""
 
 from fakehosts import REPO
 from kubelab.defaults import settings_table

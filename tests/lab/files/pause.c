@@ -1,6 +1,6 @@
 /* The lab's pod sandbox process: holds the pod's namespaces open and does nothing else.
  * Blocks in pause() forever, reaps the zombies reparented to it (it runs as PID 1 of the
- * pod), exits 0 on SIGINT or SIGTERM. Built with `gcc -static -Os` by tests/lab/images.py. */
+ * pod), exits 0 on SIGINT or SIGTERM. Built with `gcc -static -Os` by tests/lab/lab_images.py. */
 #include <errno.h>
 #include <signal.h>
 #include <string.h>

@@ -12,7 +12,7 @@ The lab's mirror must serve the older release: bring the lab up with
 module proxy lists, tests/lab/mirror.py serves it pinned as ``kubelet@<release>``):
 
     LAB_EXTRA_KUBE_VERSIONS=v1.34.x .venv/bin/python tests/lab/lab.py up -i inventory.py
-    .venv/bin/python tests/lab/upgrade.py -i inventory.py
+    .venv/bin/python tests/lab/upgrade_scenario.py -i inventory.py
 """
 
 import argparse
@@ -34,7 +34,7 @@ OLDER_RELEASE = "v1.34.12"
 
 
 def pinned_kube_version() -> str:
-    return kubelab_defaults(REPO / "deploys" / "defaults.py")["kube_version"]
+    return kubelab_defaults(REPO)["kube_version"]
 
 
 def served_older_release() -> str:

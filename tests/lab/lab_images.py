@@ -17,7 +17,7 @@ the ``io.containerd.image.name`` annotation, so that
 name. Archives are cached in $LAB_BUILD_CACHE/images/<name>-<tag>.tar with a recipe hash
 beside them (<name>-<tag>.recipe): a warm run builds nothing.
 
-    python3 tests/lab/images.py    # build both (if needed), print their paths and sizes
+    python3 tests/lab/lab_images.py    # build both (if needed), print their paths and sizes
 """
 
 import gzip
