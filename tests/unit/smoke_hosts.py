@@ -76,7 +76,7 @@ class SmokeHosts:
 
         def run_shell_command(self, command, print_output=False, print_input=False, **kwargs):
             text = command if isinstance(command, str) else command.get_raw_value()
-            machine = self.machines[self.host.name]
+            machine = fakehosts.Hosts.machines[self.host.name]
             answer = smoke.answer(self.host.name, machine, text.strip())
             if answer is None:
                 return original(self, command, print_output, print_input, **kwargs)

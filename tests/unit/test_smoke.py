@@ -218,7 +218,7 @@ def test_the_cli_runs_each_step_on_every_host_before_the_next(monkeypatch):
             cwd=str(fakehosts.REPO),
             group_data_directories=[str(fakehosts.REPO / "group_data")],
         )
-    fakehosts.SimulatedConnector.machines = machines
+    fakehosts.Hosts.machines = machines
     for target in inventory:
         target.connector_cls = fakehosts.SimulatedConnector
     state.init(inventory, Config())
