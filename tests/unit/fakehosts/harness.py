@@ -30,6 +30,9 @@ UNIT_PKI_DIR = str(Path(tempfile.mkdtemp(prefix="kubelab-unit-")) / "pki")
 
 
 class SimulatedConnector(FakeConnector):
+    """pyinfra's @fake connector over the Machines of ``Hosts``: commands go to the host's
+    interpreter, files to and from its Machine."""
+
     def _sleep(self):
         pass
 
