@@ -11,14 +11,29 @@ run over the resulting Machines shows whether a converged cluster is left alone.
 ``host_commands`` and ``cluster_commands``; ``harness``: the connector and ``run_deploy``.
 """
 
+from .fact_outputs import (
+    etcd_auth_answer,
+    etcd_refuses,
+    leftover_lines,
+    managed_state_output,
+    versions_lines,
+)
 from .facts import RELEASE_FILES, answer_fact
 from .harness import REPO, UNIT_PKI_DIR, Run, SimulatedConnector, run_deploy, served_archives
 from .machines import (
+    CENTOS_REPOS,
+    DEBIAN,
+    DEBIAN_SOURCES,
     NOW,
+    PACKAGE_DIRS,
+    PACKAGE_UNITS,
+    PACKAGE_USERS,
+    UNIT_BINARIES,
     WEB,
     FileState,
     Hosts,
     Machine,
+    archive_images,
     centos7,
     debian12,
     image_archive,
@@ -28,12 +43,21 @@ from .machines import (
     ubuntu24,
     version_of,
 )
-from .shell import Interpreter
+from .shell import CTR, CURL, Interpreter
 
 __all__ = [
+    "CENTOS_REPOS",
+    "CTR",
+    "CURL",
+    "DEBIAN",
+    "DEBIAN_SOURCES",
     "NOW",
+    "PACKAGE_DIRS",
+    "PACKAGE_UNITS",
+    "PACKAGE_USERS",
     "RELEASE_FILES",
     "REPO",
+    "UNIT_BINARIES",
     "UNIT_PKI_DIR",
     "WEB",
     "FileState",
@@ -43,9 +67,14 @@ __all__ = [
     "Run",
     "SimulatedConnector",
     "answer_fact",
+    "archive_images",
     "centos7",
     "debian12",
+    "etcd_auth_answer",
+    "etcd_refuses",
     "image_archive",
+    "leftover_lines",
+    "managed_state_output",
     "modern",
     "rocky9",
     "run_deploy",
@@ -53,4 +82,5 @@ __all__ = [
     "served_archives",
     "ubuntu24",
     "version_of",
+    "versions_lines",
 ]
