@@ -22,7 +22,7 @@ from .node_removal import deploy_remove_node
 from .prerequisites import deploy_prerequisites
 from .roles import deploy_cluster, deploy_master, deploy_minion
 from .service_account import deploy_service_account_key
-from .smoke_test import deploy_smoke
+from .smoke_deploy import deploy_smoke
 from .validation import validate_inventory
 
 __all__ = [

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pyinfra import logger
 
-from .pki import write_private
+from .pki_files import write_private
 
 
 def user_kubeconfig_path(pki_directory: Path) -> Path:

@@ -18,7 +18,8 @@ from . import once, secret_files, topology
 from .admin_kubeconfig import write_user_kubeconfig
 from .common import directory
 from .defaults import DEFAULTS, fail, setting, setting_error
-from .pki import CA_CERT, ETCD_CA, SA_KEY, ClusterPKI, PKIError, PKIMissing
+from .pki import ClusterPKI, PKIError, PKIMissing
+from .pki_files import CA_CERT, ETCD_CA, SA_KEY
 
 PKI = "/etc/kubernetes/pki"
 # A master holding one of these already belongs to a cluster with a CA.

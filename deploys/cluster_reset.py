@@ -23,7 +23,7 @@ from pyinfra.api import deploy
 from pyinfra.facts.server import LinuxDistribution
 from pyinfra.operations import python
 
-from . import callstack, certificates, cluster_mark, once, pki, teardown, topology
+from . import callstack, certificates, cluster_mark, once, pki_files, teardown, topology
 from .admin_kubeconfig import user_kubeconfig_path
 from .common import step
 from .defaults import DEFAULTS, fail, setting
@@ -69,7 +69,7 @@ def first_facts() -> list:
 def this_cluster() -> tuple[str, str | None]:
     """This cluster's identity as the controller knows it: its name and its CA's sha256."""
     name = setting("cluster_name", topology.master())
-    return name, pki.ca_fingerprint(certificates.pki_directory())
+    return name, pki_files.ca_fingerprint(certificates.pki_directory())
 
 
 def local_pki_paths() -> list:
@@ -89,7 +89,7 @@ def delete_local_pki(state, host, paths):
         return False
     for path in paths:
         if path.is_dir():
-            left = pki.delete_files(path)
+            left = pki_files.delete_files(path)
             if left:
                 logger.warning(
                     f"kubelab: kept {path} and in it what kubelab did not write there: "

@@ -28,7 +28,7 @@ from pyinfra.facts.files import File
 from . import hoststate, once, placement, topology
 from .certificates import pki_directory
 from .defaults import setting, setting_error
-from .pki import ENCRYPTION_KEYS, write_private
+from .pki_files import ENCRYPTION_KEYS, write_private
 from .secret_files import secret
 
 KEYS_FILE = ENCRYPTION_KEYS

@@ -13,7 +13,7 @@ from pathlib import Path
 import pipeline
 from daytwo import CLUSTER_NAME, hosts_of, short
 from faults import ssh
-from kubelab import pki
+from kubelab import pki_files
 from kubelab.cluster_mark import MARK
 
 SAVED = "/root/kubelab-cluster.saved"
@@ -61,7 +61,7 @@ def reset_refuses_a_host_not_marked_as_this_clusters(inventory: str) -> str:
     _, minions = hosts_of(inventory)
     name = minions[0][0]
     host = short(name)
-    ours = f"'{CLUSTER_NAME}' (CA sha256 {pki.ca_fingerprint(PKI_DIR)})"
+    ours = f"'{CLUSTER_NAME}' (CA sha256 {pki_files.ca_fingerprint(PKI_DIR)})"
     another = f"'{ANOTHER[0]}' (CA sha256 {ANOTHER[1]})"
     ssh(host, f"cp -p {MARK} {SAVED}")
     try:

@@ -19,7 +19,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from fakehosts import centos7, debian12, run_deploy
 from kubelab import etcd_access
 from kubelab.facts import EtcdAuth
-from kubelab.pki import ClusterPKI, write_private
+from kubelab.pki import ClusterPKI
+from kubelab.pki_files import write_private
 from test_modern import pins
 
 FLANNEL_PREFIX = "/atomic.io/network/"

@@ -14,7 +14,7 @@ from conftest import HOSTS, MASTER, MINIONS, with_own_pki
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from fakehosts import REPO, FileState, debian12, run_deploy
-from kubelab import pki
+from kubelab import pki, pki_files
 from pyinfra.api import State
 from pyinfra.context import ctx_state
 from pyinfra_cli.inventory import make_inventory
@@ -254,11 +254,11 @@ def test_delete_files_deletes_what_the_list_names_only(tmp_path):
     cluster = pki.ClusterPKI.open(home, create=True, cluster_name="lab")
     cluster.client_cert("admin", "admin")
     cluster.service_account_keypair()
-    assert pki.delete_files(home) == [".bashrc"]
+    assert pki_files.delete_files(home) == [".bashrc"]
     assert sorted(p.name for p in home.iterdir()) == [".bashrc"]
     empty = tmp_path / "pki"
     pki.ClusterPKI.open(empty, create=True).client_cert("admin", "admin")
-    assert pki.delete_files(empty) == [] and not empty.exists()
+    assert pki_files.delete_files(empty) == [] and not empty.exists()
 
 
 # 5. SSH host keys are checked outside the lab ----------------------------------------------
@@ -301,4 +301,4 @@ def test_the_fingerprint_is_the_sha256_of_the_ca_certificates_der(lab):
     _, settings = lab
     pem = (Path(settings["pki_dir"]) / "ca.crt").read_bytes()
     der = x509.load_pem_x509_certificate(pem).public_bytes(serialization.Encoding.DER)
-    assert pki.ca_fingerprint(Path(settings["pki_dir"])) == hashlib.sha256(der).hexdigest()
+    assert pki_files.ca_fingerprint(Path(settings["pki_dir"])) == hashlib.sha256(der).hexdigest()

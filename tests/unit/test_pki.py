@@ -1,12 +1,10 @@
 """The controller-side PKI: file modes, reuse across runs, certificate contents, kubeconfigs."""
 
 import base64
-import importlib.util
 import json
 import os
 import re
 import stat
-import sys
 from datetime import timedelta
 from ipaddress import ip_address
 from pathlib import Path
@@ -16,16 +14,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-try:
-    from kubelab import pki
-except ImportError:  # the package is not installed: load the module from the checkout
-    _spec = importlib.util.spec_from_file_location(
-        "kubelab_pki", Path(__file__).parents[2] / "deploys" / "pki.py"
-    )
-    pki = importlib.util.module_from_spec(_spec)
-    sys.modules[_spec.name] = pki
-    _spec.loader.exec_module(pki)
+from kubelab import pki
 
 ClusterPKI, PKIError, PKIMissing = pki.ClusterPKI, pki.PKIError, pki.PKIMissing
 

@@ -10,8 +10,8 @@ import kubelab
 import pytest
 from conftest import HOSTS, MASTER, MINIONS, with_own_pki
 from fakehosts import REPO, FileState, Machine, debian12, run_deploy
+from smoke_hosts import SmokeHosts, machines_with_leases
 from test_day_two import ADDRESSES, kubelab_left, running
-from test_smoke import SmokeHosts, machines_with_leases
 from test_upgrade import NEW, OLD, PINS
 
 REGISTRY = "registry.traininglab.com"

@@ -13,7 +13,7 @@ import pytest
 from conftest import MASTER, MINIONS
 from fakehosts import centos7, debian12
 from kubelab.defaults import DEFAULTS
-from test_smoke import CLUSTER_IP, FIRST_DAY, IN_NAMESPACE, MODERN_KUBECTL, classify, smoke_run
+from smoke_hosts import CLUSTER_IP, FIRST_DAY, IN_NAMESPACE, MODERN_KUBECTL, classify, smoke_run
 
 DNS_IP = "10.254.0.10"
 NGINX_NAME = "nginx.kubelab-smoke.svc.cluster.local"

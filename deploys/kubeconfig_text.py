@@ -1,0 +1,44 @@
+"""The text of a kubeconfig: one cluster (its API URL and CA), one user with a client
+certificate and key, and the context joining them; the same input gives the same bytes."""
+
+import base64
+import json
+
+
+def kubeconfig_text(
+    cluster_name: str, server: str, user: str, ca_pem: bytes, cert_pem: bytes, key_pem: bytes
+) -> str:
+    """A kubeconfig for ``user`` on ``server`` (https), trusting the CA ``ca_pem``."""
+    if not server.startswith("https://"):
+        raise ValueError(f"kubeconfig server {server!r} must be an https:// URL")
+    context = f"{user}@{cluster_name}"
+    lines = [
+        "apiVersion: v1",
+        "kind: Config",
+        "clusters:",
+        f"- name: {_quote(cluster_name)}",
+        "  cluster:",
+        f"    certificate-authority-data: {_b64(ca_pem)}",
+        f"    server: {_quote(server)}",
+        "contexts:",
+        f"- name: {_quote(context)}",
+        "  context:",
+        f"    cluster: {_quote(cluster_name)}",
+        f"    user: {_quote(user)}",
+        f"current-context: {_quote(context)}",
+        "users:",
+        f"- name: {_quote(user)}",
+        "  user:",
+        f"    client-certificate-data: {_b64(cert_pem)}",
+        f"    client-key-data: {_b64(key_pem)}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _quote(value: str) -> str:
+    """A YAML double-quoted scalar (JSON string syntax is valid YAML)."""
+    return json.dumps(value)
