@@ -7,19 +7,9 @@ from typing import NamedTuple
 from pyinfra import host
 from pyinfra.api import deploy, operation
 
-from . import (
-    bounds,
-    clients,
-    downloads,
-    etcd_tls,
-    hoststate,
-    once,
-    packages,
-    placement,
-    shell,
-    topology,
-)
+from . import bounds, downloads, etcd_tls, hoststate, once, packages, placement, shell, topology
 from .artifacts import flanneld
+from .clients import etcdctl, etcdctl_options
 from .common import place, service
 from .defaults import DEFAULTS, setting
 from .facts import EtcdValue
@@ -58,7 +48,7 @@ def stored_config_fact() -> tuple:
         "endpoint": topology.etcd_url(),
         "key": config_key(),
         "api": api,
-        "tls_args": clients.etcdctl_options(api),
+        "tls_args": etcdctl_options(api),
     }
 
 
@@ -98,7 +88,7 @@ def write_config_command(api: int) -> str:
     bounded by etcdctl's own timeouts; then one line naming the endpoint and etcdctl's error."""
     value = shlex.quote(json.dumps(network_config(), sort_keys=True))
     verb = "set" if api == 2 else "put"
-    write = f"{clients.etcdctl(api)} {verb} {shlex.quote(config_key())} {value}"
+    write = f"{etcdctl(api)} {verb} {shlex.quote(config_key())} {value}"
     problem = (
         f"kubelab: {host.name}: storing flannel's network config: etcd at {topology.etcd_url()} "
         f"did not accept it in {WRITE_ATTEMPTS} attempts (each at most "
