@@ -11,17 +11,16 @@ one, or whose pods never became available, applies it and waits again next time.
 An add-on turned off is deleted from the cluster with its manifest.
 """
 
-import shlex
 from io import BytesIO
 
 from pyinfra import host
 from pyinfra.api import FileUploadCommand, deploy
 from pyinfra.operations import server
 
-from . import coredns, hoststate, metrics_server, placement, topology
+from . import coredns, hoststate, metrics_server, placement, shell, topology
+from .clients import kubectl
 from .defaults import DEFAULTS, setting
 from .images import deploy_image_archives
-from .smoke_test import kubectl
 
 ADDONS = "/etc/kubernetes/addons"
 INTERVAL = 2  # seconds between two tries
@@ -35,12 +34,8 @@ def retried(command: str, what: str) -> str:
     """Shell: ``command`` tried every INTERVAL seconds until it succeeds, at most
     ``addons_timeout`` seconds; then one line naming ``what`` and kubectl's last words."""
     seconds = setting("addons_timeout")
-    problem = shlex.quote(f"kubelab: {host.name}: {what} (tried for {seconds} s: addons_timeout): ")
-    return (
-        f"end=$(( $(date +%s) + {seconds} )); until out=$({command} 2>&1); do "
-        f'if [ "$(date +%s)" -ge "$end" ]; then echo {problem}"$(printf %s "$out" | '
-        f'tail -n 1)" >&2; exit 1; fi; sleep {INTERVAL}; done'
-    )
+    problem = f"kubelab: {host.name}: {what} (tried for {seconds} s: addons_timeout): "
+    return shell.until_deadline(command, seconds, INTERVAL, problem)
 
 
 def rolled_out(deployment: str, selector: str) -> str:

@@ -12,7 +12,7 @@ import shlex
 from pyinfra import host, logger
 from pyinfra.api.state import BaseStateCallback
 
-from . import once, topology
+from . import once, shell, topology
 from .defaults import setting
 from .facts import PackageSources
 from .profiles import family
@@ -46,12 +46,13 @@ def curl() -> str:
 def fetch(url: str, path: str, label: str) -> str:
     """Shell: ``url`` fetched to ``path`` by ``curl()``; on failure nothing stays and one line
     names the host, the operation (``label``), the URL, curl's error and the bounds."""
-    prefix = shlex.quote(f"kubelab: {host.name}: {label}: {url}: ")
-    suffix = shlex.quote(f" ({curl_bound()})")
-    return (
-        f"err=$({curl()} -o {path} {shlex.quote(url)} 2>&1) || {{ rm -f {path}; "
-        f'echo {prefix}"$(printf %s "$err" | tail -n 1)"{suffix} >&2; exit 1; }}'
+    failed = shell.or_fail(
+        f"kubelab: {host.name}: {label}: {url}: ",
+        shell.last_line("err"),
+        shlex.quote(f" ({curl_bound()})"),
+        first=f"rm -f {path}; ",
     )
+    return f"err=$({curl()} -o {path} {shlex.quote(url)} 2>&1) || {failed}"
 
 
 def etcdctl_options(api: int) -> str:

@@ -8,6 +8,14 @@ import shlex
 from pyinfra.api import FactBase
 
 
+def etcdctl_line(api: int, endpoint: str, options: str) -> str:
+    """``clients.etcdctl_line``, imported when asked: clients reads the settings through
+    modules that import this one."""
+    from .clients import etcdctl_line as line
+
+    return line(api, endpoint, options)
+
+
 class EtcdValue(FactBase):
     """
     The value stored under ``key`` in etcd at ``endpoint``, read with the etcd ``api`` version
@@ -26,7 +34,7 @@ class EtcdValue(FactBase):
 
     def command(self, endpoint, key, api=3, tls_args=""):
         get = f"get {shlex.quote(key)}" + ("" if api == 2 else " --print-value-only")
-        etcdctl = f"ETCDCTL_API={api} etcdctl --endpoints={shlex.quote(endpoint)} {tls_args}"
+        etcdctl = etcdctl_line(api, endpoint, tls_args)
         # the value goes out as it comes (fd 3), etcdctl's errors into $err
         return (
             f"if ! command -v etcdctl >/dev/null 2>&1; then echo '{self.MARK} absent'; exit 0; "
@@ -83,7 +91,7 @@ class EtcdPrefix(FactBase):
     and TLS arguments."""
 
     def command(self, endpoint, prefix, options=""):
-        etcdctl = f"ETCDCTL_API=3 etcdctl --endpoints={shlex.quote(endpoint)} {options}".strip()
+        etcdctl = etcdctl_line(3, endpoint, options)
         return (
             "if ! command -v etcdctl >/dev/null 2>&1; then "
             "echo 'error no etcdctl on the master'; exit 0; fi; "
@@ -169,7 +177,7 @@ class EtcdAuth(FactBase):
     ``None`` when etcdctl cannot read it (no etcdctl, etcd down, a client etcd refuses)."""
 
     def command(self, endpoint, options, users=(), roles=()):
-        etcdctl = f"ETCDCTL_API=3 etcdctl --endpoints={shlex.quote(endpoint)} {options}".strip()
+        etcdctl = etcdctl_line(3, endpoint, options)
         queries = [f"user get {shlex.quote(name)}" for name in users]
         queries += [f"role get {shlex.quote(name)}" for name in roles]
         reads = "; ".join(

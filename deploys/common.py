@@ -5,15 +5,17 @@ already is as wanted, and does pyinfra's operation only when it is not. Files an
 are steps of one operation per run of them (``placement``); a service is one operation.
 """
 
+import shlex
 from io import StringIO
 from pathlib import Path
 
 from pyinfra import host, state
 from pyinfra.api import operation
 from pyinfra.api.util import get_template
+from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
 from pyinfra.operations import files, server, systemd
 
-from . import bounds, hoststate, placement
+from . import bounds, hoststate, placement, shell
 
 _PACKAGED = Path(__file__).parent / "templates"
 TEMPLATES = _PACKAGED if _PACKAGED.is_dir() else Path(__file__).parent.parent / "templates"
@@ -79,40 +81,48 @@ def running(name: str, label: str):
     return systemd.service(name=label, service=name, running=True, enabled=True, _if=differs)
 
 
-def tried(commands, attempts: int, service: str):
-    """``commands`` with each ``systemctl start`` or ``restart`` of ``service`` tried up to
-    ``attempts`` times, each failed try said on stderr. A try after a failed one restarts: a
-    start would wait out the unit's RestartSec."""
-    for command in commands:
-        text = str(getattr(command, "get_raw_value", lambda c=command: c)())
-        words = text.split()
-        if attempts < 2 or words[1:2] not in (["start"], ["restart"]):
-            yield command
-            continue
-        retry = f"kubelab: {service} did not start, trying again"
-        yield (
-            f"{text} && exit 0; for attempt in $(seq 2 {attempts}); do "
-            f'echo {retry!r} "(try $attempt of {attempts})" >&2; '
-            f"{words[0]} restart {words[2]} && exit 0; done; exit 1"
-        )
+def active(unit: str) -> bool:
+    """Whether ``unit`` runs now (read when the operation runs, as pyinfra's systemd does)."""
+    return bool(host.get_fact(SystemdStatus, services=[unit]).get(unit))
+
+
+def started(service: str, attempts: int, running: bool) -> str:
+    """Shell: ``service`` started, or restarted when ``running``, tried up to ``attempts``
+    times, each failed try said on stderr, then one line naming what the start waited on. A
+    try after a failed one restarts: a start would wait out the unit's RestartSec."""
+    unit = f"{service}.service"
+    first = f"systemctl {'restart' if running else 'start'} {unit}"
+    if attempts < 2:
+        return first
+    retry = shlex.quote(f"kubelab: {service} did not start, trying again")
+    problem = (
+        f"kubelab: {host.name}: {service} did not start in {attempts} tries, each waiting on "
+        f"{bounds.service_start(service)}"
+    )
+    return (
+        f"{first} && exit 0; for attempt in $(seq 2 {attempts}); do "
+        f'echo {retry} "(try $attempt of {attempts})" >&2; '
+        f"systemctl restart {unit} && exit 0; done; {shell.fail(problem)}"
+    )
 
 
 @operation()
 def service_state(service: str, reload, restart, start, before_restart=None, attempts=1):
     """``service`` as ``reload``, ``restart`` and ``start`` (callables asked when the
     operation runs) say: systemd reloaded first, then the service restarted (after the
-    commands ``before_restart()`` gives), then started and enabled (pyinfra's ``systemd``
-    operations, which look at the service as it is by then). A start or restart is tried up
-    to ``attempts`` times."""
+    commands ``before_restart()`` gives; a stopped one starts), then started and enabled,
+    each as the service is by then. A start or restart is tried up to ``attempts`` times."""
+    unit = f"{service}.service"
     if reload():
         yield from systemd.daemon_reload._inner()
     if restart():
         yield from before_restart() if before_restart else ()
-        commands = systemd.service._inner(service=service, running=True, restarted=True)
-        yield from tried(commands, attempts, service)
+        yield started(service, attempts, running=active(unit))
     if start():
-        commands = systemd.service._inner(service=service, running=True, enabled=True)
-        yield from tried(commands, attempts, service)
+        if not active(unit):
+            yield started(service, attempts, running=False)
+        if not host.get_fact(SystemdEnabled, services=[unit]).get(unit):
+            yield f"systemctl enable {unit}"
 
 
 def service(name: str, changed=(), units=(), restart=False, before_restart=None, attempts=1):

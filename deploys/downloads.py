@@ -12,7 +12,7 @@ from functools import cache
 from pyinfra import host
 from pyinfra.api import operation
 
-from . import bounds, hoststate, once, placement
+from . import bounds, hoststate, once, placement, shell
 from .artifacts import Artifact, checksum_url, download_url, pin_keys
 from .defaults import setting, setting_error
 from .facts import ArchiveMarker, kept_digest_command, kept_digests_command
@@ -60,13 +60,11 @@ def expected_sha256(artifact: Artifact) -> str:
 def _fetch_and_verify(url: str, path: str, sha256: str, label: str) -> str:
     """Shell: ``url`` fetched to ``path`` in bounded time, then checked; on failure nothing
     stays and one line says why."""
-    mismatch = shlex.quote(
-        f"kubelab: {host.name}: {label}: {url} does not match its sha256 {sha256}"
-    )
+    mismatch = f"kubelab: {host.name}: {label}: {url} does not match its sha256 {sha256}"
     return (
         f"{bounds.fetch(url, path, label)}; "
         f"echo '{sha256}  {path}' | sha256sum -c --quiet - >/dev/null 2>&1 || "
-        f"{{ rm -f {path}; echo {mismatch} >&2; exit 1; }}"
+        f"{shell.or_fail(mismatch, first=f'rm -f {path}; ')}"
     )
 
 

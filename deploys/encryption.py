@@ -27,6 +27,7 @@ from pyinfra.facts.files import File
 
 from . import hoststate, once, placement, topology
 from .certificates import pki_directory
+from .clients import kubectl
 from .defaults import setting, setting_error
 from .pki_files import ENCRYPTION_KEYS, write_private
 from .secret_files import secret
@@ -147,7 +148,6 @@ def secrets_rewritten(installed: list):
     if not installed:
         return None
     from .addons import retried  # the add-ons' bounded kubectl tries
-    from .smoke_test import kubectl
 
     text = config_text(local_keys(), setting("secrets_encryption")).encode()
     marker = f"{config_digest(text)}\n"

@@ -22,7 +22,7 @@ import shlex
 from pyinfra import host
 from pyinfra.api import operation
 
-from . import bounds, etcd_tls, hoststate, once, topology
+from . import bounds, clients, etcd_tls, hoststate, once, shell, topology
 from .defaults import setting
 from .facts import EtcdAuth
 from .profiles import profile
@@ -50,16 +50,10 @@ def prefix_end(prefix: str) -> str:
     return prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
 
-def etcdctl() -> str:
-    options = f"{bounds.etcdctl_options(3)} {etcd_tls.etcdctl_args(3)}".strip()
-    return f"ETCDCTL_API=3 etcdctl --endpoints={topology.etcd_url()} {options}"
-
-
 def state_fact() -> tuple:
-    options = f"{bounds.etcdctl_options(3)} {etcd_tls.etcdctl_args(3)}".strip()
     return EtcdAuth, {
         "endpoint": topology.etcd_url(),
-        "options": options,
+        "options": clients.etcdctl_options(),
         "users": tuple(USERS),
         "roles": (FLANNELD,),
     }
@@ -96,17 +90,13 @@ def setup_command() -> str:
         "e auth enable",
     ]
     endpoint = topology.etcd_url()
-    problem = shlex.quote(
+    problem = (
         f"kubelab: {host.name}: setting up etcd's auth (flanneld kept to {flannel_prefix()}): "
         f"etcd at {endpoint} did not accept it in {ATTEMPTS} attempts (each call at most "
         f"{bounds.ETCD_DIAL_TIMEOUT} s to connect, {bounds.ETCD_COMMAND_TIMEOUT} s to answer): "
     )
-    return (
-        f'e() {{ {etcdctl()} "$@"; }}; '
-        f"for attempt in $(seq {ATTEMPTS}); do "
-        f"err=$({{ {' && '.join(steps)}; }} 2>&1 >/dev/null) && exit 0; sleep {PAUSE}; done; "
-        f'echo {problem}"$(printf %s "$err" | tail -n 1)" >&2; exit 1'
-    )
+    setup = shell.attempts(f"{{ {' && '.join(steps)}; }}", ATTEMPTS, PAUSE, problem)
+    return f'e() {{ {clients.etcdctl()} "$@"; }}; {setup}'
 
 
 @operation()

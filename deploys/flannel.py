@@ -7,8 +7,9 @@ from typing import NamedTuple
 from pyinfra import host
 from pyinfra.api import deploy, operation
 
-from . import bounds, downloads, etcd_tls, hoststate, once, packages, placement, topology
+from . import bounds, downloads, etcd_tls, hoststate, once, packages, placement, shell, topology
 from .artifacts import flanneld
+from .clients import etcdctl, etcdctl_options
 from .common import place, service
 from .defaults import DEFAULTS, setting
 from .facts import EtcdValue
@@ -43,12 +44,11 @@ def config_key() -> str:
 def stored_config_fact() -> tuple:
     """The fact (and its kwargs) reading the config in etcd, on the master."""
     api = ETCD_API[profile()]
-    tls_args = f"{bounds.etcdctl_options(api)} {etcd_tls.etcdctl_args(api)}".strip()
     return EtcdValue, {
         "endpoint": topology.etcd_url(),
         "key": config_key(),
         "api": api,
-        "tls_args": tls_args,
+        "tls_args": etcdctl_options(api),
     }
 
 
@@ -88,21 +88,13 @@ def write_config_command(api: int) -> str:
     bounded by etcdctl's own timeouts; then one line naming the endpoint and etcdctl's error."""
     value = shlex.quote(json.dumps(network_config(), sort_keys=True))
     verb = "set" if api == 2 else "put"
-    endpoint = topology.etcd_url()
-    etcdctl = f"ETCDCTL_API={api} etcdctl --endpoints={endpoint} {bounds.etcdctl_options(api)}"
-    if etcd_tls.enabled():
-        etcdctl += f" {etcd_tls.etcdctl_args(api)}"
-    write = f"{etcdctl} {verb} {shlex.quote(config_key())} {value}"
-    problem = shlex.quote(
-        f"kubelab: {host.name}: storing flannel's network config: etcd at {endpoint} did not "
-        f"accept it in {WRITE_ATTEMPTS} attempts (each at most {bounds.ETCD_DIAL_TIMEOUT} s to "
-        f"connect, {bounds.ETCD_COMMAND_TIMEOUT} s to answer): "
+    write = f"{etcdctl(api)} {verb} {shlex.quote(config_key())} {value}"
+    problem = (
+        f"kubelab: {host.name}: storing flannel's network config: etcd at {topology.etcd_url()} "
+        f"did not accept it in {WRITE_ATTEMPTS} attempts (each at most "
+        f"{bounds.ETCD_DIAL_TIMEOUT} s to connect, {bounds.ETCD_COMMAND_TIMEOUT} s to answer): "
     )
-    return (
-        f"for attempt in $(seq {WRITE_ATTEMPTS}); do err=$({write} 2>&1 >/dev/null) && exit 0; "
-        f"sleep {WRITE_PAUSE}; done; "
-        f'echo {problem}"$(printf %s "$err" | tail -n 1)" >&2; exit 1'
-    )
+    return shell.attempts(write, WRITE_ATTEMPTS, WRITE_PAUSE, problem)
 
 
 def client_certificate() -> list:

@@ -13,7 +13,7 @@ from pathlib import Path
 from pyinfra import host
 from pyinfra.api import FileUploadCommand, deploy, operation
 
-from . import bounds, hoststate, once
+from . import bounds, hoststate, once, shell
 from .defaults import DEFAULTS, setting
 from .facts import ContainerdImages
 
@@ -74,13 +74,13 @@ def imported(reference: str, archive: str, wanted: str):
         yield FileUploadCommand(str(local_path(archive)), temp, remote_temp_filename=temp + ".part")
     ctr = bounds.ctr(NAMESPACE)
     check = f"{ctr} images ls -q | grep -qxF {shlex.quote(wanted)}"
-    problem = shlex.quote(
+    problem = (
         f"kubelab: {host.name}: Import {reference} into containerd: {archive} holds no image "
         f"{wanted}, or containerd did not import it (within {bounds.operation_timeout()} s)"
     )
     yield (
         f"{ctr} {IMPORT} {temp}; imported=$?; rm -f {temp}; "
-        f"[ $imported = 0 ] && {check} || {{ echo {problem} >&2; exit 1; }}"
+        f"[ $imported = 0 ] && {check} || {shell.or_fail(problem)}"
     )
 
 

@@ -32,88 +32,17 @@ from pyinfra import host, logger
 from pyinfra.api import deploy, operation
 from pyinfra.operations import python
 
-from . import bounds, callstack, cluster_mark, cluster_reset, etcd_tls, once, teardown, topology
+from . import bounds, callstack, cluster_mark, cluster_reset, once, shell, teardown, topology
 from .certificates import pki_directory
+from .clients import REQUEST_TIMEOUT, etcdctl, etcdctl_options, kubectl
 from .common import step
 from .defaults import DEFAULTS, fail, setting
 from .facts import EtcdPrefix, KubeNodes
-from .profiles import require_modern
-from .smoke_test import kubectl
+from .removal_request import check_request, removed_hosts
 from .validation import validate_inventory
 
 SKIP_WAIT_FOR_DELETE = 60  # s past a pod's grace period: a dead node never confirms deletion
 SKIP_WAIT_UNREACHABLE = 1  # s, for a node pyinfra cannot reach: only the pods' grace period
-REQUEST_TIMEOUT = 20  # s, each kubectl request (smoke_test.REQUEST_TIMEOUT)
-
-# Which hosts: read from the master, where --data and group data agree (cluster-wide) ------------
-
-
-def requested_names() -> list[str]:
-    value = setting("remove_nodes", topology.master())
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [name.strip() for name in value.split(",") if name.strip()]
-    if isinstance(value, (list, tuple)) and all(isinstance(name, str) for name in value):
-        return [name.strip() for name in value if name.strip()]
-    return [value]  # validation names it
-
-
-def removed_hosts() -> list:
-    """The minions ``remove_nodes`` names (validated: each names exactly one)."""
-    hosts = []
-    for name in requested_names():
-        for target in topology.minions():
-            if name in (target.name, topology.short_name(target)) and target not in hosts:
-                hosts.append(target)
-    return hosts
-
-
-def check_request():
-    """``remove_nodes`` names minions of this modern cluster and leaves one, unless told."""
-    master = topology.master()
-    value = setting("remove_nodes", master)
-    require_modern(
-        "remove_nodes",
-        master,
-        "removing nodes",
-        ": drain and delete the node with kubectl, then stop its services by hand",
-    )
-    names = requested_names()
-    if not names:
-        fail(
-            "remove_nodes",
-            master,
-            f"{'unset' if value is None else repr(value)}: name the minions to remove, "
-            "remove_nodes=NAME[,NAME] (inventory names or short names)",
-        )
-    minions = topology.minions()
-    listing = ", ".join(target.name for target in minions)
-    for name in names:
-        if not isinstance(name, str):
-            fail("remove_nodes", master, f"{value!r} is not a name or a list of names")
-        if name in (master.name, topology.short_name(master)):
-            fail(
-                "remove_nodes",
-                master,
-                f"{name!r} is the master: only minions can be removed (deploys/reset.py "
-                "removes the whole cluster)",
-            )
-        if not any(name in (t.name, topology.short_name(t)) for t in minions):
-            fail(
-                "remove_nodes",
-                master,
-                f"{name!r} is not a minion of the inventory (its minions: {listing})",
-            )
-    if len(removed_hosts()) == len(minions) and not setting("remove_last_minion", master):
-        fail(
-            "remove_nodes",
-            master,
-            f"{', '.join(t.name for t in removed_hosts())} would remove every minion of the "
-            "cluster, leaving no node for "
-            "its pods: set remove_last_minion=True to do it anyway",
-        )
-
 
 # What the master sees: the Node objects and flannel's leases ---------------------------------
 
@@ -134,10 +63,6 @@ def existing_nodes() -> list[str]:
 
 def subnets_prefix() -> str:
     return setting("flannel_etcd_prefix").rstrip("/") + "/subnets/"
-
-
-def etcdctl_options() -> str:
-    return f"{bounds.etcdctl_options(3)} {etcd_tls.etcdctl_args(3)}".strip()
 
 
 def leases_of(addresses: set[str]) -> list[str]:
@@ -194,21 +119,23 @@ def drain_command(node: str, unreachable: bool = False) -> str:
         if force
         else "; drain_force=True deletes them without eviction (--force --disable-eviction)"
     )
-    problem = shlex.quote(f"kubelab: {host.name}: draining node {node}: pods ")
-    detail = shlex.quote(
-        f" not evicted within {seconds} s (drain_timeout; kubectl drain --timeout): "
-    )
-    return (
-        f"out=$({k} cordon {quoted} 2>&1) || {{ echo {shlex.quote(f'kubelab: {host.name}: ')}"
-        f'"kubectl cordon {node}: $(printf %s "$out" | tail -n 1)" >&2; exit 1; }}; '
-        f"out=$({drain} 2>&1) || {{ "
+    detail = f" not evicted within {seconds} s (drain_timeout; kubectl drain --timeout): "
+    left = (
         f'left=$({pods} 2>/dev/null | awk \'$2 != "DaemonSet" && $1 != "" '
         '{printf "%s%s", sep, $1; sep = ", "}\'); '
         "why=$(printf '%s\\n' \"$out\" | grep -E '^error|cannot|Cannot' | tail -n 1 | "
         "cut -c1-300); "
-        f'echo {problem}"${{left:-(none listed)}}"{detail}"${{why:-$(printf %s "$out" | '
-        f'tail -n 1)}}"{shlex.quote(hint)} >&2; exit 1; }}'
     )
+    pods_left = shell.or_fail(
+        f"kubelab: {host.name}: draining node {node}: pods ",
+        '"${left:-(none listed)}"',
+        shlex.quote(detail),
+        '"${why:-$(printf %s "$out" | tail -n 1)}"',
+        shlex.quote(hint),
+        first=left,
+    )
+    cordon = shell.or_fail(f"kubelab: {host.name}: kubectl cordon {node}: ", shell.last_line("out"))
+    return f"out=$({k} cordon {quoted} 2>&1) || {cordon}; out=$({drain} 2>&1) || {pods_left}"
 
 
 @operation()
@@ -224,27 +151,26 @@ def nodes_deleted(nodes: list[str]):
     k = kubectl()
     for node in nodes:
         quoted = shlex.quote(node)
-        problem = shlex.quote(f"kubelab: {host.name}: kubectl delete node {node}: ")
+        problem = f"kubelab: {host.name}: kubectl delete node {node}: "
         yield (
             f"out=$({k} delete node {quoted} --ignore-not-found --timeout=60s 2>&1) || "
-            f'{{ echo {problem}"$(printf %s "$out" | tail -n 1)" >&2; exit 1; }}'
+            f"{shell.or_fail(problem, shell.last_line('out'))}"
         )
 
 
 @operation()
 def leases_deleted(keys: list[str]):
     """flannel's leases under ``keys`` deleted from etcd."""
-    endpoint = topology.etcd_url()
-    etcdctl = f"ETCDCTL_API=3 etcdctl --endpoints={endpoint} {etcdctl_options()}"
+    endpoint, delete = topology.etcd_url(), f"{etcdctl()} del"
     for key in keys:
-        problem = shlex.quote(
+        problem = (
             f"kubelab: {host.name}: deleting flannel's lease {key}: etcd at {endpoint} did not "
             f"answer ({bounds.ETCD_DIAL_TIMEOUT} s to connect, {bounds.ETCD_COMMAND_TIMEOUT} s "
             "to answer): "
         )
         yield (
-            f"err=$({etcdctl} del {shlex.quote(key)} 2>&1 >/dev/null) || "
-            f'{{ echo {problem}"$(printf %s "$err" | tail -n 1)" >&2; exit 1; }}'
+            f"err=$({delete} {shlex.quote(key)} 2>&1 >/dev/null) || "
+            f"{shell.or_fail(problem, shell.last_line('err'))}"
         )
 
 

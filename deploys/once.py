@@ -14,7 +14,8 @@ from contextlib import contextmanager
 
 from gevent.event import AsyncResult
 from gevent.lock import Semaphore
-from pyinfra import host, state
+from pyinfra import host
+from pyinfra.context import ctx_state
 
 from .facts import Several
 
@@ -24,7 +25,7 @@ _RUNS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # State -> its c
 def current_state():
     """The State of this run itself, not pyinfra's context proxy (which a callback evaluated at
     execution may no longer resolve to the same run)."""
-    return state._get_module()
+    return ctx_state.get()
 
 
 def run_cache(name: str, current=None) -> dict:

@@ -4,12 +4,10 @@ the shell its checks are made of: each check is one shell command that fails wit
 
 from __future__ import annotations
 
+from .clients import kubectl  # the upgrade imports it from here too
 from .defaults import setting
-from .profiles import profile
 
 MANIFESTS = "/etc/kubernetes/smoke"
-KUBECTL = "/usr/local/bin/kubectl"  # modern; el7's package puts kubectl on the PATH
-ADMIN_KUBECONFIG = "/etc/kubernetes/admin.kubeconfig"
 NAMESPACE = "kubelab-smoke"
 OWNER_LABEL = ("kubelab", "smoke-test")  # on the namespace: the test made it
 RC = "nginx"
@@ -22,7 +20,6 @@ WELCOME = "Welcome to nginx"
 FLANNEL_SUBNET_FILE = "/run/flannel/subnet.env"
 INTERVAL = 1  # seconds between two tries of a check
 CURL = "curl -sS --connect-timeout 2 --max-time 5"
-REQUEST_TIMEOUT = 20  # seconds, each kubectl request
 # Columns of `kubectl get pods` the checks read: values without spaces, <none> when unset.
 POD_COLUMNS = (
     "NAME:.metadata.name,NODE:.spec.nodeName,PHASE:.status.phase,IP:.status.podIP,"
@@ -37,15 +34,6 @@ PRELUDE = (
 )
 
 # kubectl, and the shell building blocks ---------------------------------------------------
-
-
-def kubectl() -> str:
-    """kubectl on the master, with the cluster's admin credentials; no request waits longer
-    than REQUEST_TIMEOUT (kubectl 1.5 has the flag too: client-go 1.5, kubernetes#33958)."""
-    bound = f"--request-timeout={REQUEST_TIMEOUT}s"
-    if profile() == "el7":
-        return f"kubectl -s http://127.0.0.1:{setting('apiserver_insecure_port')} {bound}"
-    return f"{KUBECTL} --kubeconfig {ADMIN_KUBECONFIG} {bound}"
 
 
 def smoke_kubectl() -> str:

@@ -300,9 +300,13 @@ def test_a_flanneld_that_loses_its_subnet_to_another_host_is_started_again(
 
 
 @pytest.mark.parametrize("lost, status", [(0, 0), (2, 0), (3, 1)])
-def test_the_retried_start_in_a_real_shell(tmp_path, lost, status):
-    from kubelab.common import tried
+def test_the_retried_start_in_a_real_shell(tmp_path, lost, status, monkeypatch):
+    """kubelab's own tries of a start (not pyinfra's systemctl command rewritten): each failed
+    try said, then one line naming the host and what the start waited on."""
+    from kubelab import common
 
+    monkeypatch.setattr(common, "host", SimpleNamespace(name="minion1"))
+    monkeypatch.setattr(common.bounds, "service_start", lambda name: f"{name} to start (bound)")
     (tmp_path / "lost").write_text(str(lost))
     systemctl = tmp_path / "systemctl"
     systemctl.write_text(
@@ -310,7 +314,7 @@ def test_the_retried_start_in_a_real_shell(tmp_path, lost, status):
         '[ "$n" -gt 0 ] || exit 0\necho $((n - 1)) > "$(dirname "$0")/lost"; exit 1\n'
     )
     systemctl.chmod(0o755)
-    (command,) = tried(["systemctl start flanneld.service"], 3, "flanneld")
+    command = common.started("flanneld", 3, running=False)
     path = f"{tmp_path}:{os.environ['PATH']}"
     result = subprocess.run(["sh", "-c", command], env={"PATH": path}, capture_output=True)
     assert result.returncode == status
@@ -319,6 +323,8 @@ def test_the_retried_start_in_a_real_shell(tmp_path, lost, status):
     assert result.stderr.decode().count("kubelab: flanneld did not start, trying again") == min(
         lost, 2
     )
+    last = "kubelab: minion1: flanneld did not start in 3 tries, each waiting on flanneld to start"
+    assert (last in result.stderr.decode()) is bool(status)
 
 
 @pytest.mark.parametrize("complete", [True, False])
