@@ -10,6 +10,7 @@ from pyinfra.api import deploy, operation
 from . import bounds, downloads, etcd_tls, hoststate, once, packages, placement, topology
 from .artifacts import flanneld
 from .common import place, service
+from .components import vxlan_device
 from .defaults import DEFAULTS, setting
 from .facts import EtcdValue
 from .profiles import profile
@@ -133,7 +134,7 @@ def old_vxlan_device() -> str | None:
     backend = stored.get("Backend") or {}
     if not stored or backend.get("Type", "udp") != "vxlan":
         return None
-    return f"flannel.{backend.get('VNI', 1)}"
+    return vxlan_device(backend.get("VNI", 1))
 
 
 @operation()

@@ -16,6 +16,7 @@ from pyinfra import host, logger, state
 
 from . import once, topology
 from .addon_checks import check_addons
+from .components import MASTER, fixed_ports
 from .defaults import DEFAULTS, fail, setting
 from .kinds import dns_problem, is_ip
 from .profiles import PROFILES, SUPPORTED, distribution, profile
@@ -56,12 +57,7 @@ OPTIONAL_BOOLS = ("secure",)
 # Ports the master's services listen on whatever the settings say, per profile.
 FIXED_PORTS = {
     "el7": {10251: "kube-scheduler's port", 10252: "kube-controller-manager's port"},
-    "modern": {
-        10249: "kube-proxy's metrics port",
-        10256: "kube-proxy's health port",
-        10257: "kube-controller-manager's port",
-        10259: "kube-scheduler's port",
-    },
+    "modern": fixed_ports(MASTER),
 }
 NETWORKS = ("flannel_network", "service_cluster_ip_range")
 SMALLEST_SERVICE_RANGE = 28  # prefix length: 16 addresses
