@@ -80,6 +80,8 @@ def no_devices(data) -> tuple[str, ...]:
 
 
 class Component(NamedTuple):
+    """One component (its fields: the module's text)."""
+
     name: str
     part: str
     roles: tuple[str, ...]
