@@ -1,4 +1,5 @@
-"""The upstream release artifacts of the modern profile and where each is installed.
+"""The upstream release artifacts of the modern profile and where each is installed (which
+component installs which: ``components``).
 
 A mirror holds every artifact under ``<mirror>/<upstream host>/<upstream path>``, so mirroring
 is a plain copy (``wget -x -i urls.txt`` writes exactly that tree).
@@ -7,8 +8,6 @@ is a plain copy (``wget -x -i urls.txt`` writes exactly that tree).
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
-KUBE_MASTER_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
-KUBE_MINION_BINARIES = ("kubelet", "kube-proxy")
 CNI_PLUGINS = ("bridge", "host-local", "loopback", "portmap")  # what flannel delegates to
 
 
@@ -91,26 +90,6 @@ def etcd_release(version: str, arch: str = "amd64") -> Artifact:
         sums_url=f"{base}/SHA256SUMS",
         version=version,
     )
-
-
-def master_artifacts(data) -> list[Artifact]:
-    """What a master fetches (modern: kube-proxy runs there too)."""
-    names = (*KUBE_MASTER_BINARIES, "kube-proxy")
-    return [kube_binary(name, data.kube_version) for name in names] + [
-        flanneld(data.flannel_version),
-        etcd_release(data.etcd_version),
-    ]
-
-
-def minion_artifacts(data) -> list[Artifact]:
-    """What a minion fetches."""
-    return [kube_binary(name, data.kube_version) for name in KUBE_MINION_BINARIES] + [
-        flanneld(data.flannel_version),
-        cni_plugins(data.cni_plugins_version),
-        flannel_cni_plugin(data.flannel_cni_plugin_version),
-        containerd_release(data.containerd_version),
-        runc_release(data.runc_version),
-    ]
 
 
 def download_url(url: str, mirror: str | None) -> str:

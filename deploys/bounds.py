@@ -12,7 +12,7 @@ import shlex
 from pyinfra import host, logger
 from pyinfra.api.state import BaseStateCallback
 
-from . import once, shell, topology
+from . import components, once, shell, topology
 from .defaults import setting
 from .facts import PackageSources
 from .profiles import family
@@ -20,10 +20,10 @@ from .profiles import family
 CURL_RETRIES = 3
 PACKAGE_RETRIES = 2  # apt's Acquire::Retries, yum's retries
 SPEED_LIMIT = 1024  # bytes per second: slower for network_timeout seconds is a stall
-APT_CONFIG = "/etc/apt/apt.conf.d/80kubelab"
+APT_CONFIG = components.APT_CONFIG  # apt's bounds, placed by prerequisites
 ETCD_DIAL_TIMEOUT = 5  # seconds etcdctl may take to reach etcd (on the master's network)
 ETCD_COMMAND_TIMEOUT = 10  # seconds etcd may take to answer one request
-NEEDS_ETCD = ("flanneld", "kube-apiserver")  # they tell systemd they started once etcd answers
+NEEDS_ETCD = components.NEEDS_ETCD  # they tell systemd they started once etcd answers
 
 
 def network_timeout(target=None) -> int:

@@ -4,7 +4,8 @@
 line before any host is touched. Then every host loses everything kubelab put there
 (``teardown``: services stopped and disabled, the pods ended, their mounts, units, binaries,
 configuration, keys, etcd's data, the kubelet's and containerd's state with the images it
-loaded, CNI's config and state, flannel.1 and cni0, the KUBE-* and FLANNEL-* iptables chains).
+loaded, CNI's config and state, flannel.<flannel_vni> and cni0, the KUBE-* and FLANNEL-*
+iptables chains).
 No distribution package, user or file outside kubelab's paths is touched.
 
 The local PKI stays, so ``deploys/cluster.py`` rebuilds the cluster under the same CA; with
@@ -60,10 +61,10 @@ def check_request():
         )
 
 
-def first_facts() -> list:
-    """What a reset reads first on every host, in one command: its OS, its cluster mark and
-    what of kubelab is on it."""
-    return [(LinuxDistribution, {}), cluster_mark.FACT, teardown.leftovers_fact()]
+def first_facts(target=None) -> list:
+    """What a reset reads first on ``target`` (default: the current host), in one command: its
+    OS, its cluster mark and what of kubelab is on it."""
+    return [(LinuxDistribution, {}), cluster_mark.FACT, teardown.leftovers_fact(target)]
 
 
 def this_cluster() -> tuple[str, str | None]:
@@ -107,7 +108,7 @@ def deploy_reset():
     """Remove everything kubelab put on every host (see the module's text)."""
     callstack.deploy_file_is_no_module()
     for target in sorted(topology.cluster_hosts(), key=lambda target: target != host):
-        once.prefetch(target, first_facts())  # this host's first
+        once.prefetch(target, first_facts(target))  # this host's first
     validate_inventory()
     if not topology.is_cluster_host():  # validation names it
         return

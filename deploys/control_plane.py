@@ -5,9 +5,9 @@ from pyinfra.api import deploy
 
 from . import api_tls, encryption, front_proxy, packages, topology
 from .api_tls import api_url
-from .artifacts import KUBE_MASTER_BINARIES
 from .certificates import MINION_KUBECONFIGS, deploy_master_certificates
 from .common import place, service
+from .components import KUBE_MASTER_BINARIES
 from .defaults import DEFAULTS, setting
 from .kube_proxy import deploy_kube_proxy
 from .kube_services import install_kube_binaries, unit

@@ -11,6 +11,7 @@ from . import bounds, downloads, etcd_tls, hoststate, once, packages, placement,
 from .artifacts import flanneld
 from .clients import etcdctl, etcdctl_options
 from .common import place, service
+from .components import vxlan_device
 from .defaults import DEFAULTS, setting
 from .facts import EtcdValue
 from .profiles import profile
@@ -125,7 +126,7 @@ def old_vxlan_device() -> str | None:
     backend = stored.get("Backend") or {}
     if not stored or backend.get("Type", "udp") != "vxlan":
         return None
-    return f"flannel.{backend.get('VNI', 1)}"
+    return vxlan_device(backend.get("VNI", 1))
 
 
 @operation()

@@ -233,7 +233,7 @@ def deploy_remove_node():
     touched = [topology.master(), *removed]
     for target in sorted(topology.cluster_hosts(), key=lambda target: target != host):
         if target not in offline:
-            facts = cluster_reset.first_facts()
+            facts = cluster_reset.first_facts(target)
             once.prefetch(target, facts if target in touched else facts[:1])
     validate_inventory(unreachable_ok=True)
     if not topology.is_cluster_host():  # validation names it

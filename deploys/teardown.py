@@ -14,8 +14,9 @@ next begins):
    mount point of its own, such as a bind-mounted /var/lib/kubelet, is emptied, not removed);
    directories kubelab may share with others (/etc/cni, /opt/cni/bin, ...) only when nothing
    but kubelab's files were in them;
-4. the interfaces flannel and the CNI bridge made (flannel.1, cni0), and every iptables chain
-   named KUBE-* or FLANNEL-* (filter, nat, mangle; IPv4 and IPv6) with the rules jumping to it;
+4. the interfaces flannel and the CNI bridge made (flannel.<flannel_vni>, cni0), and every
+   iptables chain named KUBE-* or FLANNEL-* (filter, nat, mangle; IPv4 and IPv6) with the rules
+   jumping to it;
 5. the cluster mark (``cluster_mark``), last: until then a reset stopped half-way runs again.
 
 Every step reads what is there first (``KubelabLeftovers``) and does only what is left to do: on
@@ -30,61 +31,23 @@ from types import SimpleNamespace
 from pyinfra import host
 from pyinfra.api import operation
 
-from . import bounds, cluster_mark, once
-from .artifacts import master_artifacts, minion_artifacts
+from . import bounds, cluster_mark, components, once
 from .common import step
 from .defaults import DEFAULTS
 from .facts import KubelabLeftovers
+from .shell import or_fail
 
-# In the order they stop: the kube services, (the pods,) the runtime, the network, the store.
-KUBE_SERVICES = (
-    "kubelet",
-    "kube-proxy",
-    "kube-scheduler",
-    "kube-controller-manager",
-    "kube-apiserver",
-)
-SERVICES = (*KUBE_SERVICES, "containerd", "flanneld", "etcd")
+# What the components declare (``components``), in the order the reset takes it away.
+SERVICES = components.STOP_ORDER
 PODS_SLICE = "kubepods.slice"  # the kubelet's (systemd cgroup driver): every pod's containers
 UNIT_DIR = "/etc/systemd/system"
-CONFIG = (
-    "/etc/kubernetes",
-    "/etc/containerd/config.toml",
-    "/etc/default/etcd",
-    "/etc/etcd/pki",
-    "/etc/flannel/pki",
-    "/etc/cni/net.d/10-flannel.conflist",
-    bounds.APT_CONFIG,
-    "/etc/modules-load.d/kubelab.conf",
-    "/etc/sysctl.d/90-kubelab.conf",
-)
-STATE = (
-    "/var/lib/etcd",
-    "/var/lib/kubelet",
-    "/var/lib/containerd",
-    "/run/containerd",
-    "/opt/containerd",
-    "/var/lib/cni",
-    "/run/flannel",
-    "/var/log/pods",
-    "/var/log/containers",
-    "/var/lib/kubelab",
-    "/run/netns/cni-*",
-)
+CONFIG = components.config_paths()
+STATE = components.state_paths()
 # Directories kubelab creates but another program may use too: removed only when they would
 # hold nothing but kubelab's files (deepest first).
-SHARED_DIRS = (
-    "/etc/containerd",
-    "/etc/etcd",
-    "/etc/flannel",
-    "/etc/cni/net.d",
-    "/etc/cni",
-    "/opt/cni/bin",
-    "/opt/cni",
-)
+SHARED_DIRS = components.shared_dirs()
 NETNS_PREFIX = "/run/netns/cni-"
 MOUNT_ROOTS = ("/var/lib/kubelet/", "/var/lib/containerd/", "/run/containerd/", "/run/netns/cni-")
-LINKS = ("flannel.1", "cni0")
 CHAIN_PREFIXES = ("KUBE-", "FLANNEL-")
 STOP_BOUND = "systemd's stop timeout, 90 s per unit unless its unit sets one"
 # Seconds each umount may take: one of a dead network mount can block for good.
@@ -95,7 +58,7 @@ def binaries() -> tuple[str, ...]:
     """Every program kubelab installs, on either role (their paths do not depend on versions)."""
     data = SimpleNamespace(**DEFAULTS)
     paths = []
-    for artifact in master_artifacts(data) + minion_artifacts(data):
+    for artifact in components.master_artifacts(data) + components.minion_artifacts(data):
         if artifact.members:
             paths += [f"{artifact.install_path}/{name}" for _, name in artifact.members]
         else:
@@ -124,20 +87,26 @@ def units() -> tuple[str, ...]:
     return (*(f"{name}.service" for name in SERVICES), PODS_SLICE)
 
 
-def leftovers_fact() -> tuple:
-    """The fact (and its arguments) telling what of kubelab is on a host."""
+def links(target=None) -> tuple[str, ...]:
+    """The interfaces kubelab's components make on ``target`` (flannel.<flannel_vni>, cni0)."""
+    return components.devices(components.settings_of(target))
+
+
+def leftovers_fact(target=None) -> tuple:
+    """The fact (and its arguments) telling what of kubelab is on ``target`` (default: the
+    current host)."""
     return KubelabLeftovers, {
         "units": units(),
         "paths": paths(),
         "shared": SHARED_DIRS,
         "mount_roots": MOUNT_ROOTS,
-        "links": LINKS,
+        "links": links(target),
         "chain_prefixes": CHAIN_PREFIXES,
     }
 
 
 def leftovers(target=None) -> dict:
-    cls, arguments = leftovers_fact()
+    cls, arguments = leftovers_fact(target)
     return once.fact(cls, target, **arguments)
 
 
@@ -150,7 +119,7 @@ def holds_kubelab(target) -> bool:
 
 
 def _problem(what: str) -> str:
-    return shlex.quote(f"kubelab: {host.name}: {what}")
+    return f"kubelab: {host.name}: {what}"
 
 
 # 1. Services -------------------------------------------------------------------------------
@@ -198,8 +167,7 @@ def unmount_command() -> str:
     return (
         f"{listed} | sort -r | while read -r m; do m=$(printf '%b' \"$m\"); "
         f'{bounded} "$m" 2>/dev/null || {bounded} -l "$m"; done; '
-        f'left=$({listed} | tr "\\n" " "); [ -z "$left" ] || '
-        f'{{ echo {problem}"$left" >&2; exit 1; }}'
+        f'left=$({listed} | tr "\\n" " "); [ -z "$left" ] || ' + or_fail(problem, '"$left"')
     )
 
 
@@ -268,8 +236,7 @@ def chains_removed_command(command: str, table: str) -> str:
     problem = _problem(f"{command} table {table} still holds chains: ")
     return (
         f"{command}-save -t {table} | grep -vE '{ours}' | {command}-restore -w 5; "
-        f'left=$({left} | tr "\\n" " "); [ -z "$left" ] || '
-        f'{{ echo {problem}"$left" >&2; exit 1; }}'
+        f'left=$({left} | tr "\\n" " "); [ -z "$left" ] || ' + or_fail(problem, '"$left"')
     )
 
 
@@ -277,7 +244,7 @@ def chains_removed_command(command: str, table: str) -> str:
 def network_cleaned(found: dict):
     """flannel's and the CNI bridge's interfaces deleted, kube-proxy's, the kubelet's and
     flannel's iptables chains gone."""
-    commands = [link_deleted_command(link) for link in LINKS if link in found["links"]]
+    commands = [link_deleted_command(link) for link in found["links"]]
     tables = dict.fromkeys((command, table) for command, table, _ in found["chains"])
     commands += [chains_removed_command(command, table) for command, table in tables]
     if not commands:
@@ -313,7 +280,7 @@ def clean_host(applies: bool, only_if=None):
     step(
         applies,
         network_cleaned,
-        name="Delete flannel.1 and cni0, and the KUBE-* and FLANNEL-* iptables chains",
+        name=f"Delete {' and '.join(links())}, and the KUBE-* and FLANNEL-* iptables chains",
         found=found,
         **gate,
     )

@@ -13,6 +13,7 @@ from pyinfra import logger
 
 from . import once, topology
 from .addon_checks import check_addons
+from .components import MASTER, fixed_ports
 from .defaults import DEFAULTS, fail, setting
 from .inventory_checks import check_addresses, check_groups, check_ssh, uses_ssh
 from .network_checks import check_networks
@@ -23,12 +24,7 @@ from .value_checks import check_values
 # Ports the master's services listen on whatever the settings say, per profile.
 FIXED_PORTS = {
     "el7": {10251: "kube-scheduler's port", 10252: "kube-controller-manager's port"},
-    "modern": {
-        10249: "kube-proxy's metrics port",
-        10256: "kube-proxy's health port",
-        10257: "kube-controller-manager's port",
-        10259: "kube-scheduler's port",
-    },
+    "modern": fixed_ports(MASTER),
 }
 SUPPORTED_TEXT = "CentOS/RHEL 7, Debian 12/13, Ubuntu 22.04/24.04, Rocky/Alma 8/9"
 

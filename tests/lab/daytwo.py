@@ -15,12 +15,14 @@ import shlex
 import subprocess
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import addons
 import kube
 import pipeline
 from faults import ssh
-from kubelab import cluster_mark, teardown
+from kubelab import cluster_mark, components, teardown
+from kubelab.defaults import DEFAULTS
 
 MASTER = "kubemaster"
 CLUSTER_NAME = "kubelab"  # the lab's cluster_name (the default)
@@ -69,6 +71,7 @@ def leftovers(host: str) -> list[str]:
         if "*" not in p and p not in ("/var/lib/kubelet", "/var/lib/containerd")
     )
     roots = "|".join(teardown.MOUNT_ROOTS)
+    links = " ".join(components.devices(SimpleNamespace(**DEFAULTS)))  # the lab's settings
     script = (
         f"for u in {services}; do "
         "systemctl is-active -q $u 2>/dev/null && echo service $u running; "
@@ -77,7 +80,7 @@ def leftovers(host: str) -> list[str]:
         "for d in /var/lib/kubelet /var/lib/containerd; do "
         '[ -n "$(ls -A $d 2>/dev/null)" ] && echo contents of $d; done; '
         f"findmnt -rn -o TARGET | grep -E '^({roots})' | sed 's/^/mount /'; "
-        "for l in flannel.1 cni0; do ip link show $l >/dev/null 2>&1 && echo link $l; done; "
+        f"for l in {links}; do ip link show $l >/dev/null 2>&1 && echo link $l; done; "
         "for c in iptables ip6tables; do $c-save 2>/dev/null | "
         "grep -E '^:(KUBE|FLANNEL)-' | sed \"s/^:/$c chain /; s/ .*//\"; done; true"
     )

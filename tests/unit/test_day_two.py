@@ -426,6 +426,18 @@ def test_a_bind_mounted_state_directory_is_emptied_not_removed(lab):
     assert reset(machines, settings).commands == {host: [] for host in HOSTS}
 
 
+def test_reset_deletes_flannels_device_of_the_clusters_vni(lab):
+    """flanneld's vxlan device is flannel.<flannel_vni>: a cluster with VNI 7 has flannel.7."""
+    machines, settings = lab
+    for machine in machines.values():
+        machine.links = {"flannel.7" if link == "flannel.1" else link for link in machine.links}
+    run = reset(machines, settings, flannel_vni=7)
+    for name, machine in machines.items():
+        assert kubelab_left(machine) == [], name
+        assert any(c.startswith("ip link delete flannel.7 ") for c in run.commands[name]), name
+    assert reset(machines, settings, flannel_vni=7).commands == {host: [] for host in HOSTS}
+
+
 # The shell of the drain, against a fake kubectl --------------------------------------------
 
 FAKE_KUBECTL = r"""

@@ -15,7 +15,7 @@ import kubelab
 import pytest
 from conftest import HOSTS, MASTER, MINIONS
 from fakehosts import debian12, rocky9, run_deploy, ubuntu24
-from kubelab import artifacts
+from kubelab import artifacts, components
 from kubelab.defaults import DEFAULTS
 from kubelab.facts import ArchiveMarker, EtcdValue
 
@@ -26,7 +26,7 @@ MIRROR = "http://192.168.122.1:8080"
 def pins() -> dict:
     """A made-up sha256 for every artifact, pinned through the artifact_sha256 setting."""
     data = SimpleNamespace(**DEFAULTS)
-    every = artifacts.master_artifacts(data) + artifacts.minion_artifacts(data)
+    every = components.master_artifacts(data) + components.minion_artifacts(data)
     return {a.name: hashlib.sha256(a.name.encode()).hexdigest() for a in every}
 
 
@@ -384,7 +384,7 @@ def test_an_archives_members_unpacked_in_a_real_shell(tmp_path, complete):
 def release_pins(**versions) -> dict:
     """Made-up digests for every artifact at ``versions`` (and the defaults)."""
     data = SimpleNamespace(**{**DEFAULTS, **versions})
-    every = artifacts.master_artifacts(data) + artifacts.minion_artifacts(data)
+    every = components.master_artifacts(data) + components.minion_artifacts(data)
     return {a.name: hashlib.sha256(a.name.encode()).hexdigest() for a in every}
 
 

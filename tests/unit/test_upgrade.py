@@ -24,7 +24,7 @@ import kubelab
 import pytest
 from conftest import HOSTS, MASTER, MINIONS, with_own_pki
 from fakehosts import REPO, debian12, run_deploy
-from kubelab import artifacts, cluster_upgrade
+from kubelab import artifacts, components, upgrade_operations, upgrade_policy
 from kubelab.defaults import DEFAULTS
 from kubelab.facts import KubeVersions
 from test_day_two import running
@@ -45,7 +45,7 @@ def pins(*releases: dict) -> dict:
     found = {}
     for versions in releases:
         data = SimpleNamespace(**{**DEFAULTS, **versions})
-        for artifact in artifacts.master_artifacts(data) + artifacts.minion_artifacts(data):
+        for artifact in components.master_artifacts(data) + components.minion_artifacts(data):
             key = artifacts.pin_keys(artifact)[0]
             found[key] = hashlib.sha256(key.encode()).hexdigest()
     return found
@@ -376,7 +376,7 @@ def test_shell_the_versions_fact_reads_api_nodes_and_etcd(tmp_path):
 def test_shell_the_node_wait_is_bounded_and_names_what_it_saw(tmp_path, lab, monkeypatch):
     machines, settings = lab
     machines[MINION1].not_ready.add("kubelet")
-    monkeypatch.setattr(cluster_upgrade, "WAIT_INTERVAL", 1)
+    monkeypatch.setattr(upgrade_operations, "WAIT_INTERVAL", 1)
     run = upgrade(machines, settings, expect_failures=True, upgrade_timeout=2)
     wait = next(c for c in run.commands[MASTER] if " uncordon " in c)
     kubectl, _ = fake_tools(tmp_path)
@@ -416,7 +416,7 @@ def test_shell_the_node_wait_is_bounded_and_names_what_it_saw(tmp_path, lab, mon
     ],
 )
 def test_step_rules(running, wanted, allow, phrase):
-    problem = cluster_upgrade.step_problem("the apiserver", running, wanted, allow)
+    problem = upgrade_policy.step_problem("the apiserver", running, wanted, allow)
     if phrase is None:
         assert problem is None
     else:
