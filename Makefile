@@ -19,8 +19,8 @@ $(VENV)/.installed: requirements-ci.txt pyproject.toml
 venv: $(VENV)/.installed
 
 lint: venv
-	$(VENV)/bin/ruff check deploys tests group_data inventory.py
-	$(VENV)/bin/ruff format --check deploys tests group_data inventory.py
+	$(VENV)/bin/ruff check kubelab deploys tests group_data inventory.py
+	$(VENV)/bin/ruff format --check kubelab deploys tests group_data inventory.py
 
 unit: venv
 	$(PY) -m pytest tests/unit -q
@@ -46,7 +46,7 @@ lab-ssh:
 lab-purge:
 	$(PYTHON) tests/lab/lab.py purge
 
-# The README's settings table, from the settings' declarations (deploys/*_settings.py).
+# The README's settings table, from the settings' declarations (kubelab/settings/*_settings.py).
 docs: venv
 	cd tests/unit && ../../$(PY) update_readme.py
 

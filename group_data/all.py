@@ -1,4 +1,5 @@
-"""Values for every host of the lab. Defaults for every setting live in kubelab.defaults."""
+"""Values for every host of the lab. Defaults for every setting live in
+kubelab.settings.defaults."""
 
 import json
 import os

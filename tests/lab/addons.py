@@ -22,7 +22,8 @@ import pipeline
 from mirror import kubelab_defaults
 
 MASTER = kube.MASTER
-NAMESPACE = "kubelab-smoke"  # the smoke test's (deploys/smoke_test.py): nginx's service is there
+# the smoke test's (kubelab/workflows/smoke_test.py): nginx's service is there
+NAMESPACE = "kubelab-smoke"
 METRICS_WAIT = 180  # s
 SECRET = "kubelab-encryption-check"
 PLAINTEXT = "kubelab-plaintext-marker-7f3a"  # the Secret's value: must not be in etcd as is

@@ -145,7 +145,7 @@ def main() -> int:
     pipeline.lab_up("inventory.py")  # builds what the cache lacks, outside the figures
     # kubelab's modules byte-compiled, as an installed package's are (pyinfra's are): where
     # PYTHONDONTWRITEBYTECODE is set, every run would compile them afresh.
-    compileall.compile_dir(pipeline.REPO / "deploys", quiet=1)
+    compileall.compile_dir(pipeline.REPO / "kubelab", quiet=1)
     rows = {size: measure(size) for size in sizes}
     pipeline.lab_down()
     for size, figures in rows.items():

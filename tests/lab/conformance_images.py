@@ -27,7 +27,8 @@ import lab_images
 from lab_images import Image
 from util import LabError, run
 
-KUBE_VERSION = "v1.35.8"  # the release the lab builds (kube_version in deploys/cluster_settings.py)
+# the release the lab builds (kube_version in kubelab/settings/cluster_settings.py)
+KUBE_VERSION = "v1.35.8"
 LAB_REGISTRY = "lab.local"
 
 # manifest.go's registry keys -> where the lab's images are named. invalidRegistry and

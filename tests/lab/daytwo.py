@@ -21,8 +21,11 @@ import addons
 import kube
 import pipeline
 from faults import ssh
-from kubelab import cluster_mark, components, teardown
-from kubelab.defaults import DEFAULTS
+
+from kubelab.components import catalog
+from kubelab.pki import cluster_mark
+from kubelab.settings.defaults import DEFAULTS
+from kubelab.workflows import teardown
 
 MASTER = "kubemaster"
 CLUSTER_NAME = "kubelab"  # the lab's cluster_name (the default)
@@ -71,7 +74,7 @@ def leftovers(host: str) -> list[str]:
         if "*" not in p and p not in ("/var/lib/kubelet", "/var/lib/containerd")
     )
     roots = "|".join(teardown.MOUNT_ROOTS)
-    links = " ".join(components.devices(SimpleNamespace(**DEFAULTS)))  # the lab's settings
+    links = " ".join(catalog.devices(SimpleNamespace(**DEFAULTS)))  # the lab's settings
     script = (
         f"for u in {services}; do "
         "systemctl is-active -q $u 2>/dev/null && echo service $u running; "

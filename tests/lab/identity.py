@@ -13,8 +13,9 @@ from pathlib import Path
 import pipeline
 from daytwo import CLUSTER_NAME, hosts_of, short
 from faults import ssh
-from kubelab import pki_files
-from kubelab.cluster_mark import MARK
+
+from kubelab.pki import pki_files
+from kubelab.pki.cluster_mark import MARK
 
 SAVED = "/root/kubelab-cluster.saved"
 ANOTHER = ("another", "0" * 64)

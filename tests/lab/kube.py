@@ -8,7 +8,8 @@ import pipeline
 
 MASTER = "kubemaster"
 KUBECTL = "kubectl --kubeconfig /etc/kubernetes/admin.kubeconfig --request-timeout=20s"
-SMOKE = "-n kubelab-smoke"  # the smoke test's namespace (deploys/smoke_test.py): nginx is there
+# the smoke test's namespace (kubelab/workflows/smoke_test.py): nginx is there
+SMOKE = "-n kubelab-smoke"
 
 
 def kubectl(args: str) -> str:

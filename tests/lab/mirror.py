@@ -36,7 +36,10 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 PINS = "artifact_sha256.json"
 IMAGES = "lab/images"  # where the image archives are served
-SETTINGS_FILES = ("cluster_settings.py", "run_settings.py")  # in deploys/: each Setting(...)
+SETTINGS_FILES = (
+    "cluster_settings.py",
+    "run_settings.py",
+)  # in kubelab/settings/: each Setting(...)
 
 
 def load_module(name: str, path: Path):
@@ -51,7 +54,7 @@ def kubelab_defaults(repo: Path = REPO) -> dict:
     settings' declarations (the lab runs on the system python3, without pyinfra)."""
     defaults = {}
     for name in SETTINGS_FILES:
-        for node in ast.walk(ast.parse((repo / "deploys" / name).read_text())):
+        for node in ast.walk(ast.parse((repo / "kubelab" / "settings" / name).read_text())):
             if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Setting":
                 with suppress(ValueError):
                     defaults[ast.literal_eval(node.args[0])] = ast.literal_eval(node.args[1])
@@ -64,7 +67,7 @@ def versions(repo: Path = REPO) -> SimpleNamespace:
 
 def planned(repo: Path = REPO) -> list[tuple]:
     """(artifact, build, members: {member name: built file}) for every artifact kubelab fetches."""
-    artifacts = load_module("kubelab_lab_artifacts", repo / "deploys" / "artifacts.py")
+    artifacts = load_module("kubelab_lab_artifacts", repo / "kubelab" / "engine" / "artifacts.py")
     v = versions(repo)
     kube = builds.kubernetes(v.kube_version)
     plan = [(artifacts.kube_binary(name, v.kube_version), kube, None) for name in kube.binaries]
@@ -89,7 +92,7 @@ def planned(repo: Path = REPO) -> list[tuple]:
 def extra_planned(repo: Path = REPO) -> list[tuple]:
     """The Kubernetes binaries of the extra releases ``LAB_EXTRA_KUBE_VERSIONS`` names (the
     upgrade scenario builds the cluster at one of them): pinned as ``<name>@<release>``."""
-    artifacts = load_module("kubelab_lab_artifacts", repo / "deploys" / "artifacts.py")
+    artifacts = load_module("kubelab_lab_artifacts", repo / "kubelab" / "engine" / "artifacts.py")
     pinned = versions(repo).kube_version
     plan = []
     for version in builds.extra_kube_versions():
@@ -182,7 +185,7 @@ def sha256_of_name(path: Path) -> str:
 
 def build(root: Path, repo: Path = REPO) -> list[Path]:
     """(Re)build the mirror at ``root`` unless it is current; swapped in whole."""
-    artifacts = load_module("kubelab_lab_artifacts", repo / "deploys" / "artifacts.py")
+    artifacts = load_module("kubelab_lab_artifacts", repo / "kubelab" / "engine" / "artifacts.py")
     extra = extra_planned(repo)
     plan = planned(repo) + extra
     image_files = lab_images.ensure_images()

@@ -16,12 +16,13 @@ from typing import NamedTuple
 
 import pytest
 import testinfra
-from kubelab import topology
-from kubelab.defaults import secure_for, setting
-from kubelab.profiles import PROFILES, SUPPORTED
 from pyinfra.api import State
 from pyinfra.context import ctx_state
 from pyinfra_cli.inventory import make_inventory
+
+from kubelab.settings import topology
+from kubelab.settings.defaults import secure_for, setting
+from kubelab.settings.profiles import PROFILES, SUPPORTED
 
 REPO = Path(__file__).resolve().parents[2]
 ROLE_FIXTURES = {"node": "all", "master": topology.MASTERS_GROUP, "minion": topology.MINIONS_GROUP}

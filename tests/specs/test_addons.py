@@ -8,8 +8,9 @@ import json
 import time
 
 import pytest
-from kubelab.addon_checks import dns_ip
-from kubelab.etcd_tls import etcd_server_files
+
+from kubelab.pki.etcd_tls import etcd_server_files
+from kubelab.settings.addon_checks import dns_ip
 
 ENCRYPTION_CONFIG = "/etc/kubernetes/encryption-config.yaml"
 # kubelab's own etcdctl identity on the master (flanneld's is kept to flannel's prefix)

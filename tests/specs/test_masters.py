@@ -4,7 +4,8 @@ import json
 import re
 
 import pytest
-from kubelab.etcd_tls import etcd_server_files
+
+from kubelab.pki.etcd_tls import etcd_server_files
 
 ETCD_CONFIG = {"el7": "/etc/etcd/etcd.conf", "modern": "/etc/default/etcd"}
 SERVICES = ("etcd", "flanneld", "kube-apiserver", "kube-controller-manager", "kube-scheduler")

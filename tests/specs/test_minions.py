@@ -4,7 +4,8 @@ import json
 import re
 
 import pytest
-from kubelab import topology
+
+from kubelab.settings import topology
 
 RUNTIME = {"el7": "docker", "modern": "containerd"}
 BINARIES = {

@@ -8,10 +8,11 @@ import re
 from typing import NamedTuple
 
 import fakehosts
-import kubelab
 import pytest
 from conftest import HOSTS, MASTER, MINIONS
 from fakehosts import REPO, centos7, run_deploy
+
+import kubelab
 from kubelab import SettingError
 
 MINION1, MINION2 = MINIONS

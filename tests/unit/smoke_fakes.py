@@ -10,8 +10,9 @@ import textwrap
 from pathlib import Path
 
 from conftest import MINIONS
-from kubelab import smoke_test
 from smoke_hosts import CLUSTER_IP, PODS
+
+from kubelab.workflows import smoke_test
 
 FAKE_KUBECTL = r"""
 import json, os, sys

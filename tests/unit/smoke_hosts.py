@@ -6,12 +6,13 @@ from __future__ import annotations
 import re
 
 import fakehosts
-import kubelab
 from conftest import HOSTS, MASTER, MINIONS
 from fakehosts import FileState, run_deploy
-from kubelab import smoke_test
-from kubelab.defaults import setting
 from pyinfra.connectors.util import CommandOutput, OutputLine
+
+import kubelab
+from kubelab.settings.defaults import setting
+from kubelab.workflows import smoke_test
 
 CLUSTER_IP = "10.254.0.17"
 LEASES = {MINIONS[0]: "10.20.1.1/24", MINIONS[1]: "10.20.2.1/24", MASTER: "10.20.3.1/24"}
@@ -139,7 +140,7 @@ MARKERS = {  # the first that a script holds names it
     "expose": "expose rc nginx --port=80",
     "listing": 'echo "service $1 $2"',
     "cleanup": "delete namespace kubelab-smoke --ignore-not-found",
-    # modern's first-day checks (deploys/smoke_first_day.py)
+    # modern's first-day checks (kubelab/workflows/smoke_first_day.py)
     "probes": "apply -f /etc/kubernetes/smoke/probe.yaml",
     "dns": "getent hosts",
     "tools": "port-forward",

@@ -7,13 +7,15 @@ import shutil
 import stat
 from pathlib import Path
 
-import kubelab
 import pytest
 from conftest import HOSTS, MASTER, MINIONS, with_own_pki
 from fakehosts import REPO, debian12, run_deploy
-from kubelab import SettingError, teardown
-from kubelab.defaults import DEFAULTS
 from test_modern import pins
+
+import kubelab
+from kubelab import SettingError
+from kubelab.settings.defaults import DEFAULTS
+from kubelab.workflows import teardown
 
 COREDNS = "/etc/kubernetes/addons/coredns.yaml"
 METRICS = "/etc/kubernetes/addons/metrics-server.yaml"

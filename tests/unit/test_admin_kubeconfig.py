@@ -5,11 +5,12 @@ import os
 import stat
 from pathlib import Path
 
-import kubelab
 import pytest
 from conftest import HOSTS, MASTER
 from fakehosts import centos7, debian12, run_deploy
 from test_modern import build
+
+import kubelab
 
 MASTER_API = "https://192.168.122.130:6443"
 
@@ -37,9 +38,9 @@ def test_admin_kubeconfig_lands_beside_the_pki_with_the_masters_credentials(debi
 
 
 def test_default_place_is_the_clusters_directory(monkeypatch, tmp_path):
-    from kubelab.admin_kubeconfig import user_kubeconfig_path
-    from kubelab.certificates import pki_directory
-    from kubelab.defaults import DEFAULTS
+    from kubelab.pki.admin_kubeconfig import user_kubeconfig_path
+    from kubelab.pki.certificates import pki_directory
+    from kubelab.settings.defaults import DEFAULTS
 
     monkeypatch.setenv("HOME", str(tmp_path))
 

@@ -16,13 +16,15 @@ import subprocess
 import threading
 import time
 
-import kubelab
 import pytest
 from conftest import HOSTS, MASTER, MINIONS
 from fakehosts import SimulatedConnector, centos7, debian12, run_deploy
-from kubelab import SettingError, bounds
-from kubelab.facts import PackageSources
 from test_modern import pins
+
+import kubelab
+from kubelab import SettingError
+from kubelab.engine import bounds
+from kubelab.engine.facts import PackageSources
 
 SOURCES = "http://deb.debian.org/debian, http://deb.debian.org/debian-security"
 
@@ -277,8 +279,9 @@ def test_package_sources_of_every_format():
 def test_a_umount_that_blocks_is_bounded_and_the_mount_taken_off_lazily(tmp_path, monkeypatch):
     """The teardown's unmount, run for real: a plain umount of a dead network mount never
     returns (here: it sleeps), so it is cut off after UMOUNT_TIMEOUT s and unmounted lazily."""
-    from kubelab import teardown
     from pyinfra.context import ctx_host
+
+    from kubelab.workflows import teardown
 
     monkeypatch.setattr(teardown, "UMOUNT_TIMEOUT", 1)
     mounts = tmp_path / "mounts"

@@ -16,12 +16,13 @@ import sys
 import textwrap
 from pathlib import Path
 
-import kubelab
 import pytest
 from conftest import HOSTS, MASTER, MINIONS, with_own_pki
 from fakehosts import REPO, FileState, debian12, run_deploy
-from kubelab import node_removal, teardown
 from test_modern import build
+
+import kubelab
+from kubelab.workflows import node_removal, teardown
 
 MINION1, MINION2 = MINIONS
 ADDRESSES = {MASTER: "192.168.122.130", MINION1: "192.168.122.131", MINION2: "192.168.122.132"}

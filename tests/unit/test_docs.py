@@ -3,7 +3,8 @@
 import re
 
 from fakehosts import REPO
-from kubelab.defaults import settings_table
+
+from kubelab.settings.defaults import settings_table
 
 TABLE = re.compile(r"<!-- settings table:[^\n]*-->\n(.*?)\n<!-- end of settings table -->", re.S)
 README = REPO / "README.md"
@@ -42,7 +43,7 @@ def test_every_make_target_the_docs_name_exists():
 
 def test_every_script_the_docs_name_exists():
     for doc in [README, *DOCS]:
-        for script in set(re.findall(r"\bdeploys/\w+\.py\b", doc.read_text())):
+        for script in set(re.findall(r"\b(?:deploys|kubelab)/[\w/]+\.py\b", doc.read_text())):
             assert (REPO / script).is_file(), (doc.name, script)
 
 

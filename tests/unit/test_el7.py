@@ -3,11 +3,12 @@
 import copy
 import json
 
-import kubelab
 import pytest
 from conftest import HOSTS, MASTER, MINIONS, flag_names, parse_env_file
 from el7_facts import FLANNELD_VARIABLES, KUBE_UNITS, PACKAGE_DEFAULTS
 from fakehosts import FileState, centos7, run_deploy
+
+import kubelab
 
 MASTER_IP = "192.168.122.130"
 KEY = "/etc/kubernetes/serviceaccount.key"
@@ -262,7 +263,7 @@ def test_an_etcd_read_that_fails_restarts_nothing(converged, failed_reads, caplo
 
 
 def test_the_service_account_key_path_is_quoted_in_its_shell_step():
-    from kubelab.service_account import generate_key_command
+    from kubelab.pki.service_account import generate_key_command
 
     command = generate_key_command("/etc/kube rnetes/sa;x.key")
     assert command == (

@@ -9,13 +9,14 @@ import re
 import stat
 from pathlib import Path
 
-import kubelab
 import pytest
 from conftest import HOSTS, MASTER
 from fakehosts import debian12, run_deploy
-from kubelab import SettingError
-from kubelab.encryption import new_key_line
 from test_modern import pins
+
+import kubelab
+from kubelab import SettingError
+from kubelab.pki.encryption import new_key_line
 
 CONFIG = "/etc/kubernetes/encryption-config.yaml"
 UNIT = "/etc/systemd/system/kube-apiserver.service"
@@ -194,7 +195,7 @@ def test_shell_the_rewrite_replaces_the_secrets_and_accepts_none(tmp_path, items
     """kubectl replace refuses an empty list: a new cluster holding no Secret yet passes."""
     import subprocess
 
-    from kubelab.encryption import rewrite_command
+    from kubelab.pki.encryption import rewrite_command
 
     kubectl = tmp_path / "kubectl"
     kubectl.write_text(FAKE_KUBECTL)

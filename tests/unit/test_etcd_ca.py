@@ -11,17 +11,18 @@ from pathlib import Path
 from types import SimpleNamespace
 from unittest.mock import patch
 
-import kubelab
 import pytest
 from conftest import HOSTS, MASTER, MINIONS, parse_env_file
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from fakehosts import centos7, debian12, run_deploy
-from kubelab import etcd_access
-from kubelab.facts import EtcdAuth
-from kubelab.pki import ClusterPKI
-from kubelab.pki_files import write_private
 from test_modern import pins
+
+import kubelab
+from kubelab.components import etcd_access
+from kubelab.engine.facts import EtcdAuth
+from kubelab.pki.pki import ClusterPKI
+from kubelab.pki.pki_files import write_private
 
 FLANNEL_PREFIX = "/atomic.io/network/"
 ETCD_FILES = ("/etc/etcd/pki/ca.crt", "/etc/etcd/pki/server.crt")
@@ -324,10 +325,10 @@ def test_etcd_auth_commands_are_shell():
     command = EtcdAuth().command("https://m:2379", "--cert=/c", ("root",), ("flanneld",))
     assert subprocess.run(["bash", "-n", "-c", command]).returncode == 0
     with (
-        patch("kubelab.etcd_access.setting", lambda name, *_: "/atomic.io/network"),
-        patch("kubelab.etcd_access.host", SimpleNamespace(name="m")),
-        patch("kubelab.etcd_access.topology.etcd_url", lambda: "https://m:2379"),
-        patch("kubelab.etcd_access.etcd_tls.etcdctl_args", lambda api: "--cert=/c"),
+        patch("kubelab.components.etcd_access.setting", lambda name, *_: "/atomic.io/network"),
+        patch("kubelab.components.etcd_access.host", SimpleNamespace(name="m")),
+        patch("kubelab.components.etcd_access.topology.etcd_url", lambda: "https://m:2379"),
+        patch("kubelab.components.etcd_access.etcd_tls.etcdctl_args", lambda api: "--cert=/c"),
     ):
         setup = etcd_access.setup_command()
     assert subprocess.run(["bash", "-n", "-c", setup]).returncode == 0

@@ -8,18 +8,19 @@ import os
 import sys
 from pathlib import Path
 
-import kubelab
 import pytest
 from conftest import HOSTS, MASTER, MINIONS, with_own_pki
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from fakehosts import REPO, FileState, debian12, run_deploy
-from kubelab import pki, pki_files
 from pyinfra.api import State
 from pyinfra.context import ctx_state
 from pyinfra_cli.inventory import make_inventory
 from test_day_two import reset, running
 from test_modern import build
+
+import kubelab
+from kubelab.pki import pki, pki_files
 
 MINION1, MINION2 = MINIONS
 SA_KEY = "/etc/kubernetes/pki/service-account.key"

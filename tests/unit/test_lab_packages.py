@@ -7,10 +7,11 @@ DEPLOY_PACKAGES would fail the lab's deploy with "no installation candidate".
 import sys
 from pathlib import Path
 
-import kubelab
 from conftest import HOSTS
 from fakehosts import debian12, run_deploy
 from test_modern import pins
+
+import kubelab
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lab"))
 import base_image  # noqa: E402

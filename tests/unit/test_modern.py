@@ -11,13 +11,15 @@ import tarfile
 from types import SimpleNamespace
 
 import fakehosts
-import kubelab
 import pytest
 from conftest import HOSTS, MASTER, MINIONS
 from fakehosts import debian12, rocky9, run_deploy, ubuntu24
-from kubelab import artifacts, components
-from kubelab.defaults import DEFAULTS
-from kubelab.facts import ArchiveMarker, EtcdValue
+
+import kubelab
+from kubelab.components import catalog
+from kubelab.engine import artifacts
+from kubelab.engine.facts import ArchiveMarker, EtcdValue
+from kubelab.settings.defaults import DEFAULTS
 
 MASTER_IP = "192.168.122.130"
 MIRROR = "http://192.168.122.1:8080"
@@ -26,7 +28,7 @@ MIRROR = "http://192.168.122.1:8080"
 def pins() -> dict:
     """A made-up sha256 for every artifact, pinned through the artifact_sha256 setting."""
     data = SimpleNamespace(**DEFAULTS)
-    every = components.master_artifacts(data) + components.minion_artifacts(data)
+    every = catalog.master_artifacts(data) + catalog.minion_artifacts(data)
     return {a.name: hashlib.sha256(a.name.encode()).hexdigest() for a in every}
 
 
@@ -303,7 +305,7 @@ def test_a_flanneld_that_loses_its_subnet_to_another_host_is_started_again(
 def test_the_retried_start_in_a_real_shell(tmp_path, lost, status, monkeypatch):
     """kubelab's own tries of a start (not pyinfra's systemctl command rewritten): each failed
     try said, then one line naming the host and what the start waited on."""
-    from kubelab import common
+    from kubelab.engine import common
 
     monkeypatch.setattr(common, "host", SimpleNamespace(name="minion1"))
     monkeypatch.setattr(common.bounds, "service_start", lambda name: f"{name} to start (bound)")
@@ -384,7 +386,7 @@ def test_an_archives_members_unpacked_in_a_real_shell(tmp_path, complete):
 def release_pins(**versions) -> dict:
     """Made-up digests for every artifact at ``versions`` (and the defaults)."""
     data = SimpleNamespace(**{**DEFAULTS, **versions})
-    every = components.master_artifacts(data) + components.minion_artifacts(data)
+    every = catalog.master_artifacts(data) + catalog.minion_artifacts(data)
     return {a.name: hashlib.sha256(a.name.encode()).hexdigest() for a in every}
 
 

@@ -4,11 +4,12 @@ import copy
 import logging
 import re
 
-import kubelab
 import pytest
 from conftest import HOSTS, MASTER, MINIONS
 from fakehosts import debian12, rocky9, run_deploy, ubuntu24
 from test_modern import build, unit_flags
+
+import kubelab
 
 KUBELET_CONFIG = "/etc/kubernetes/kubelet-config.yaml"
 PROXY_CONFIG = "/etc/kubernetes/kube-proxy-config.yaml"

@@ -14,7 +14,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from kubelab import pki
+
+from kubelab.pki import pki
 
 ClusterPKI, PKIError, PKIMissing = pki.ClusterPKI, pki.PKIError, pki.PKIMissing
 

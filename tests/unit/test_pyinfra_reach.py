@@ -9,12 +9,13 @@ import inspect
 import sys
 import types
 
-from kubelab import bounds, callstack, once
 from pyinfra.api import State
 from pyinfra.api import util as pyinfra_util
 from pyinfra.api.operation import OperationMeta
 from pyinfra.api.state import BaseStateCallback
 from pyinfra.context import ctx_state
+
+from kubelab.engine import bounds, callstack, once
 
 
 def test_inspect_answers_from_modulesbyfile(tmp_path, monkeypatch):

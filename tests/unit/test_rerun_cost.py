@@ -13,15 +13,21 @@ from datetime import datetime, timezone
 from unittest.mock import patch
 
 import gevent
-import kubelab
 import pytest
 from conftest import HOSTS, MASTER, MINIONS
 from fakehosts import debian12, run_deploy
-from kubelab import callstack, once
-from kubelab.facts import RACY_SECONDS, ManagedState, kept_digest_command, kept_digests_command
 from pyinfra.api import State
 from pyinfra.context import ctx_state
 from test_modern import pins
+
+import kubelab
+from kubelab.engine import callstack, once
+from kubelab.engine.facts import (
+    RACY_SECONDS,
+    ManagedState,
+    kept_digest_command,
+    kept_digests_command,
+)
 
 BUDGET = 25
 

@@ -3,13 +3,14 @@
 import copy
 
 import fakehosts
-import kubelab
 import pytest
 import tomllib
 from conftest import HOSTS, MASTER, MINIONS
 from fakehosts import debian12, image_archive, rocky9, run_deploy, ubuntu24
-from kubelab.defaults import DEFAULTS
 from test_modern import build
+
+import kubelab
+from kubelab.settings.defaults import DEFAULTS
 
 CRI_IMAGES = "io.containerd.cri.v1.images"
 CRI_RUNTIME = "io.containerd.cri.v1.runtime"

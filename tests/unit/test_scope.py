@@ -6,13 +6,14 @@ import copy
 import logging
 import os
 
-import kubelab
 import pytest
 from conftest import HOSTS, MASTER, MINIONS, with_own_pki
 from fakehosts import REPO, FileState, Machine, debian12, run_deploy
 from smoke_hosts import SmokeHosts, machines_with_leases
 from test_day_two import ADDRESSES, kubelab_left, running
 from test_upgrade import NEW, OLD, PINS
+
+import kubelab
 
 REGISTRY = "registry.traininglab.com"
 LINE = f"kubelab: leaving 1 host outside masters/minions untouched: {REGISTRY}"

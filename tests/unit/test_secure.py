@@ -3,12 +3,13 @@
 import copy
 import re
 
-import kubelab
 import pytest
 from conftest import HOSTS, MASTER, MINIONS, flag_names, parse_env_file
 from fakehosts import centos7, debian12, run_deploy
-from kubelab.defaults import secure_for
 from test_modern import pins, unit_flags
+
+import kubelab
+from kubelab.settings.defaults import secure_for
 
 MASTER_IP = "192.168.122.130"
 

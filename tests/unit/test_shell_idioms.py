@@ -1,10 +1,10 @@
-"""The shell idioms kubelab's commands share (kubelab.shell) and the client command lines
-(kubelab.clients), run by sh here."""
+"""The shell idioms kubelab's commands share (kubelab.engine.shell) and the client command lines
+(kubelab.engine.clients), run by sh here."""
 
 import shlex
 import subprocess
 
-from kubelab import clients, shell
+from kubelab.engine import clients, shell
 
 
 def sh(command: str) -> subprocess.CompletedProcess:

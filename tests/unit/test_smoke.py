@@ -5,13 +5,9 @@ master's listing (test_smoke_shell.py runs those commands by /bin/sh)."""
 from __future__ import annotations
 
 import fakehosts
-import kubelab
 import pytest
 from conftest import MASTER, MINIONS
 from fakehosts import centos7, debian12, run_deploy
-from kubelab import SettingError, smoke_test
-from kubelab.defaults import DEFAULTS
-from kubelab.smoke_from_hosts import lease_problem, parse_listing
 from smoke_hosts import (
     CLUSTER_IP,
     EL7_KUBECTL,
@@ -29,6 +25,12 @@ from smoke_hosts import (
     script_of,
     smoke_run,
 )
+
+import kubelab
+from kubelab import SettingError
+from kubelab.settings.defaults import DEFAULTS
+from kubelab.workflows import smoke_test
+from kubelab.workflows.smoke_from_hosts import lease_problem, parse_listing
 
 
 def test_modern_master_runs_every_step_with_the_admin_kubeconfig(monkeypatch):

@@ -1,5 +1,5 @@
-"""modern's first-day checks of the smoke test (deploys/smoke_first_day.py): the commands the
-master receives, and those commands run by /bin/sh against a fake kubectl and curl."""
+"""modern's first-day checks of the smoke test (kubelab/workflows/smoke_first_day.py): the commands
+the master receives, and those commands run by /bin/sh against a fake kubectl and curl."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ import textwrap
 import pytest
 from conftest import MASTER, MINIONS
 from fakehosts import centos7, debian12
-from kubelab.defaults import DEFAULTS
 from smoke_hosts import CLUSTER_IP, FIRST_DAY, IN_NAMESPACE, MODERN_KUBECTL, classify, smoke_run
+
+from kubelab.settings.defaults import DEFAULTS
 
 DNS_IP = "10.254.0.10"
 NGINX_NAME = "nginx.kubelab-smoke.svc.cluster.local"

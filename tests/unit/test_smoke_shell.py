@@ -10,9 +10,10 @@ import re
 import pytest
 from conftest import MASTER, MINIONS
 from fakehosts import centos7, debian12
-from kubelab import smoke_test
 from smoke_fakes import Shell, cluster_state, nginx_pod
 from smoke_hosts import CLUSTER_IP, MARKERS_FIRST, PODS, classify, smoke_run
+
+from kubelab.workflows import smoke_test
 
 
 @pytest.fixture(params=[debian12, centos7], ids=["modern", "el7"])

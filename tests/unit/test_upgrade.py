@@ -20,14 +20,17 @@ import textwrap
 from pathlib import Path
 from types import SimpleNamespace
 
-import kubelab
 import pytest
 from conftest import HOSTS, MASTER, MINIONS, with_own_pki
 from fakehosts import REPO, debian12, run_deploy
-from kubelab import artifacts, components, upgrade_operations, upgrade_policy
-from kubelab.defaults import DEFAULTS
-from kubelab.facts import KubeVersions
 from test_day_two import running
+
+import kubelab
+from kubelab.components import catalog
+from kubelab.engine import artifacts
+from kubelab.engine.facts import KubeVersions
+from kubelab.settings.defaults import DEFAULTS
+from kubelab.workflows import upgrade_operations, upgrade_policy
 
 MINION1, MINION2 = MINIONS
 OLD = {
@@ -45,7 +48,7 @@ def pins(*releases: dict) -> dict:
     found = {}
     for versions in releases:
         data = SimpleNamespace(**{**DEFAULTS, **versions})
-        for artifact in components.master_artifacts(data) + components.minion_artifacts(data):
+        for artifact in catalog.master_artifacts(data) + catalog.minion_artifacts(data):
             key = artifacts.pin_keys(artifact)[0]
             found[key] = hashlib.sha256(key.encode()).hexdigest()
     return found

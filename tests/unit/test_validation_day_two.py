@@ -4,11 +4,12 @@ touched, on simulated Debian 12 hosts (CentOS 7 for the el7 refusals)."""
 from typing import NamedTuple
 
 import fakehosts
-import kubelab
 import pytest
 from conftest import HOSTS, MASTER, MINIONS
 from fakehosts import centos7, debian12
 from refusal_cases import assert_refused, refusal
+
+import kubelab
 
 MINION1, MINION2 = MINIONS
 

@@ -10,11 +10,9 @@ import sys
 from pathlib import Path
 
 import fakehosts
-import kubelab
 import pytest
 from conftest import HOSTS, MASTER, MINIONS
 from fakehosts import centos7, debian12, run_deploy
-from kubelab import SettingError
 from refusal_cases import (
     INVENTORY,
     Case,
@@ -24,6 +22,9 @@ from refusal_cases import (
     refuse_case,
     write_inventory,
 )
+
+import kubelab
+from kubelab import SettingError
 
 MINION1, MINION2 = MINIONS
 

@@ -5,11 +5,13 @@ import fakehosts
 import pytest
 from conftest import HOSTS, MASTER
 from fakehosts import REPO, SimulatedConnector, centos7
-from kubelab import SettingError, inventory_checks, validation
 from pyinfra.api import State
 from pyinfra.api.host import Host
 from pyinfra.context import ctx_host, ctx_state
 from pyinfra_cli.inventory import make_inventory
+
+from kubelab import SettingError
+from kubelab.settings import inventory_checks, validation
 
 
 @pytest.fixture

@@ -6,13 +6,14 @@ import re
 
 import pytest
 from conftest import MASTER, MINIONS
-from kubelab.defaults import SETTINGS
-from kubelab.setting_spec import CLUSTER, HOST
 from refusal_cases import MASTER_LINE, Case, minions_with, refuse_case
 from test_validation_inventory import CASES as INVENTORY_CASES
 from test_validation_kinds import CASES as KIND_CASES
 from test_validation_networks import CASES as NETWORK_CASES
 from test_validation_values import CASES as VALUE_CASES
+
+from kubelab.settings.defaults import SETTINGS
+from kubelab.settings.setting_spec import CLUSTER, HOST
 
 MINION1 = MINIONS[0]
 

@@ -4,11 +4,12 @@ Debian 12 hosts that run the releases each case names (CentOS 7 for the el7 refu
 from typing import NamedTuple
 
 import fakehosts
-import kubelab
 import pytest
 from conftest import HOSTS, MASTER, MINIONS
 from fakehosts import centos7, debian12
 from refusal_cases import MASTER_LINE, Case, assert_refused, minions_with, refusal, write_inventory
+
+import kubelab
 
 MINION1, MINION2 = MINIONS
 

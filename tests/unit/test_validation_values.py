@@ -2,11 +2,12 @@
 prefix, images and their archives, artifact sources, names, paths, timeouts.
 """
 
-import kubelab
 import pytest
 from conftest import HOSTS, MASTER, MINIONS
 from fakehosts import centos7, run_deploy
 from refusal_cases import Case, minions_with, refuse_case
+
+import kubelab
 
 MINION1 = MINIONS[0]
 

@@ -2,8 +2,9 @@
 into README.md."""
 
 from fakehosts import REPO
-from kubelab.defaults import settings_table
 from test_docs import TABLE
+
+from kubelab.settings.defaults import settings_table
 
 readme = REPO / "README.md"
 text = readme.read_text()

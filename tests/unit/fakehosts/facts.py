@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import hashlib
 
-from kubelab.facts import (
+from pyinfra.facts import deb as deb_facts
+from pyinfra.facts import files as file_facts
+from pyinfra.facts import rpm as rpm_facts
+from pyinfra.facts import server as server_facts
+from pyinfra.facts import systemd as systemd_facts
+
+from kubelab.engine.facts import (
     ArchiveMarker,
     CgroupVersion,
     ContainerdImages,
@@ -19,11 +25,6 @@ from kubelab.facts import (
     PackageSources,
     Several,
 )
-from pyinfra.facts import deb as deb_facts
-from pyinfra.facts import files as file_facts
-from pyinfra.facts import rpm as rpm_facts
-from pyinfra.facts import server as server_facts
-from pyinfra.facts import systemd as systemd_facts
 
 from .fact_outputs import etcd_auth_answer, leftover_lines, managed_state_output, versions_lines
 from .machines import DEBIAN, NOW, Machine

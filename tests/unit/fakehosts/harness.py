@@ -7,8 +7,6 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kubelab.facts import Several
-from kubelab.images import normalized
 from pyinfra.api import Config, State
 from pyinfra.api.connect import connect_all
 from pyinfra.api.deploy import add_deploy
@@ -19,6 +17,9 @@ from pyinfra.connectors.fake import FakeConnector
 from pyinfra.connectors.util import CommandOutput
 from pyinfra.context import ctx_state
 from pyinfra_cli.inventory import make_inventory
+
+from kubelab.engine.facts import Several
+from kubelab.engine.images import normalized
 
 from .facts import answer_fact
 from .machines import FileState, Hosts, Machine, image_archive

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import shlex
 
-from kubelab.facts import PackageSources
+from kubelab.engine.facts import PackageSources
 
 from .facts import answer_fact
 from .machines import UNIT_BINARIES, WEB, FileState, Hosts, archive_images

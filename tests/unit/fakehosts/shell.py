@@ -10,7 +10,7 @@ from .cluster_commands import ClusterCommands
 from .host_commands import HostCommands
 from .machines import Machine
 
-# Every curl kubelab runs is bounded (see kubelab.bounds.curl).
+# Every curl kubelab runs is bounded (see kubelab.engine.bounds.curl).
 CURL = (
     r"err=\$\(curl -fsSL --connect-timeout \d+ --speed-limit \d+ --speed-time \d+ --max-time \d+ "
     r"--retry \d+ --retry-max-time \d+"

@@ -1,0 +1,1 @@
+"""The components, one module each: etcd, flannel, the kubelet, the control plane."""

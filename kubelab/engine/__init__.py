@@ -1,0 +1,1 @@
+"""The re-run engine: what runs once, each host's state, files in place, facts."""

@@ -1,0 +1,1 @@
+"""The PKI and secrets: the local CA, certificates, keys, kubeconfigs on hosts."""

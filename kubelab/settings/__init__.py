@@ -1,0 +1,1 @@
+"""The settings: defaults, kinds, profiles, the topology, their validation."""

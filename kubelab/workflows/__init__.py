@@ -1,0 +1,1 @@
+"""The workflows, their steps' order: cluster, smoke test, removal, reset, upgrade."""
