@@ -3,6 +3,7 @@
 The rest of kubelab uses it through the names of ``api``, re-exported here.
 """
 
+from . import api
 from .api import (
     Step,
     add_step,
@@ -26,6 +27,9 @@ from .api import (
     will_ask,
     written_after_start,
 )
+
+VERBS = api.VERBS  # place, put, service, install: looked up when first used
+__getattr__ = api.__getattr__
 
 __all__ = [
     "Step",

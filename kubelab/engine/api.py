@@ -14,8 +14,11 @@ added to the call stack pyinfra reads to order operations, and a re-run costs wh
 - The deploy file's guard against inspect's scans: ``deploy_file_is_no_module``
   (``callstack``).
 
-Placing a rendered file, a service's start and restart, and installing an artifact are
-``common.place``/``put``/``service`` and ``downloads.install``, which build on these.
+The verbs a component deploys with build on these: ``place`` (a file rendered from its
+template), ``put`` (a file's content), ``service`` (running, enabled, restarted on a change),
+``install`` (a release artifact checked against its sha256). They are looked up when first
+used (``engine.place``), not imported here: ``common`` and ``downloads`` read the settings and
+the component catalog, which themselves use this interface.
 
 Kept internal: how a host's preparation is scheduled (``once.one_host_at_a_time``, and
 ``hoststate.read_ahead`` at its end) is the cluster workflow's alone, so
@@ -23,7 +26,11 @@ Kept internal: how a host's preparation is scheduled (``once.one_host_at_a_time`
 (the allow-list of tests/unit/test_engine_interface.py).
 """
 
+import importlib
+
 from . import callstack, hoststate, once, placement
+
+VERBS = {"place": "common", "put": "common", "service": "common", "install": "downloads"}
 
 fact = once.fact
 per_run = once.per_run
@@ -73,3 +80,10 @@ __all__ = [
     "will_ask",
     "written_after_start",
 ]
+
+
+def __getattr__(name: str):
+    """One of the ``VERBS``, from the module that defines it."""
+    if name not in VERBS:
+        raise AttributeError(f"module {__package__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{VERBS[name]}", __package__), name)

@@ -88,3 +88,11 @@ def test_the_interface_is_the_engines_own_functions():
         assert value is getattr(api, name)
         assert any(value in vars(part).values() for part in parts), name
     assert set(engine.__all__) == set(api.__all__)
+
+
+def test_the_verbs_are_the_engines_own():
+    from kubelab.engine import common, downloads
+
+    assert engine.place is common.place and engine.put is common.put
+    assert engine.service is common.service and engine.install is downloads.install
+    assert set(engine.VERBS) == {"place", "put", "service", "install"}
