@@ -17,7 +17,8 @@ from pyinfra import host
 from pyinfra.api import FileUploadCommand, deploy
 from pyinfra.operations import server
 
-from ..engine import hoststate, placement, shell
+from .. import engine
+from ..engine import shell
 from ..engine.clients import kubectl
 from ..engine.images import deploy_image_archives
 from ..settings import topology
@@ -68,10 +69,10 @@ def apply_command(path: str, deployment: str, selector: str) -> str:
     )
 
 
-def applied(path: str, content: str, label: str, deployment: str, selector: str) -> placement.Step:
+def applied(path: str, content: str, label: str, deployment: str, selector: str) -> engine.Step:
     """The step applying the manifest ``content`` kept at ``path`` on the master, when the
     file there differs, and waiting for its ``deployment`` (pods ``selector``)."""
-    hoststate.manage(path)
+    engine.manage(path)
 
     def commands():
         # A manifest may hold a key (metrics-server's): a directory only root enters, no diff.
@@ -83,10 +84,10 @@ def applied(path: str, content: str, label: str, deployment: str, selector: str)
         yield f"chmod 600 {temp}"
         yield apply_command(path, deployment, selector)
 
-    return placement.add(label, path, lambda: hoststate.differs(path, content.encode()), commands)
+    return engine.add_step(label, path, lambda: engine.differs(path, content.encode()), commands)
 
 
-def deleted(path: str, label: str) -> placement.Step:
+def deleted(path: str, label: str) -> engine.Step:
     """The step deleting what the manifest at ``path`` created, and the manifest, if it is
     there."""
     # kubectl delete waits for the objects to go, unbounded unless told
@@ -97,7 +98,7 @@ def deleted(path: str, label: str) -> placement.Step:
     def commands():
         yield f"{retried(command, f'kubectl delete -f {path}')} && rm -f {path}"
 
-    return placement.add(label, path, lambda: hoststate.exists(path), commands)
+    return engine.add_step(label, path, lambda: engine.exists(path), commands)
 
 
 @deploy("Add-ons", data_defaults=DEFAULTS)
@@ -127,7 +128,7 @@ def named_ahead():
     one read answers for them too."""
     if topology.is_master():
         for path in (coredns.MANIFEST, metrics_server.MANIFEST):
-            hoststate.manage(path)
+            engine.manage(path)
 
 
 @deploy("Add-ons at the upgraded releases", data_defaults=DEFAULTS)

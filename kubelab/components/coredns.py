@@ -17,7 +17,7 @@ import ipaddress
 from pyinfra import host, logger
 from pyinfra.facts.files import FileContents
 
-from ..engine import once
+from .. import engine
 from ..engine.common import render
 from ..settings import topology
 from ..settings.addon_checks import dns_ip, upstreams
@@ -53,7 +53,7 @@ def usable(address: str) -> bool:
 
 
 def has_resolver(path: str, target) -> bool:
-    lines = once.fact(FileContents, target, path=path)
+    lines = engine.fact(FileContents, target, path=path)
     return any(map(usable, nameservers(lines)))
 
 
@@ -86,7 +86,7 @@ def forward_targets() -> str | None:
     lacking = minions_without_resolver()
     if not lacking:
         return RESOLV_CONF
-    warned = once.run_cache("coredns")
+    warned = engine.run_cache("coredns")
     if not warned:
         warned["no upstream"] = True
         logger.warning(

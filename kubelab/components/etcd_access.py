@@ -22,7 +22,8 @@ import shlex
 from pyinfra import host
 from pyinfra.api import operation
 
-from ..engine import bounds, clients, hoststate, once, shell
+from .. import engine
+from ..engine import bounds, clients, shell
 from ..engine.facts import EtcdAuth
 from ..pki import etcd_tls
 from ..settings import topology
@@ -105,7 +106,7 @@ def setup_command() -> str:
 def auth_enabled():
     """etcd's users, flanneld's role and auth, set up when what was read before differs."""
     fact, kwargs = state_fact()
-    if in_place(once.fact(fact, topology.master(), **kwargs)):
+    if in_place(engine.fact(fact, topology.master(), **kwargs)):
         host.noop("etcd's auth keeps flanneld to flannel's prefix")
         return
     yield setup_command()
@@ -116,5 +117,5 @@ def deploy_etcd_auth():
     if not applies():
         return
     fact, kwargs = state_fact()
-    hoststate.will_ask(fact, **kwargs)  # read with the rest of this host's state
+    engine.will_ask(fact, **kwargs)  # read with the rest of this host's state
     auth_enabled(name=f"etcd's auth: flanneld reads and writes {flannel_prefix()} only")

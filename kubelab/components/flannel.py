@@ -7,7 +7,8 @@ from typing import NamedTuple
 from pyinfra import host
 from pyinfra.api import deploy, operation
 
-from ..engine import bounds, downloads, hoststate, once, packages, placement, shell
+from .. import engine
+from ..engine import bounds, downloads, packages, shell
 from ..engine.artifacts import flanneld
 from ..engine.clients import etcdctl, etcdctl_options
 from ..engine.common import place, service
@@ -68,9 +69,9 @@ def stored_config():
     the master: ``Unreadable`` when that read fails too (or, before the run, the first did)."""
     fact, kwargs = stored_config_fact()
     master = topology.master()
-    found = once.fact(fact, master, **kwargs)
-    if "error" in found and once.current_state().is_executing:
-        found = once.per_run(
+    found = engine.fact(fact, master, **kwargs)
+    if "error" in found and engine.current_state().is_executing:
+        found = engine.per_run(
             ("flannel config read again", master.name), lambda: master.get_fact(fact, **kwargs)
         )
     if "error" in found:
@@ -149,7 +150,7 @@ def network_config_stored(api: int):
 def deploy_flannel_network_config():
     api = ETCD_API[profile()]
     fact, kwargs = stored_config_fact()
-    hoststate.will_ask(fact, **kwargs)  # read with the rest of this host's state
+    engine.will_ask(fact, **kwargs)  # read with the rest of this host's state
     network_config_stored(
         name=f"Store flannel's network config in etcd ({config_key()}, v{api} API)", api=api
     )
@@ -194,9 +195,7 @@ def deploy_flannel():
         attempts=START_ATTEMPTS[profile()],
     )
     # A new client certificate leaves flanneld's lease, hence docker's bridge, as it was.
-    return lambda: (
-        network_config_changes() or any(placement.changes(op) for op in [changed, *units])
-    )
+    return lambda: network_config_changes() or any(engine.changes(op) for op in [changed, *units])
 
 
 def old_device_dropped() -> list[str]:

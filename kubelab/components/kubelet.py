@@ -8,7 +8,7 @@ leave a minion whose kubelet never starts.
 from pyinfra import host, logger
 from pyinfra.api import deploy
 
-from ..engine import once
+from .. import engine
 from ..engine.common import place, service
 from ..engine.facts import CgroupVersion
 from ..pki.certificates import deploy_kubelet_certificates
@@ -20,9 +20,9 @@ from .kube_services import install_kube_binaries, unit
 
 def cgroup_v1() -> bool:
     """Whether this host runs cgroup v1 (or hybrid); warns once per host and run."""
-    if once.fact(CgroupVersion) == 2:
+    if engine.fact(CgroupVersion) == 2:
         return False
-    warned = once.run_cache("cgroup v1 warned")
+    warned = engine.run_cache("cgroup v1 warned")
     if host.name not in warned:
         warned[host.name] = True
         logger.warning(

@@ -5,7 +5,8 @@ from pyinfra.api import deploy
 from pyinfra.facts.files import FileContents
 from pyinfra.operations import apt, server, systemd
 
-from ..engine import bounds, hoststate, once, packages
+from .. import engine
+from ..engine import bounds, packages
 from ..engine.common import place, put, running
 from ..settings import topology
 from ..settings.defaults import DEFAULTS, setting
@@ -20,7 +21,7 @@ MODERN_PACKAGES = ["curl", "ca-certificates", "tar", "iptables", "conntrack", "s
 
 def apt_index_is_old() -> bool:
     """Whether apt.update's cache_time has passed since the last update (no stamp: it has)."""
-    stamp, now = hoststate.stat(APT_STAMP), hoststate.now()
+    stamp, now = engine.path_state(APT_STAMP), engine.host_now()
     return not stamp or now is None or stamp["mtime"] <= (now - APT_CACHE_SECONDS) * 1_000_000
 
 
@@ -55,7 +56,7 @@ def deploy_prerequisites():
     first: they are one operation (``placement``)."""
     modern = profile() == "modern"
     if setting("manage_etc_hosts"):
-        current = once.fact(FileContents, path=HOSTS_FILE) or []
+        current = engine.fact(FileContents, path=HOSTS_FILE) or []
         put(
             HOSTS_FILE,
             merged_hosts_file(current, hosts_file_lines()),
@@ -71,18 +72,18 @@ def deploy_prerequisites():
         )
     sysctl = kernel_networking_files() if modern else None
 
-    hoststate.manage_unit(FIREWALLD)
+    engine.manage_unit(FIREWALLD)
     systemd.service(
         name="Stop and disable firewalld",
         service="firewalld",
         running=False,
         enabled=False,
-        _if=lambda: any(hoststate.unit(FIREWALLD)[key] for key in ("running", "enabled")),
+        _if=lambda: any(engine.unit_state(FIREWALLD)[key] for key in ("running", "enabled")),
     )
 
     if family() == "debian":
         refresh = "Refresh the package index (daily)"
-        hoststate.manage(APT_STAMP, digest=False)
+        engine.manage(APT_STAMP, digest=False)
         update = apt.update(
             name=refresh,
             cache_time=APT_CACHE_SECONDS,

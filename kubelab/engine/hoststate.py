@@ -41,6 +41,7 @@ def manage(path: str, digest: bool = True):
 
 
 def manage_unit(unit: str):
+    """The systemd unit ``unit`` is kubelab's: its state is read with the rest."""
     _host_state()["wanted"]["units"][unit] = None
 
 
@@ -118,6 +119,7 @@ def directory(path: str) -> dict | None:
 
 
 def exists(path: str) -> bool:
+    """Whether anything is at ``path``."""
     return _found(path) is not None
 
 
@@ -144,6 +146,7 @@ def now() -> int:
 
 
 def sha256(content: bytes) -> str:
+    """The sha256 of ``content``, as the host's state gives a file's."""
     return hashlib.sha256(content).hexdigest()
 
 

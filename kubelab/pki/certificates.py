@@ -14,7 +14,7 @@ from pathlib import Path
 from pyinfra.api import deploy
 from pyinfra.facts.files import Sha256File
 
-from ..engine import once
+from .. import engine
 from ..engine.common import directory
 from ..settings import topology
 from ..settings.defaults import DEFAULTS, fail, setting, setting_error
@@ -58,13 +58,13 @@ def _open(directory: Path, create: bool, cluster_name: str, ca: str = "ca") -> C
 
 def cluster_pki() -> ClusterPKI:
     """The cluster's PKI; created only while the master holds no CA yet."""
-    return once.per_run(("cluster PKI", str(pki_directory())), _checked_pki)
+    return engine.per_run(("cluster PKI", str(pki_directory())), _checked_pki)
 
 
 def _checked_pki() -> ClusterPKI:
     master = topology.master()
-    once.prefetch(master, master_facts())  # read already, unless a partial deploy runs
-    held = {kw["path"]: once.fact(cls, master, **kw) for cls, kw in master_facts()}
+    engine.prefetch(master, master_facts())  # read already, unless a partial deploy runs
+    held = {kw["path"]: engine.fact(cls, master, **kw) for cls, kw in master_facts()}
     found = [path for path in CLUSTER_CA_CERTS if held[path]]
     directory = pki_directory()
     try:
@@ -159,7 +159,7 @@ def apiserver_names() -> tuple[list[str], list[str]]:
 def client_cert(pki: ClusterPKI, name: str, common_name: str, organizations=()):
     """``pki.client_cert``, read once per run: every host's flanneld has the same one."""
     key = ("client certificate", str(pki.directory), name, common_name, tuple(organizations))
-    return once.per_run(key, lambda: pki.client_cert(name, common_name, organizations))
+    return engine.per_run(key, lambda: pki.client_cert(name, common_name, organizations))
 
 
 def kubeconfig(pki: ClusterPKI, name: str, common_name: str, organizations=()) -> bytes:

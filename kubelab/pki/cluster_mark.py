@@ -17,7 +17,7 @@ from pyinfra import host
 from pyinfra.api import operation
 from pyinfra.facts.files import FileContents
 
-from ..engine import hoststate, once, placement
+from .. import engine
 from ..settings.defaults import SettingError
 from . import secret_files
 
@@ -36,7 +36,7 @@ def content(identity: tuple[str, str | None]) -> bytes:
 
 def mark_of(target=None) -> tuple[str, str | None] | None:
     """(cluster_name, CA sha256) ``target``'s mark names; None when it has none."""
-    lines = once.fact(FileContents, target, path=MARK)
+    lines = engine.fact(FileContents, target, path=MARK)
     if lines is None:
         return None
     values = dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
@@ -76,11 +76,11 @@ def refuse_others(targets, identity, action: str, holds_kubelab=None):
 
 def deploy_mark(identity):
     """This host marked as the cluster ``identity``'s, unless it already has a mark."""
-    hoststate.manage(MARK)
+    engine.manage(MARK)
     if mark_of() is not None:
         return
     data = content(identity)
-    placement.add(
+    engine.add_step(
         f"Mark {host.name} as cluster {identity[0]}'s ({MARK})",
         MARK,
         lambda: True,

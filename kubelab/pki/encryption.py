@@ -25,7 +25,7 @@ from pathlib import Path
 
 from pyinfra.facts.files import File
 
-from ..engine import hoststate, once, placement
+from .. import engine
 from ..engine.clients import kubectl
 from ..settings import topology
 from ..settings.defaults import setting, setting_error
@@ -80,7 +80,7 @@ def _local_keys() -> list[tuple[str, str]] | None:
     path = keys_path()
     if not path.exists():
         master = topology.master()
-        if once.fact(File, master, path=CONFIG):
+        if engine.fact(File, master, path=CONFIG):
             raise setting_error(
                 "pki_dir",
                 master,
@@ -96,7 +96,7 @@ def _local_keys() -> list[tuple[str, str]] | None:
 
 def local_keys() -> list[tuple[str, str]] | None:
     """The keys, made once (None: encryption off and never on)."""
-    return once.per_run(("encryption keys", str(keys_path())), _local_keys)
+    return engine.per_run(("encryption keys", str(keys_path())), _local_keys)
 
 
 def config_text(keys: list[tuple[str, str]], encrypt: bool) -> str:
@@ -128,7 +128,7 @@ def deploy_encryption_config() -> list:
 
 
 def config_digest(text: bytes) -> str:
-    return hoststate.sha256(text)
+    return engine.sha256(text)
 
 
 def rewrite_command(kubectl: str, retried, digest: str) -> str:
@@ -152,14 +152,14 @@ def secrets_rewritten(installed: list):
 
     text = config_text(local_keys(), setting("secrets_encryption")).encode()
     marker = f"{config_digest(text)}\n"
-    hoststate.manage(REWRITTEN)
+    engine.manage(REWRITTEN)
 
     def commands():
         yield rewrite_command(kubectl(), retried, config_digest(text))
 
-    return placement.add(
+    return engine.add_step(
         "Rewrite every Secret as the encryption configuration says",
         REWRITTEN,
-        lambda: hoststate.differs(REWRITTEN, marker.encode()),
+        lambda: engine.differs(REWRITTEN, marker.encode()),
         commands,
     )

@@ -14,7 +14,7 @@ stops the run, as a lost cluster CA does).
 
 from pyinfra.facts.files import File
 
-from ..engine import once
+from .. import engine
 from ..settings import topology
 from ..settings.defaults import setting, setting_error
 from .certificates import PKI, install, pki_directory
@@ -29,7 +29,7 @@ DIRECTORY = "front-proxy"
 
 def front_proxy_pki() -> ClusterPKI:
     master = topology.master()
-    found = once.fact(File, master, path=CA_CERT)
+    found = engine.fact(File, master, path=CA_CERT)
     directory = pki_directory() / DIRECTORY
 
     def opened():
@@ -38,7 +38,7 @@ def front_proxy_pki() -> ClusterPKI:
         )
 
     try:
-        return once.per_run(("front-proxy pki", str(directory), bool(found)), opened)
+        return engine.per_run(("front-proxy pki", str(directory), bool(found)), opened)
     except PKIMissing:
         raise setting_error(
             "pki_dir",

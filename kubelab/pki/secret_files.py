@@ -11,7 +11,7 @@ from io import BytesIO
 from pyinfra import host
 from pyinfra.api import FileUploadCommand, operation
 
-from ..engine import hoststate, once, placement
+from .. import engine
 
 STAGING = "/var/lib/kubelab/staging"
 
@@ -19,8 +19,8 @@ STAGING = "/var/lib/kubelab/staging"
 @operation()
 def put_secret(dest: str, content: bytes, user: str, group: str, mode: int):
     """``dest`` holds ``content``, owned by ``user``:``group`` with ``mode`` (as digits)."""
-    current = hoststate.file(dest)
-    if current and current["sha256"] == hoststate.sha256(content):
+    current = engine.file_state(dest)
+    if current and current["sha256"] == engine.sha256(content):
         if (current["user"], current["group"]) != (user, group):
             yield f"chown {user}:{group} {dest}"
         if current["mode"] != mode:
@@ -36,21 +36,21 @@ def put_secret(dest: str, content: bytes, user: str, group: str, mode: int):
 
 def secret(
     name: str, dest: str, content: bytes, user: str = "root", group: str = "root", mode: int = 600
-) -> placement.Step:
+) -> engine.Step:
     """The step putting ``content`` at ``dest``: one per file and host in a run (a file two
     components install, the same, is the first one's)."""
-    hoststate.manage(dest)
+    engine.manage(dest)
     wanted = (content, user, group, mode)
-    placed = once.run_cache("secrets").setdefault(host.name, {})
+    placed = engine.run_cache("secrets").setdefault(host.name, {})
     if dest in placed and placed[dest][0] == wanted:
         return placed[dest][1]
 
     def differs():
-        return hoststate.differs(dest, content, user, group, mode)
+        return engine.differs(dest, content, user, group, mode)
 
     def commands():
         return put_secret._inner(dest=dest, content=content, user=user, group=group, mode=mode)
 
-    step = placement.add(name, dest, differs, commands)
+    step = engine.add_step(name, dest, differs, commands)
     placed[dest] = (wanted, step)
     return step

@@ -9,7 +9,7 @@ import shlex
 from pyinfra.api import deploy
 from pyinfra.operations import files, server
 
-from ..engine import hoststate
+from .. import engine
 from ..settings.defaults import DEFAULTS, setting
 
 KEY_OWNER = "kube"  # kube-apiserver and kube-controller-manager run as this user
@@ -28,11 +28,11 @@ def generate_key_command(path: str) -> str:
 def deploy_service_account_key():
     """Returns the operations that changed the key (its creation)."""
     path = setting("service_account_key_file")
-    hoststate.manage(path, digest=False)
+    engine.manage(path, digest=False)
     generate = server.shell(
         name=f"Generate the service-account key {path} (only once)",
         commands=[generate_key_command(path)],
-        _if=lambda: not hoststate.exists(path),
+        _if=lambda: not engine.exists(path),
     )
     files.file(
         name="Service-account key readable by kube only",
@@ -40,6 +40,6 @@ def deploy_service_account_key():
         user=KEY_OWNER,
         group=KEY_OWNER,
         mode="600",
-        _if=lambda: hoststate.attributes_differ(path, KEY_OWNER, KEY_OWNER, mode=600),
+        _if=lambda: engine.attributes_differ(path, KEY_OWNER, KEY_OWNER, mode=600),
     )
     return [generate]

@@ -3,7 +3,7 @@
 from pyinfra import host
 from pyinfra.facts.server import LinuxDistribution
 
-from ..engine import once
+from .. import engine
 from .defaults import fail, setting, setting_error
 
 PROFILES = ("el7", "modern")
@@ -24,7 +24,7 @@ SUPPORTED = {
 
 
 def distribution(target=None) -> tuple[str, int]:
-    facts = once.fact(LinuxDistribution, target)  # the OS cannot change during a run
+    facts = engine.fact(LinuxDistribution, target)  # the OS cannot change during a run
     os_id = facts.get("release_meta", {}).get("ID") or facts.get("name") or "unknown"
     return os_id.lower(), int(facts.get("major") or 0)
 

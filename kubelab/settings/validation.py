@@ -11,8 +11,8 @@ import ipaddress
 
 from pyinfra import logger
 
+from .. import engine
 from ..components.catalog import MASTER, fixed_ports
-from ..engine import once
 from . import topology
 from .addon_checks import check_addons
 from .defaults import DEFAULTS, fail, setting
@@ -82,7 +82,7 @@ def validate_inventory(unreachable_ok: bool = False):
     """Check the whole inventory once per run; raises ``SettingError`` on the first problem.
     ``unreachable_ok``: a host pyinfra could not connect to is not asked for its OS (the
     removal of a dead minion)."""
-    once.per_run("validation", lambda: _validate_inventory(unreachable_ok))
+    engine.per_run("validation", lambda: _validate_inventory(unreachable_ok))
 
 
 def _validate_inventory(unreachable_ok: bool = False):

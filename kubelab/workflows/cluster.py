@@ -6,6 +6,7 @@ from pyinfra.facts.files import File, FileContents
 from pyinfra.facts.server import LinuxDistribution
 from pyinfra.operations import server
 
+from .. import engine
 from ..components import coredns
 from ..components.addons import deploy_addons
 from ..components.control_plane import deploy_master_services
@@ -13,7 +14,7 @@ from ..components.etcd import deploy_etcd
 from ..components.flannel import deploy_flannel, deploy_flannel_network_config
 from ..components.node import deploy_node
 from ..components.prerequisites import HOSTS_FILE, deploy_prerequisites
-from ..engine import callstack, hoststate, once
+from ..engine import hoststate, once
 from ..engine.facts import CgroupVersion, PackageSources
 from ..pki import certificates, cluster_mark, encryption, front_proxy
 from ..settings import topology
@@ -68,13 +69,13 @@ def deploy_minion():
 @deploy("Kubernetes cluster", data_defaults=DEFAULTS)
 def deploy_cluster():
     """The whole cluster: every host's prerequisites, then the master, then the minions."""
-    callstack.deploy_file_is_no_module()
+    engine.deploy_file_is_no_module()
     if not topology.is_cluster_host():  # validation names it, from a cluster host's run
         return
     # Validation reads every host's OS: this host's facts first, then (already read or being
     # read by their own preparation, under the CLI) the others'.
     for target in [host, *(other for other in topology.cluster_hosts() if other != host)]:
-        once.prefetch(target, first_facts(target))
+        engine.prefetch(target, first_facts(target))
     with once.one_host_at_a_time():
         validate_inventory()
         mark_cluster_hosts()

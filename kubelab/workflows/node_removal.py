@@ -32,7 +32,8 @@ from pyinfra import host, logger
 from pyinfra.api import deploy, operation
 from pyinfra.operations import python
 
-from ..engine import bounds, callstack, once, shell
+from .. import engine
+from ..engine import bounds, shell
 from ..engine.clients import REQUEST_TIMEOUT, etcdctl, etcdctl_options, kubectl
 from ..engine.common import step
 from ..engine.facts import EtcdPrefix, KubeNodes
@@ -193,7 +194,7 @@ def certificate_files(target) -> list:
 def master_done(current) -> bool:
     """Whether the master drained the nodes and deleted their Node objects (at execution):
     a minion is taken apart only then."""
-    operations = once.run_cache("removal", current).get("master steps", ())
+    operations = engine.run_cache("removal", current).get("master steps", ())
     return bool(operations) and all(
         op.is_complete() and op.did_succeed(_raise_if_not_complete=False) for op in operations
     )
@@ -212,7 +213,7 @@ def unreachable_minions(removed: list) -> list:
         "its own cleanup skipped (kubelab's services and files stay on it: wipe it before "
         "using it again)"
     )
-    once.current_state().failed_hosts.difference_update(dead)
+    engine.current_state().failed_hosts.difference_update(dead)
     return dead
 
 
@@ -226,10 +227,10 @@ def delete_local_files(state, host, paths):
 @deploy("Remove minions", data_defaults=DEFAULTS)
 def deploy_remove_node():
     """Remove the minions ``remove_nodes`` names from the cluster (see the module's text)."""
-    callstack.deploy_file_is_no_module()
+    engine.deploy_file_is_no_module()
     removed = removed_hosts()
     # read before unreachable_minions takes them off pyinfra's failed hosts
-    offline = once.per_run(
+    offline = engine.per_run(
         "offline hosts", lambda: [t for t in topology.cluster_hosts() if topology.unreachable(t)]
     )
     # the others: only their OS is read; a powered-off minion: nothing
@@ -237,12 +238,12 @@ def deploy_remove_node():
     for target in sorted(topology.cluster_hosts(), key=lambda target: target != host):
         if target not in offline:
             facts = reset.first_facts(target)
-            once.prefetch(target, facts if target in touched else facts[:1])
+            engine.prefetch(target, facts if target in touched else facts[:1])
     validate_inventory(unreachable_ok=True)
     if not topology.is_cluster_host():  # validation names it
         return
     check_request()
-    dead = once.per_run("unreachable minions", lambda: unreachable_minions(removed))
+    dead = engine.per_run("unreachable minions", lambda: unreachable_minions(removed))
     cluster_mark.refuse_others(
         [target for target in touched if target not in dead],
         reset.this_cluster(),
@@ -270,9 +271,9 @@ def deploy_remove_node():
     delete = step(
         master and bool(existing), nodes_deleted, name=f"Delete the Node of {names}", nodes=existing
     )
-    current = once.current_state()
+    current = engine.current_state()
     if master:  # the minions' cleanup waits on them (master_done)
-        once.run_cache("removal", current)["master steps"] = (drain, delete)
+        engine.run_cache("removal", current)["master steps"] = (drain, delete)
     teardown.clean_host(host in removed, only_if=lambda: master_done(current))
     step(
         master and bool(keys),

@@ -24,7 +24,7 @@ from pyinfra.api import deploy
 from pyinfra.facts.server import LinuxDistribution
 from pyinfra.operations import python
 
-from ..engine import callstack, once
+from .. import engine
 from ..engine.common import step
 from ..pki import certificates, cluster_mark, pki_files
 from ..pki.admin_kubeconfig import user_kubeconfig_path
@@ -109,9 +109,9 @@ def delete_local_pki(state, host, paths):
 @deploy("Reset the cluster", data_defaults=DEFAULTS)
 def deploy_reset():
     """Remove everything kubelab put on every host (see the module's text)."""
-    callstack.deploy_file_is_no_module()
+    engine.deploy_file_is_no_module()
     for target in sorted(topology.cluster_hosts(), key=lambda target: target != host):
-        once.prefetch(target, first_facts(target))  # this host's first
+        engine.prefetch(target, first_facts(target))  # this host's first
     validate_inventory()
     if not topology.is_cluster_host():  # validation names it
         return

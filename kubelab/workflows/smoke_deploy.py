@@ -38,7 +38,7 @@ from pyinfra.api import deploy
 from pyinfra.facts.systemd import SystemdStatus
 from pyinfra.operations import files, python, server
 
-from ..engine import callstack, once
+from .. import engine
 from ..engine.common import step, template
 from ..settings import topology
 from ..settings.defaults import DEFAULTS, setting
@@ -115,7 +115,7 @@ def first_day_checks(applies: bool, image: str):
 @deploy("Smoke test", data_defaults=DEFAULTS)
 def deploy_smoke():
     """The reference setup's final tests against a built cluster (see the module's text)."""
-    callstack.deploy_file_is_no_module()
+    engine.deploy_file_is_no_module()
     validate_inventory()
     if not topology.is_cluster_host():  # validation names it
         return
@@ -145,7 +145,7 @@ def deploy_smoke():
     on_master(f"kubectl -n {NAMESPACE} expose rc nginx --port=80 (once)", expose())
     listed = on_master("List the nginx service and pods for the other hosts' checks", listing())
     if master:  # the other hosts' checks read its output (check_from_host)
-        once.run_cache("smoke")["listing"] = listed
+        engine.run_cache("smoke")["listing"] = listed
     step(
         minion or master_checks_service(),
         python.call,

@@ -11,7 +11,7 @@ from pyinfra import logger
 from pyinfra.api import StringCommand
 from pyinfra.api.arguments import CONNECTOR_ARGUMENT_KEYS
 
-from ..engine import once
+from .. import engine
 from .smoke_test import FLANNEL_SUBNET_FILE, RC, answers, script, wait_until
 
 
@@ -96,7 +96,7 @@ def _run(host, command: str):
 def check_from_host(state, host, where: str, node: str | None, minions: int, seconds: int):
     """python.call: steps 4 and 5 on this host (``node``: the minion's node name, None on the
     master), from what the master's listing printed."""
-    listing_op = once.run_cache("smoke", state).get("listing")
+    listing_op = engine.run_cache("smoke", state).get("listing")
     found = None
     if listing_op is not None and listing_op.is_complete() and listing_op.did_succeed():
         found = parse_listing(listing_op.stdout_lines)

@@ -31,8 +31,9 @@ from types import SimpleNamespace
 from pyinfra import host
 from pyinfra.api import operation
 
+from .. import engine
 from ..components import catalog
-from ..engine import bounds, once
+from ..engine import bounds
 from ..engine.common import step
 from ..engine.facts import KubelabLeftovers
 from ..engine.shell import or_fail
@@ -109,7 +110,7 @@ def leftovers_fact(target=None) -> tuple:
 
 def leftovers(target=None) -> dict:
     cls, arguments = leftovers_fact(target)
-    return once.fact(cls, target, **arguments)
+    return engine.fact(cls, target, **arguments)
 
 
 def holds_kubelab(target) -> bool:

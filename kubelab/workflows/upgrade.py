@@ -41,8 +41,8 @@ components' declaration), ``upgrade_steps`` (the order of the steps, one minion 
 
 from pyinfra.api import deploy
 
+from .. import engine
 from ..components import addons
-from ..engine import callstack, once
 from ..settings import topology
 from ..settings.defaults import DEFAULTS
 from ..settings.validation import validate_inventory
@@ -55,7 +55,7 @@ from .upgrade_steps import master_steps, minion_turn, snapshot_steps
 @deploy("Upgrade the cluster", data_defaults=DEFAULTS)
 def deploy_upgrade():
     """Upgrade the running cluster to the versions of its settings (see the module's text)."""
-    callstack.deploy_file_is_no_module()
+    engine.deploy_file_is_no_module()
     require_hosts_in_step(*IN_STEP)
     validate_inventory()
     if not topology.is_cluster_host():  # validation names it
@@ -64,7 +64,7 @@ def deploy_upgrade():
     hosts_in_step(
         name="Every host in step (no --serial, no --no-wait)", deploy=IN_STEP[0], why=IN_STEP[1]
     )
-    current = once.current_state()
+    current = engine.current_state()
     addons.named_ahead()
     plan_host()
     here_master = topology.is_master()

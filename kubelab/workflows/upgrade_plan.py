@@ -10,9 +10,10 @@ did not finish (``resume``). A host whose plan is empty gets no command.
 
 from pyinfra import host, logger
 
+from .. import engine
 from ..components import catalog
 from ..components.catalog import MASTER, MINION, RESTART_ORDER, settings_of
-from ..engine import downloads, hoststate, once
+from ..engine import downloads
 from ..settings import topology
 from ..settings.defaults import setting
 from .upgrade_policy import running_versions
@@ -20,7 +21,7 @@ from .upgrade_policy import running_versions
 
 def bookkeeping(current=None) -> dict:
     """The run's upgrade bookkeeping (plans per host, the operations of each turn)."""
-    run = once.run_cache("upgrade", current)
+    run = engine.run_cache("upgrade", current)
     if not run:
         run.update(plans={}, ops={}, started=set(), stopped=set(), stamp=None)
     return run
@@ -49,13 +50,14 @@ def plan_host() -> dict:
         downloads.register(artifact)
     for name, _ in pairs:
         if name:
-            hoststate.manage_unit(f"{name}.service")
+            engine.manage_unit(f"{name}.service")
     digests = {a.name: downloads.expected_sha256(a) for _, a in pairs}
     install = [a.name for _, a in pairs if not downloads.installed(a, digests[a.name])]
     stale = [
         name
         for name, artifact in pairs
-        if name and hoststate.unread(f"{name}.service", [downloads.installed_path(artifact)])
+        if name
+        and engine.written_after_start(f"{name}.service", [downloads.installed_path(artifact)])
     ]
     resume = False
     if not master:

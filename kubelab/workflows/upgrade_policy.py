@@ -9,7 +9,7 @@ stops the run with one line naming the setting and the host.
 
 import re
 
-from ..engine import once
+from .. import engine
 from ..engine.clients import kubectl
 from ..engine.facts import KubeVersions
 from ..settings import topology
@@ -43,7 +43,7 @@ def minor(version: tuple) -> str:
 
 def running_versions() -> dict:
     """What the master reads: the apiserver's, the Nodes', etcd's versions (once per run)."""
-    return once.fact(KubeVersions, topology.master(), kubectl=kubectl(), etcd=ETCD)
+    return engine.fact(KubeVersions, topology.master(), kubectl=kubectl(), etcd=ETCD)
 
 
 def step_problem(component: str, running: tuple, wanted: tuple, allow_downgrade: bool):
