@@ -16,7 +16,7 @@ ENCRYPTION_CONFIG = "/etc/kubernetes/encryption-config.yaml"
 # kubelab's own etcdctl identity on the master (flanneld's is kept to flannel's prefix)
 ETCD_CLIENT = etcd_server_files()
 PROBE_SECRET = "kubelab-spec-at-rest"
-AVAILABLE_WAIT = 120  # s, for metrics-server's APIService
+AVAILABLE_WAIT = 120  # s, for the add-ons' pods to be available again
 PROBE_VALUE = "kubelab-plaintext-probe"
 # One DNS question (type A, class IN) over UDP, 3 tries of 2 s; prints the rcode and each
 # A record's address. python3 is on every node; dig and nslookup may not be.
@@ -65,21 +65,38 @@ def modern_only(node, what):
     node.only("modern", what)
 
 
+def within(seconds: float, attempt, done):
+    """``attempt()`` until ``done(result)`` or ``seconds`` have passed; the last result. The
+    add-ons' pods may be starting again when the specs run (after a node came back, a fault),
+    as a user may run them at any time: each spec waits for them at most AVAILABLE_WAIT."""
+    deadline = time.monotonic() + seconds
+    while True:
+        result = attempt()
+        if done(result) or time.monotonic() > deadline:
+            return result
+        time.sleep(3)
+
+
 def test_coredns_is_available(master):
     modern_only(master, "add-ons")
-    result = master.kubectl(
-        "-n",
-        "kube-system",
-        "get",
-        "deployment",
-        "coredns",
-        "-o",
-        "jsonpath={.spec.replicas} {.status.availableReplicas}",
-    )
     wanted = master.setting("dns_replicas")
+    result = within(
+        AVAILABLE_WAIT,
+        lambda: master.kubectl(
+            "-n",
+            "kube-system",
+            "get",
+            "deployment",
+            "coredns",
+            "-o",
+            "jsonpath={.spec.replicas} {.status.availableReplicas}",
+        ),
+        lambda result: result.rc == 0 and result.stdout.split() == [str(wanted)] * 2,
+    )
     assert result.rc == 0 and result.stdout.split() == [str(wanted), str(wanted)], (
         f"{master.name}: expected the coredns Deployment with {wanted} available replicas "
-        f"(dns_replicas), found {(result.stdout + result.stderr).strip()!r}"
+        f"(dns_replicas) within {AVAILABLE_WAIT} s, found "
+        f"{(result.stdout + result.stderr).strip()!r}"
     )
     service = master.kubectl(
         "-n", "kube-system", "get", "service", "kube-dns", "-o", "jsonpath={.spec.clusterIP}"
@@ -96,10 +113,15 @@ def test_cluster_dns_answers_on_each_minion(minion):
     address = dns_ip(minion.inventory_host)
     name = f"kubernetes.default.svc.{minion.setting('cluster_domain')}"
     api = str(ipaddress.IPv4Network(minion.setting("service_cluster_ip_range"))[1])
-    result = minion.run("python3", "-c", DNS_QUERY, address, name)
+    result = within(
+        AVAILABLE_WAIT,
+        lambda: minion.run("python3", "-c", DNS_QUERY, address, name),
+        lambda result: result.rc == 0 and result.stdout.split() == ["0", api],
+    )
     assert result.rc == 0 and result.stdout.split() == ["0", api], (
-        f"{minion.name}: expected {address}:53 (cluster DNS) to answer {name} with {api}, found "
-        f"rc={result.rc} {(result.stdout + result.stderr).strip()!r}"
+        f"{minion.name}: expected {address}:53 (cluster DNS) to answer {name} with {api} "
+        f"within {AVAILABLE_WAIT} s, found rc={result.rc} "
+        f"{(result.stdout + result.stderr).strip()!r}"
     )
 
 
@@ -108,19 +130,18 @@ def test_metrics_apiservice_is_available(master):
     if not master.setting("metrics_server"):
         pytest.skip("metrics_server is off")
     # one replica: after its node was down it takes a scrape or two to be ready again
-    deadline = time.monotonic() + AVAILABLE_WAIT
-    while True:
-        result = master.kubectl(
+    result = within(
+        AVAILABLE_WAIT,
+        lambda: master.kubectl(
             "get",
             "apiservice",
             "v1beta1.metrics.k8s.io",
             "-o",
             'jsonpath={.status.conditions[?(@.type=="Available")].status} '
             '{.status.conditions[?(@.type=="Available")].message}',
-        )
-        if result.stdout.split()[:1] == ["True"] or time.monotonic() > deadline:
-            break
-        time.sleep(3)
+        ),
+        lambda result: result.stdout.split()[:1] == ["True"],
+    )
     assert result.rc == 0 and result.stdout.split()[:1] == ["True"], (
         f"{master.name}: expected the APIService v1beta1.metrics.k8s.io Available within "
         f"{AVAILABLE_WAIT} s, found "
