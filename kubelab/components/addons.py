@@ -69,9 +69,11 @@ def apply_command(path: str, deployment: str, selector: str) -> str:
     )
 
 
-def applied(path: str, content: str, label: str, deployment: str, selector: str) -> engine.Step:
-    """The step applying the manifest ``content`` kept at ``path`` on the master, when the
-    file there differs, and waiting for its ``deployment`` (pods ``selector``)."""
+def applied(addon, label: str) -> engine.Step:
+    """The step applying ``addon``'s manifest (its module: ``MANIFEST``, ``manifest()``,
+    ``DEPLOYMENT``, ``POD_SELECTOR``) kept on the master, when the file there differs, and
+    waiting for its Deployment."""
+    path, content = addon.MANIFEST, addon.manifest()
     engine.manage(path)
 
     def commands():
@@ -82,7 +84,7 @@ def applied(path: str, content: str, label: str, deployment: str, selector: str)
             BytesIO(content.encode()), temp, remote_temp_filename=f"{temp}.part"
         )
         yield f"chmod 600 {temp}"
-        yield apply_command(path, deployment, selector)
+        yield apply_command(path, addon.DEPLOYMENT, addon.POD_SELECTOR)
 
     return engine.add_step(label, path, lambda: engine.differs(path, content.encode()), commands)
 
@@ -104,21 +106,9 @@ def deleted(path: str, label: str) -> engine.Step:
 @deploy("Add-ons", data_defaults=DEFAULTS)
 def deploy_addons():
     """On the master: CoreDNS, and metrics-server (``metrics_server``)."""
-    applied(
-        coredns.MANIFEST,
-        coredns.manifest(),
-        "Apply CoreDNS (cluster DNS)",
-        "coredns",
-        "k8s-app=kube-dns",
-    )
+    applied(coredns, "Apply CoreDNS (cluster DNS)")
     if setting("metrics_server"):
-        applied(
-            metrics_server.MANIFEST,
-            metrics_server.manifest(),
-            "Apply metrics-server",
-            "metrics-server",
-            "k8s-app=metrics-server",
-        )
+        applied(metrics_server, "Apply metrics-server")
     else:
         deleted(metrics_server.MANIFEST, "Delete metrics-server (metrics_server is off)")
 

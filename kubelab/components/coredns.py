@@ -24,6 +24,8 @@ from ..settings.addon_checks import dns_ip, upstreams
 from ..settings.defaults import setting
 
 MANIFEST = "/etc/kubernetes/addons/coredns.yaml"
+DEPLOYMENT = "coredns"  # in kube-system, its pods labelled POD_SELECTOR
+POD_SELECTOR = "k8s-app=kube-dns"
 RESOLV_CONF = "/etc/resolv.conf"
 RESOLVED_CONF = "/run/systemd/resolve/resolv.conf"  # systemd-resolved's upstream resolvers
 RESOLVERS = (RESOLV_CONF, RESOLVED_CONF)

@@ -21,6 +21,8 @@ from ..pki.certificates import cluster_pki
 from ..settings.defaults import setting
 
 MANIFEST = "/etc/kubernetes/addons/metrics-server.yaml"
+DEPLOYMENT = "metrics-server"  # in kube-system, its pods labelled POD_SELECTOR
+POD_SELECTOR = "k8s-app=metrics-server"
 SERVICE_NAMES = [
     "metrics-server.kube-system.svc",
     "metrics-server.kube-system",

@@ -69,16 +69,23 @@ def directory(path: str, name: str, user: str, group: str, mode: str, recursive=
     )
 
 
+def stopped_or_disabled(unit: str) -> bool:
+    """Whether ``unit`` is not both running and enabled, as the host's state reads it."""
+    now = hoststate.unit(unit)
+    return not (now["running"] and now["enabled"])
+
+
 def running(name: str, label: str):
     """``name`` running and enabled; no systemctl call when it already is."""
     unit = f"{name}.service"
     hoststate.manage_unit(unit)
-
-    def differs():
-        now = hoststate.unit(unit)
-        return not (now["running"] and now["enabled"])
-
-    return systemd.service(name=label, service=name, running=True, enabled=True, _if=differs)
+    return systemd.service(
+        name=label,
+        service=name,
+        running=True,
+        enabled=True,
+        _if=lambda: stopped_or_disabled(unit),
+    )
 
 
 def active(unit: str) -> bool:
@@ -156,17 +163,13 @@ def service(name: str, changed=(), units=(), restart=False, before_restart=None,
             or any(placement.changes(op) for op in changed)
         )
 
-    def stopped():
-        now = hoststate.unit(unit)
-        return not (now["running"] and now["enabled"])
-
     label = f"{name} running and enabled, restarted if its configuration changed"
     operation = service_state(
         name=label,
         service=name,
         reload=reload,
         restart=restarts,
-        start=stopped,
+        start=lambda: stopped_or_disabled(unit),
         before_restart=before_restart,
         attempts=attempts,
     )
