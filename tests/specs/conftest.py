@@ -272,17 +272,28 @@ class Node:
             return "000", (body + result.stderr).strip()
         return code.strip(), body.strip()
 
+    @staticmethod
+    def until(seconds, attempt, done, pause=2):
+        """``attempt()`` until ``done(result)`` or ``seconds`` have passed (at least once);
+        the last result."""
+        deadline = time.monotonic() + seconds
+        while True:
+            result = attempt()
+            if done(result) or time.monotonic() >= deadline:
+                return result
+            time.sleep(pause)
+
     def assert_healthy(self, what, url, *curl_options, body="ok", within=0):
         """GET ``url`` answers 200 (and ``body``, unless None), at once or, for a service that
         may still be starting, within ``within`` seconds."""
         __tracebackhide__ = True
-        deadline = time.monotonic() + within
-        while True:
-            code, found = self.http_get(url, *curl_options)
-            ok = code == "200" and (body is None or found == body)
-            if ok or time.monotonic() >= deadline:
-                break
-            time.sleep(2)
+
+        def answered(result):
+            code, found = result
+            return code == "200" and (body is None or found == body)
+
+        code, found = self.until(within, lambda: self.http_get(url, *curl_options), answered)
+        ok = answered((code, found))
         wanted = "HTTP 200" + (f" {body!r}" if body is not None else "")
         waited = f" within {within} s" if within else ""
         assert ok, (

@@ -5,7 +5,6 @@ configuration in place and a Secret stored encrypted in etcd."""
 import base64
 import ipaddress
 import json
-import time
 
 import pytest
 
@@ -65,22 +64,14 @@ def modern_only(node, what):
     node.only("modern", what)
 
 
-def within(seconds: float, attempt, done):
-    """``attempt()`` until ``done(result)`` or ``seconds`` have passed; the last result. The
-    add-ons' pods may be starting again when the specs run (after a node came back, a fault),
-    as a user may run them at any time: each spec waits for them at most AVAILABLE_WAIT."""
-    deadline = time.monotonic() + seconds
-    while True:
-        result = attempt()
-        if done(result) or time.monotonic() > deadline:
-            return result
-        time.sleep(3)
+# The add-ons' pods may be starting again when the specs run (after a node came back, a fault),
+# as a user may run them at any time: each spec below waits for them at most AVAILABLE_WAIT.
 
 
 def test_coredns_is_available(master):
     modern_only(master, "add-ons")
     wanted = master.setting("dns_replicas")
-    result = within(
+    result = master.until(
         AVAILABLE_WAIT,
         lambda: master.kubectl(
             "-n",
@@ -113,7 +104,7 @@ def test_cluster_dns_answers_on_each_minion(minion):
     address = dns_ip(minion.inventory_host)
     name = f"kubernetes.default.svc.{minion.setting('cluster_domain')}"
     api = str(ipaddress.IPv4Network(minion.setting("service_cluster_ip_range"))[1])
-    result = within(
+    result = minion.until(
         AVAILABLE_WAIT,
         lambda: minion.run("python3", "-c", DNS_QUERY, address, name),
         lambda result: result.rc == 0 and result.stdout.split() == ["0", api],
@@ -130,7 +121,7 @@ def test_metrics_apiservice_is_available(master):
     if not master.setting("metrics_server"):
         pytest.skip("metrics_server is off")
     # one replica: after its node was down it takes a scrape or two to be ready again
-    result = within(
+    result = master.until(
         AVAILABLE_WAIT,
         lambda: master.kubectl(
             "get",
