@@ -90,10 +90,10 @@ def leftovers(host: str) -> list[str]:
     return [line for line in ssh(host, script).splitlines() if line.strip()]
 
 
-def start_service_loop(cluster_ip: str) -> subprocess.Popen:
-    """On the master, GET nginx's cluster IP every 0.2 s until STOP_FLAG exists (or the
+def start_service_loop(cluster_ip: str, on: str = MASTER) -> subprocess.Popen:
+    """On the host ``on``, GET nginx's cluster IP every 0.2 s until STOP_FLAG exists (or the
     deadline); it prints ``ok=N failed=N`` at the end."""
-    ssh(MASTER, f"rm -f {STOP_FLAG}")
+    ssh(on, f"rm -f {STOP_FLAG}")
     loop = (
         f"end=$(( $(date +%s) + {LOOP_DEADLINE} )); ok=0; failed=0; "
         f'while [ ! -e {STOP_FLAG} ] && [ "$(date +%s)" -lt "$end" ]; do '
@@ -102,44 +102,46 @@ def start_service_loop(cluster_ip: str) -> subprocess.Popen:
         'echo "ok=$ok failed=$failed"'
     )
     return subprocess.Popen(
-        [*pipeline.LAB, "ssh", MASTER, loop],
+        [*pipeline.LAB, "ssh", on, loop],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
 
 
-def stop_service_loop(loop: subprocess.Popen) -> tuple[int, int]:
-    ssh(MASTER, f"touch {STOP_FLAG}")
+def stop_service_loop(loop: subprocess.Popen, on: str = MASTER) -> tuple[int, int]:
+    ssh(on, f"touch {STOP_FLAG}")
     output, _ = loop.communicate(timeout=60)
-    ssh(MASTER, f"rm -f {STOP_FLAG}")
+    ssh(on, f"rm -f {STOP_FLAG}")
     counts = dict(part.split("=") for part in output.split() if "=" in part)
     if "ok" not in counts:
-        raise pipeline.StepFailed(f"the request loop on the master printed no counts: {output!r}")
+        raise pipeline.StepFailed(f"the request loop on {on} printed no counts: {output!r}")
     return int(counts["ok"]), int(counts["failed"])
 
 
-def while_nginx_serves(what: str, action) -> tuple[int, int, float, str]:
-    """``action`` while a loop on the master asks nginx's cluster IP and pods on the minions
-    look its name up: (answered, failed, seconds, the lookups' summary); more than
-    MAX_FAILED_SHARE of either failed fails the scenario."""
+def while_nginx_serves(
+    what: str, action, on: str = MASTER, max_failed_share: float = MAX_FAILED_SHARE
+) -> tuple[int, int, float, str]:
+    """``action`` while a loop on the host ``on`` asks nginx's cluster IP and pods on the
+    minions look its name up: (answered, failed, seconds, the lookups' summary); more than
+    ``max_failed_share`` of either failed fails the scenario."""
     service = f"{kube.SMOKE} get service nginx -o jsonpath={{.spec.clusterIP}}"
     cluster_ip = kube.kubectl(service).strip()
     lookups = addons.DnsLookups(what)
     lookups.start()
-    loop = start_service_loop(cluster_ip)
+    loop = start_service_loop(cluster_ip, on)
     started = time.monotonic()
     try:
         time.sleep(3)  # a few answers before
         action()
     finally:
-        ok, failed = stop_service_loop(loop)
+        ok, failed = stop_service_loop(loop, on)
         looked_up = lookups.stop()
     total = ok + failed
-    if not total or failed > MAX_FAILED_SHARE * total:
+    if not total or failed > max_failed_share * total:
         raise pipeline.StepFailed(
             f"nginx's cluster IP failed {failed} of {total} requests during {what} "
-            f"(at most {MAX_FAILED_SHARE:.0%} allowed)"
+            f"(at most {max_failed_share:.0%} allowed)"
         )
     return ok, failed, time.monotonic() - started, looked_up
 

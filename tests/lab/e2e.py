@@ -5,8 +5,10 @@ that changes nothing and restarts no pod, the fault scenarios, a fourth minion j
 taking pods (a machine outside the cluster boots with it), the switch to `secure`, day two
 (that minion powered off and removed while nginx serves, the cluster reset and rebuilt beside
 the machine outside it, which keeps its files, then built at the previous minor release and
-upgraded to the pinned one while nginx serves), lab down. Prints each check and a closing
-'N passed, N failed'. Every step has a deadline (pipeline.DEADLINES)."""
+upgraded to the pinned one while nginx serves), the cluster grown to three masters and a
+master powered off, etcd's leader killed, a re-run with a master down (ha_scenario), lab
+down. Prints each check and a closing 'N passed, N failed'. Every step has a deadline
+(pipeline.DEADLINES)."""
 
 import os
 import subprocess
@@ -26,6 +28,7 @@ import daytwo  # noqa: E402
 import deadminion  # noqa: E402
 import etcd_access  # noqa: E402
 import faults  # noqa: E402
+import ha_scenario  # noqa: E402
 import identity  # noqa: E402
 import installs  # noqa: E402
 import kube  # noqa: E402
@@ -181,6 +184,7 @@ def day_two(inventory: str):
     check(
         "the cluster upgraded while nginx serves", True, upgrade_scenario.upgrade_cluster(smaller)
     )
+    return smaller
 
 
 def scenario():
@@ -189,7 +193,8 @@ def scenario():
     rolled = addons.coredns_rolls_without_a_failed_lookup(INVENTORY)
     check("a changed DNS setting rolls CoreDNS with no failed lookup", True, rolled)
     faults_on_the_cluster()
-    day_two(switch_to_secure(fourth_minion_joins()))
+    after_day_two = day_two(switch_to_secure(fourth_minion_joins()))
+    ha_scenario.scenario(after_day_two, check)
     pipeline.lab_down()
     check("lab down leaves no bridge or cgroups", lab_is_clean())
 
