@@ -333,10 +333,19 @@ class Cluster:
             return list(self.nodes.values())
         return self.masters if group == topology.MASTERS_GROUP else self.minions
 
+    def member_url(self, master):
+        """The client URL of ``master``'s etcd member."""
+        scheme = "https" if self.secure else "http"
+        return f"{scheme}://{master.address}:{master.setting('etcd_client_port')}"
+
     @property
     def etcd_url(self):
-        scheme = "https" if self.secure else "http"
-        return f"{scheme}://{self.master.address}:{self.master.setting('etcd_client_port')}"
+        """Every member's client URL, as etcd's clients are given them."""
+        return ",".join(self.member_url(master) for master in self.masters)
+
+    @property
+    def highly_available(self):
+        return len(self.masters) > 1
 
     @property
     def secure(self):
@@ -388,10 +397,10 @@ def load_cluster(config):
             group_data_directories=[str(REPO / "group_data")],
         )
     cluster = Cluster(path, inventory)
-    if len(cluster.masters) != 1 or not cluster.minions:
+    if len(cluster.masters) % 2 != 1 or not cluster.minions:
         raise pytest.UsageError(
-            f"kubelab specs: {path} must have exactly one host in 'masters' and at least one "
-            f"in 'minions'; found {len(cluster.masters)} and {len(cluster.minions)}"
+            f"kubelab specs: {path} must have an odd count of hosts in 'masters' and at least "
+            f"one in 'minions'; found {len(cluster.masters)} and {len(cluster.minions)}"
         )
     config.stash[_CLUSTER] = cluster
     return cluster

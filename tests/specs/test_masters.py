@@ -47,15 +47,18 @@ def test_etcd_serves_clients_on_all_addresses(master):
     master.assert_listening("etcd (clients)", master.setting("etcd_client_port"), "all")
 
 
-def test_etcd_peer_port_is_local_only(master):
-    master.assert_listening("etcd (peers)", master.setting("etcd_peer_port"), "loopback")
+def test_etcd_peer_port(master):
+    """el7: the one member's peer port on loopback only; modern: on the master's address, for
+    the other members (over TLS with ``secure``)."""
+    on = "loopback" if master.profile == "el7" else master.address
+    master.assert_listening("etcd (peers)", master.setting("etcd_peer_port"), on)
 
 
 def test_etcd_advertises_the_master_address(master, cluster):
     path = ETCD_CONFIG[master.profile]
     config = master.env_file(path)
     assert config is not None, f"{master.name}: expected {path}, found none"
-    wanted = cluster.etcd_url
+    wanted = cluster.member_url(master)
     found = config.get("ETCD_ADVERTISE_CLIENT_URLS")
     assert found == wanted and "0.0.0.0" not in found, (
         f"{master.name}: expected ETCD_ADVERTISE_CLIENT_URLS={wanted} in {path}, found {found}"
@@ -117,14 +120,16 @@ def test_apiserver_listens(master):
 
 
 def test_apiserver_is_ready(master):
+    """This master's own apiserver (not whichever one its kubeconfig reaches) is ready."""
     if master.profile == "el7":  # kubernetes 1.5 has /healthz only
         port = master.setting("apiserver_insecure_port")
         master.assert_healthy("the apiserver's", f"http://127.0.0.1:{port}/healthz")
         return
-    result = master.kubectl("get", "--raw", "/readyz")
+    server = f"https://{master.address}:{master.setting('apiserver_port')}"
+    result = master.kubectl(f"--server={server}", "get", "--raw", "/readyz")
     assert result.rc == 0 and result.stdout.strip() == "ok", (
-        f"{master.name}: expected kubectl get --raw /readyz to answer ok, found rc={result.rc} "
-        f"{(result.stdout + result.stderr).strip()!r}"
+        f"{master.name}: expected kubectl --server={server} get --raw /readyz to answer ok, "
+        f"found rc={result.rc} {(result.stdout + result.stderr).strip()!r}"
     )
 
 
@@ -139,16 +144,35 @@ def test_component_is_healthy(master, service):
 KUBELAB_CLIENT = etcd_server_files()
 
 
-def test_etcd_is_healthy(master, cluster):
-    argv = ["env", "ETCDCTL_API=3", "etcdctl", f"--endpoints={cluster.etcd_url}"]
+def member_etcdctl(master, cluster):
+    """etcdctl on ``master`` against its own member, with kubelab's client certificate."""
+    argv = ["env", "ETCDCTL_API=3", "etcdctl", f"--endpoints={cluster.member_url(master)}"]
     if cluster.secure:
         tls = KUBELAB_CLIENT
         argv += [f"--cacert={tls['ca']}", f"--cert={tls['cert']}", f"--key={tls['key']}"]
+    return argv + ["--dial-timeout=5s", "--command-timeout=10s"]
+
+
+def test_etcd_is_healthy(master, cluster):
+    argv = member_etcdctl(master, cluster)
     result = master.run(*argv, "endpoint", "health")
     output = (result.stdout + result.stderr).strip()
     assert result.rc == 0 and "is healthy" in output, (
-        f"{master.name}: expected {' '.join(argv)} endpoint health to find etcd healthy, found "
-        f"rc={result.rc} {output!r}"
+        f"{master.name}: expected {' '.join(argv)} endpoint health to find its member "
+        f"healthy, found rc={result.rc} {output!r}"
+    )
+
+
+def test_etcd_has_one_started_member_per_master(master, cluster):
+    master.only("modern", "more than one etcd member")
+    argv = member_etcdctl(master, cluster)
+    result = master.run(*argv, "member", "list", "-w", "json")
+    assert result.rc == 0, f"{master.name}: {' '.join(argv)} member list: {result.stderr!r}"
+    found = sorted(member.get("name", "") for member in json.loads(result.stdout)["members"])
+    wanted = sorted(node.short_name for node in cluster.masters)
+    assert found == wanted, (
+        f"{master.name}: expected etcd's members {wanted} (one started member per master; an "
+        f"unstarted one has no name), found {found}"
     )
 
 
@@ -179,7 +203,7 @@ def test_apiserver_certificate(master):
 def test_etcd_client_access(master, cluster):
     """With ``secure``: no certificate, no answer; the cluster's certificate, an answer.
     Without it, the reference setup's exposure: etcd answers anyone over plain HTTP."""
-    url = f"{cluster.etcd_url}/health"
+    url = f"{cluster.member_url(master)}/health"
     if not cluster.secure:
         anyone = master.run("curl", "-sS", "--max-time", "5", url)
         assert anyone.rc == 0 and '"health":"true"' in anyone.stdout.replace(" ", ""), (
