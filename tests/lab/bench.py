@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""make bench: the deploy's speed on the lab, for 3, 6 and 12 machines, against pyinfra's floor.
+"""make bench: the deploy's speed on the lab, for 3, 6 and 12 machines and for three masters with
+two minions (``ha``: tests/lab/inventory_ha.py, 5 machines), against pyinfra's floor.
 
 For each size, on fresh machines (the upstream programs are built and cached before the first
 size, outside the figures): lab up, a cold deploy, then ROUNDS no-change re-runs each followed
@@ -41,10 +42,19 @@ STYLE = re.compile(r"\x1b\[[0-9;]*m")
 ROUNDS = 5  # re-run and floor, interleaved: their medians go in the table
 
 
-def inventory_of(size: int) -> str:
+HA = "ha"  # the size naming the three-master topology
+
+
+def inventory_of(size) -> str:
+    if size == HA:
+        return "tests/lab/inventory_ha.py"
     if size == 3:
         return "inventory.py"
     return pipeline.derived_inventory("inventory.py", pipeline.LOGS / f"bench-{size}.py", size - 3)
+
+
+def label_of(size) -> str:
+    return "3 masters + 2 minions" if size == HA else str(size)
 
 
 def commands_per_host(inventory: str, log_name: str) -> Counter:
@@ -77,7 +87,7 @@ def work_cpu() -> float:
     return machines + children.ru_utime + children.ru_stime
 
 
-def measure(size: int) -> dict:
+def measure(size) -> dict:
     inventory = inventory_of(size)
     label = f"bench-{size}"
     pipeline.lab_down()
@@ -111,13 +121,19 @@ def report(rows: dict) -> list[str]:
     ]
     for size, f in rows.items():
         lines.append(
-            f"| {size} | {f['lab up']:.1f} s | {f['cold deploy']:.1f} s | {f['box busy']:.0%} "
-            f"| {f['cold cpu']:.0f} s | {f['cpu bound']:.1f} s | {f['re-run']:.1f} s "
-            f"| {f['floor']:.1f} s | {f['re-run'] / f['floor']:.2f} | {f['commands/host']} |"
+            f"| {label_of(size)} | {f['lab up']:.1f} s | {f['cold deploy']:.1f} s "
+            f"| {f['box busy']:.0%} | {f['cold cpu']:.0f} s | {f['cpu bound']:.1f} s "
+            f"| {f['re-run']:.1f} s | {f['floor']:.1f} s | {f['re-run'] / f['floor']:.2f} "
+            f"| {f['commands/host']} |"
         )
-    goals = [(f"re-run / floor at {s}", f["re-run"] / f["floor"], 2.0) for s, f in rows.items()]
-    goals += [(f"commands per host at {s}", f["commands/host"], 25) for s, f in rows.items()]
-    small, large = min(rows), max(rows)
+    goals = [
+        (f"re-run / floor at {label_of(s)}", f["re-run"] / f["floor"], 2.0) for s, f in rows.items()
+    ]
+    goals += [
+        (f"commands per host at {label_of(s)}", f["commands/host"], 25) for s, f in rows.items()
+    ]
+    counts = [size for size in rows if size != HA]
+    small, large = (min(counts), max(counts)) if counts else (None, None)
     if large != small:
         for step, goal in (("re-run", 1.2), ("cold deploy", 1.5)):
             ratio = rows[large][step] / rows[small][step]
@@ -138,8 +154,13 @@ def report(rows: dict) -> list[str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("-s", "--sizes", default="3,6,12", help="machine counts (default 3,6,12)")
-    sizes = [int(size) for size in parser.parse_args().sizes.split(",")]
+    parser.add_argument(
+        "-s",
+        "--sizes",
+        default=f"3,6,12,{HA}",
+        help=f"machine counts or {HA} (default 3,6,12,{HA})",
+    )
+    sizes = [size if size == HA else int(size) for size in parser.parse_args().sizes.split(",")]
     if not pipeline.require_root("make bench"):
         return 1
     pipeline.lab_up("inventory.py")  # builds what the cache lacks, outside the figures
