@@ -7,13 +7,14 @@ import os
 import re
 
 import pytest
-from conftest import MINIONS, parse_env_file
+from conftest import MINIONS, parse_env_file, with_own_pki
 from cryptography import x509
 from fakehosts import REPO, centos7, debian12, run_deploy
 from refusal_cases import assert_refused
 from test_modern import pins, unit_flags
 
 import kubelab
+from kubelab.workflows.refusals import Refused
 
 MASTERS = ["m1.example.org", "m2.example.org", "m3.example.org"]
 ADDRESSES = {
@@ -334,3 +335,33 @@ def test_one_master_reads_no_more_than_before(tmp_path):
     run = deploy(machines, write_inventory(tmp_path, [M1]), settings)
     assert not any("Directory" in fact for fact in run.facts[M1] if "member" in fact)
     assert re.search("m1=https://10.1.0.11:2380", machines[M1].text(CONFIG))
+
+
+# The other workflows with three masters ---------------------------------------------------
+
+
+def test_an_upgrade_of_three_masters_is_refused(three, io_log):
+    machines, _, settings, inventory = three
+    machines = copy.deepcopy(machines)
+    with pytest.raises(Refused) as raised:
+        run_deploy(machines, kubelab.deploy_upgrade, inventory=inventory, data=settings)
+    assert str(raised.value).startswith(
+        "kubelab: deploy_upgrade upgrades a cluster of one master; this one has 3 "
+        f"({M1}, {M2}, {M3})"
+    )
+    assert io_log == []
+
+
+def test_removing_a_minion_drains_from_the_first_master_only(three, tmp_path):
+    machines, _, settings, inventory = three
+    machines, settings = with_own_pki(machines, settings, tmp_path)
+    machines[M1].kube_nodes = set(MINIONS)
+    run = run_deploy(
+        machines,
+        kubelab.deploy_remove_node,
+        inventory=inventory,
+        data={**settings, "remove_nodes": MINIONS[1]},
+    )
+    assert any(f"drain {MINIONS[1]}" in c for c in run.commands[M1])
+    for name in (M2, M3):
+        assert not any("kubectl" in c for c in run.commands[name]), name
