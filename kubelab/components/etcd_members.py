@@ -130,11 +130,14 @@ def place_config(template_data: dict):
     text = steady_text(template_data)
     engine.manage(CONFIG)
 
+    accepted = []  # rendered once, when first asked (at execution)
+
     def differs():
-        if engine.differs(CONFIG, text.encode()) is False:
+        if not engine.differs(CONFIG, text.encode()):
             return False
-        others = accepted_texts(template_data)
-        return all(engine.differs(CONFIG, other.encode()) for other in others)
+        if not accepted:
+            accepted.extend(accepted_texts(template_data) or [text])
+        return all(engine.differs(CONFIG, other.encode()) for other in accepted)
 
     return engine.add_step(
         f"Configure {CONFIG}",
