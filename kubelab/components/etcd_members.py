@@ -19,6 +19,7 @@ A member deployed before several masters were advertises the peer URL
 etcd restarts on the new file (one member needs no peer for that).
 """
 
+import shlex
 from io import StringIO
 from itertools import combinations
 
@@ -40,6 +41,16 @@ NEW, EXISTING = "new", "existing"
 CATCH_UP_SECONDS = 300  # a joining member's bound to answer and catch up with the leader
 CATCH_UP_PAUSE = 2
 MAX_LAG = 100  # raft entries a joined member may be behind the leader's index
+# awk over ``etcdctl endpoint status -w fields`` (one block per endpoint: its header's
+# MemberID, the Leader's ID, its RaftIndex, then its Endpoint): whether the member at ``me``
+# is at most ``max`` entries behind the leader's raft index; else one line saying why.
+LAG_AWK = (
+    '/^"MemberID" :/ {id=$3} /^"Leader" :/ {leader=$3} /^"RaftIndex" :/ {idx=$3} '
+    '/^"Endpoint" :/ {ep=$3; gsub(/"/, "", ep); at[id]=idx; if (ep == me) mine=idx} '
+    'END {if (mine == "" || !(leader in at)) {print "no raft index of this member or of the '
+    'leader"; exit 1} if (at[leader] - mine > max) {print "raft index " at[leader] - mine '
+    '" behind the leader"; exit 1}}'
+)
 
 
 def several() -> bool:
@@ -150,6 +161,12 @@ def place_config(template_data: dict):
 # The peer URL of a member deployed before several masters were ---------------------------
 
 
+def outdated_member(name: str, url: str) -> str:
+    """Shell: awk over ``etcdctl member list`` printing the ID of the member ``name`` when its
+    peer URLs are not ``url``."""
+    return f"awk -F', ' -v n={name} -v u={url} '$3 == n && $4 != u {{print $1}}'"
+
+
 def peer_url_update_command() -> str:
     """Shell: this member's peer URL in etcd's membership made its address-based one, when
     etcd answers on this master and holds another; nothing when etcd does not answer (it is
@@ -157,7 +174,7 @@ def peer_url_update_command() -> str:
     name, url = topology.short_name(), topology.etcd_peer_url()
     e = clients.etcdctl_line(3, topology.etcd_member_url(), clients.etcdctl_options())
     problem = f"kubelab: {host.name}: etcd member {name}: setting its peer URL to {url}: "
-    select = f"awk -F', ' -v n={name} -v u={url} '$3 == n && $4 != u {{print $1}}'"
+    select = outdated_member(name, url)
     return (
         f'e() {{ {e} "$@"; }}; if list=$(e member list 2>/dev/null); then '
         f"id=$(printf '%s\\n' \"$list\" | {select}); "
@@ -200,14 +217,7 @@ def caught_up_command(members) -> str:
     options = clients.etcdctl_options()
     health = f"{clients.etcdctl_line(3, own, options)} endpoint health"
     status = f"{clients.etcdctl_line(3, everyone, options)} endpoint status -w fields"
-    lag = (
-        f'awk -v me={own} \'/^"MemberID" :/ {{id=$3}} /^"Leader" :/ {{leader=$3}} '
-        '/^"RaftIndex" :/ {idx=$3} /^"Endpoint" :/ {ep=$3; gsub(/"/, "", ep); at[id]=idx; '
-        'if (ep == me) mine=idx} END {if (mine == "" || !(leader in at)) '
-        '{print "no raft index of this member or of the leader"; exit 1} '
-        f'lag=at[leader]-mine; if (lag > {MAX_LAG}) {{print "raft index " lag " behind the '
-        "leader's\"; exit 1}}}}'"
-    )
+    lag = f"awk -v me={own} -v max={MAX_LAG} {shlex.quote(LAG_AWK)}"
     check = f"{health} && {{ {status} 2>/dev/null | {lag}; }}"
     problem = (
         f"kubelab: {host.name}: etcd member {name} did not answer at {own} with its raft index "

@@ -5,6 +5,8 @@ member, and the inventories refused."""
 import copy
 import os
 import re
+import shlex
+import subprocess
 
 import pytest
 from conftest import MINIONS, parse_env_file, with_own_pki
@@ -14,6 +16,7 @@ from refusal_cases import assert_refused
 from test_modern import pins, unit_flags
 
 import kubelab
+from kubelab.components.etcd_members import LAG_AWK, MAX_LAG, outdated_member
 from kubelab.workflows.refusals import Refused
 
 MASTERS = ["m1.example.org", "m2.example.org", "m3.example.org"]
@@ -365,3 +368,52 @@ def test_removing_a_minion_drains_from_the_first_master_only(three, tmp_path):
     assert any(f"drain {MINIONS[1]}" in c for c in run.commands[M1])
     for name in (M2, M3):
         assert not any("kubectl" in c for c in run.commands[name]), name
+
+
+# The shell a joining member's wait runs ---------------------------------------------------
+
+
+def status_block(member: int, leader: int, index: int, endpoint: str) -> str:
+    """One endpoint's block of ``etcdctl endpoint status -w fields`` (etcd 3.6)."""
+    return (
+        f'"ClusterID" : 7\n"MemberID" : {member}\n"Revision" : 9\n"RaftTerm" : 2\n'
+        f'"Version" : "3.6.14"\n"DBSize" : 20480\n"Leader" : {leader}\n"IsLearner" : false\n'
+        f'"RaftIndex" : {index}\n"RaftTerm" : 2\n"RaftAppliedIndex" : {index}\n"Errors" : []\n'
+        f'"Endpoint" : "{endpoint}"\n\n'
+    )
+
+
+@pytest.mark.parametrize(
+    ("mine", "ok", "says"),
+    [(450, True, ""), (400, True, ""), (399, False, "raft index 101 behind the leader")],
+)
+def test_the_lag_check_compares_the_member_with_the_leader(mine, ok, says):
+    output = status_block(11, 11, 500, "https://10.1.0.11:2379") + status_block(
+        12, 11, mine, "https://10.1.0.12:2379"
+    )
+    program = f"awk -v me=https://10.1.0.12:2379 -v max={MAX_LAG} {shlex.quote(LAG_AWK)}"
+    done = subprocess.run(["sh", "-c", program], input=output, capture_output=True, text=True)
+    assert (done.returncode == 0) is ok, done.stderr
+    assert done.stdout.strip() == says
+
+
+def test_the_lag_check_fails_without_the_leader_s_block():
+    output = status_block(12, 11, 500, "https://10.1.0.12:2379")
+    program = f"awk -v me=https://10.1.0.12:2379 -v max={MAX_LAG} {shlex.quote(LAG_AWK)}"
+    done = subprocess.run(["sh", "-c", program], input=output, capture_output=True, text=True)
+    assert done.returncode == 1
+    assert "no raft index" in done.stdout
+
+
+def test_the_peer_url_update_picks_this_member_when_its_url_differs():
+    listing = (
+        "8e9e05c52164694d, started, m1, http://localhost:2380, https://10.1.0.11:2379, false\n"
+        "91bc3c398fb3c146, started, m2, https://10.1.0.12:2380, https://10.1.0.12:2379, false\n"
+    )
+    for name, url, wanted in (
+        ("m1", "https://10.1.0.11:2380", "8e9e05c52164694d"),
+        ("m2", "https://10.1.0.12:2380", ""),
+    ):
+        program = outdated_member(name, url)
+        done = subprocess.run(["sh", "-c", program], input=listing, capture_output=True, text=True)
+        assert done.stdout.strip() == wanted
