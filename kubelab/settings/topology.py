@@ -34,7 +34,8 @@ def outside_hosts() -> list[Host]:
 
 def unreachable(target: Host) -> bool:
     """Whether pyinfra failed to connect to ``target`` in this run (its CLI goes on without it)."""
-    return not target.connected and target in (target.state.failed_hosts or ())
+    state = getattr(target, "state", None)  # None: an inventory no run has taken up yet
+    return state is not None and not target.connected and target in (state.failed_hosts or ())
 
 
 def is_cluster_host(target: Host | None = None) -> bool:
