@@ -417,3 +417,20 @@ def test_the_peer_url_update_picks_this_member_when_its_url_differs():
         program = outdated_member(name, url)
         done = subprocess.run(["sh", "-c", program], input=listing, capture_output=True, text=True)
         assert done.stdout.strip() == wanted
+
+
+def test_a_rerun_of_three_masters_costs_what_one_master_s_does(three):
+    """Whether each master holds data is read with its first facts: no command more."""
+    machines, _, settings, inventory = three
+    run = deploy(copy.deepcopy(machines), inventory, settings)
+    assert {name: run.remote_commands(name) for name in MASTERS} == dict.fromkeys(MASTERS, 2)
+
+
+def test_without_secure_the_peers_speak_http_without_tls(tmp_path):
+    settings = {"artifact_sha256": pins(), "pki_dir": str(tmp_path / "pki"), "secure": False}
+    machines = fresh([*MASTERS, *MINIONS])
+    deploy(machines, write_inventory(tmp_path, MASTERS), settings)
+    config = env(machines[M2])
+    assert config["ETCD_LISTEN_PEER_URLS"] == "http://10.1.0.12:2380"
+    assert config["ETCD_INITIAL_CLUSTER"] == ALL_PEERS.replace("https", "http")
+    assert not any(name.startswith("ETCD_PEER_") for name in config)
