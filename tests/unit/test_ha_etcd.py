@@ -434,3 +434,16 @@ def test_without_secure_the_peers_speak_http_without_tls(tmp_path):
     assert config["ETCD_LISTEN_PEER_URLS"] == "http://10.1.0.12:2380"
     assert config["ETCD_INITIAL_CLUSTER"] == ALL_PEERS.replace("https", "http")
     assert not any(name.startswith("ETCD_PEER_") for name in config)
+
+
+def test_a_failed_turn_stops_the_turns_after_it(grown):
+    """m2's etcd never starts: m2 fails its turn, and m3 is not added (a second member down
+    would leave a cluster of three without its majority)."""
+    *_, settings, inventory, pre = grown
+    machines = copy.deepcopy(pre)
+    machines[M2].stalled.add("etcd.service")
+    run = deploy(machines, inventory, settings, expect_failures=True)
+    assert M2 in run.failed
+    assert [add[0] for add in machines[M2].etcd_member_adds] == ["m2"]
+    assert machines[M3].etcd_member_adds == []
+    assert not any("member add" in command for command in run.commands[M3])
