@@ -21,7 +21,9 @@ from ..settings import topology
 from ..settings.defaults import DEFAULTS, setting
 from ..settings.profiles import profile
 from ..settings.validation import validate_inventory
-from .refusals import require_hosts_in_step
+from .refusals import hosts_in_step, require_hosts_in_step
+
+GROWTH_IN_STEP = ("deploys/cluster.py", "etcd's new members join one at a time")
 
 
 def first_facts(target) -> list:
@@ -81,8 +83,11 @@ def deploy_cluster():
             engine.prefetch(target, first_facts(target))
     with once.one_host_at_a_time():
         validate_inventory()
-        if etcd_members.joining():
-            require_hosts_in_step("deploy_cluster", "etcd's new members join one at a time")
+        if etcd_members.joining():  # and under a script's run_ops, when the operations run
+            require_hosts_in_step(*GROWTH_IN_STEP)
+            deploy, why = GROWTH_IN_STEP
+            label = "Every host in step (no --serial, no --no-wait)"
+            hosts_in_step(name=label, deploy=deploy, why=why)
         mark_cluster_hosts()
         deploy_prerequisites()
         if topology.is_master():

@@ -447,3 +447,12 @@ def test_a_failed_turn_stops_the_turns_after_it(grown):
     assert [add[0] for add in machines[M2].etcd_member_adds] == ["m2"]
     assert machines[M3].etcd_member_adds == []
     assert not any("member add" in command for command in run.commands[M3])
+
+
+def test_growth_under_no_wait_touches_nothing(grown):
+    """A script's run_ops(no_wait=True): each host would run its turns on its own."""
+    *_, settings, inventory, pre = grown
+    machines = copy.deepcopy(pre)
+    run = deploy(machines, inventory, settings, expect_failures=True, no_wait=True)
+    assert run.commands == {name: [] for name in [*MASTERS, *MINIONS]}
+    assert machines == pre
