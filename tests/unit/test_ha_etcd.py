@@ -16,6 +16,7 @@ from refusal_cases import assert_refused
 from test_modern import pins, unit_flags
 
 import kubelab
+from kubelab import SettingError
 from kubelab.components.etcd_members import LAG_AWK, MAX_LAG, outdated_member
 from kubelab.workflows.refusals import Refused
 
@@ -456,3 +457,19 @@ def test_growth_under_no_wait_touches_nothing(grown):
     run = deploy(machines, inventory, settings, expect_failures=True, no_wait=True)
     assert run.commands == {name: [] for name in [*MASTERS, *MINIONS]}
     assert machines == pre
+
+
+def test_removing_a_master_other_than_the_first_is_refused(three, io_log):
+    machines, _, settings, inventory = three
+    with pytest.raises(SettingError) as raised:
+        run_deploy(
+            copy.deepcopy(machines),
+            kubelab.deploy_remove_node,
+            inventory=inventory,
+            data={**settings, "remove_nodes": "m2"},
+        )
+    assert str(raised.value) == (
+        f"kubelab: setting 'remove_nodes' on {M1}: 'm2' is a master: removing a master (an "
+        "etcd member) is not supported, only minions can be removed"
+    )
+    assert io_log == []
