@@ -122,9 +122,10 @@ def steady_text(template_data: dict) -> str:
 def accepted_texts(template_data: dict) -> list[str]:
     """The files a member holding data may keep as they are: any list of members with it in
     it, ``new`` or ``existing`` (what a first deploy or a join wrote; etcd reads neither once
-    it holds data). With one master: its own file alone."""
+    it holds data). With one master, or without data (a first start reads them): the steady
+    file alone."""
     masters = topology.masters()
-    if not several():
+    if not several() or not holds_data(host):
         return []
     others = [m for m in masters if m != host]
     texts = []

@@ -473,3 +473,18 @@ def test_removing_a_master_other_than_the_first_is_refused(three, io_log):
         "etcd member) is not supported, only minions can be removed"
     )
     assert io_log == []
+
+
+def test_a_first_start_never_keeps_a_join_s_file(three):
+    """No member holds data (say, after its data was deleted): a file a join left is written
+    over with every master, ``new``, since etcd reads it at this start."""
+    machines, _, settings, inventory = three
+    machines = copy.deepcopy(machines)
+    joined = machines[M2].text(CONFIG).replace('STATE="new"', 'STATE="existing"')
+    for name in MASTERS:
+        machines[name].dirs.discard("/var/lib/etcd/default/member")
+        machines[name].units["etcd.service"]["active"] = False
+    machines[M2].files[CONFIG].content = joined.encode()
+    run = deploy(machines, inventory, settings)
+    assert CONFIG in run.uploads[M2]
+    assert env(machines[M2])["ETCD_INITIAL_CLUSTER_STATE"] == "new"
