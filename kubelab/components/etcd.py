@@ -1,14 +1,16 @@
 """etcd on the master: the store of the API's objects and of flannel's network config."""
 
+from pyinfra import host
 from pyinfra.api import deploy
 
 from ..engine import downloads, packages
 from ..engine.artifacts import etcd_release
-from ..engine.common import directory, place, service, system_user
+from ..engine.common import directory, place, service, step, system_user
 from ..pki import etcd_tls
 from ..settings import topology
 from ..settings.defaults import DEFAULTS, setting
 from ..settings.profiles import profile
+from . import etcd_members
 from .etcd_access import deploy_etcd_auth
 
 # modern: upstream's etcd runs as this system user, its data under DATA_DIR (mode 0700).
@@ -17,12 +19,16 @@ DATA_DIR = "/var/lib/etcd"
 
 
 def etcd_template_data() -> dict:
+    """What etcd's file says on this master (modern: but its ``ETCD_INITIAL_CLUSTER*``, see
+    ``etcd_members``)."""
     return {
         "cluster_name": setting("cluster_name"),
         "master_address": topology.master_address(),
         "etcd_client_port": setting("etcd_client_port"),
         "etcd_peer_port": setting("etcd_peer_port"),
         "etcd_name": topology.short_name(),
+        "client_url": topology.etcd_member_url(),
+        "peer_url": topology.etcd_peer_url(),
         "scheme": etcd_tls.scheme(),
         "tls": etcd_tls.etcd_server_files() if etcd_tls.enabled() else None,
     }
@@ -61,6 +67,18 @@ def deploy_modern_etcd():
     )
     binaries = downloads.install(etcd_release(setting("etcd_version")))
     unit = place("/etc/systemd/system/etcd.service", etcd_user=ETCD_USER)
-    config = place("/etc/default/etcd", **etcd_template_data())
-    service("etcd", changed=[config, binaries, *server_certificate()], units=[unit])
+    data = etcd_template_data()
+    certificate = server_certificate()
+    # A joining master: nothing here, its turn (below) configures and starts its member.
+    joins = host in etcd_members.joining()
+    config = [] if joins else [etcd_members.place_config(data)]
+    step(
+        not joins,
+        service,
+        name="etcd",
+        changed=[*config, binaries, *certificate],
+        units=[unit],
+        before_restart=etcd_members.before_restart,
+    )
+    etcd_members.join_turns(data)
     deploy_etcd_auth()

@@ -114,7 +114,7 @@ def auth_enabled():
 
 def deploy_etcd_auth():
     """After etcd runs with its certificates: flanneld's identity kept to flannel's prefix."""
-    if not applies():
+    if not applies() or host != topology.master():  # cluster-level: the first master's
         return
     fact, kwargs = state_fact()
     engine.will_ask(fact, **kwargs)  # read with the rest of this host's state

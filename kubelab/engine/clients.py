@@ -40,5 +40,12 @@ def etcdctl_line(api: int, endpoint: str, options: str = "") -> str:
 
 
 def etcdctl(api: int = 3) -> str:
-    """etcdctl on the master, speaking to the cluster's etcd."""
+    """etcdctl on the master, speaking to the cluster's etcd: every member (it takes the
+    first that answers)."""
     return etcdctl_line(api, topology.etcd_url(), etcdctl_options(api))
+
+
+def etcdctl_to_member(api: int = 3) -> str:
+    """etcdctl on a master, speaking to its own member only: what one member must answer
+    (``snapshot save`` takes exactly one endpoint)."""
+    return etcdctl_line(api, topology.etcd_member_url(), etcdctl_options(api))

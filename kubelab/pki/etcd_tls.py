@@ -8,6 +8,8 @@ serving certificate (it has clientAuth): that pair and etcd's trusted CA always 
 running there, before and after a run switches them.
 """
 
+from pyinfra import host
+
 from ..settings import topology
 from ..settings.defaults import secure_for, setting
 from ..settings.profiles import profile
@@ -61,16 +63,27 @@ def etcdctl_args(api: int) -> str:
     return f"--cacert={files['ca']} --cert={files['cert']} --key={files['key']}"
 
 
+def server_certificate_name(target=None) -> str:
+    """The name of a master's etcd serving certificate in the local PKI: ``etcd-server`` for
+    the first master (the one of a cluster deployed before several masters were), then
+    ``etcd-server-<short name>``."""
+    target = host if target is None else target
+    if target == topology.master():
+        return "etcd-server"
+    return f"etcd-server-{topology.short_name(target)}"
+
+
 def deploy_etcd_server_certificate(owner: str) -> list:
-    """The master's etcd serving certificate, its key readable by ``owner`` (etcd's user)."""
+    """This master's etcd serving certificate, its key readable by ``owner`` (etcd's user):
+    it serves etcd's clients and its peers (the other masters' members)."""
     pki = etcd_pki()
-    master = topology.master()
-    # clientAuth too: etcd's own gateway (/v3/ over HTTP) dials etcd with this certificate.
+    # clientAuth too: etcd's own gateway (/v3/ over HTTP) dials etcd with this certificate,
+    # each member dials its peers with it, and kubelab's etcdctl presents it.
     cert, key = pki.server_cert(
-        "etcd-server",
+        server_certificate_name(),
         "etcd",
-        [master.name, topology.short_name(master), "localhost"],
-        [topology.master_address(), "127.0.0.1"],
+        [host.name, topology.short_name(), "localhost"],
+        [topology.address(), "127.0.0.1"],
         client_auth=True,
     )
     files = etcd_server_files()

@@ -44,11 +44,11 @@ CLUSTER_SETTINGS = [
         kind=bool,
         scope=CLUSTER,
     ),
-    Setting("etcd_client_port", 2379, "etcd client port on the master.", limits=PORT),
+    Setting("etcd_client_port", 2379, "etcd client port on each master.", limits=PORT),
     Setting(
         "etcd_peer_port",
         2380,
-        "etcd peer port (listens on localhost only: one member).",
+        "etcd peer port on each master's address (modern: TLS with `secure`).",
         limits=PORT,
     ),
     Setting(

@@ -22,6 +22,52 @@ def _ipv4(value):
         return None
 
 
+# etcd keeps a majority of its members (one per master): an even count tolerates no more
+# failures than the odd count below it, and more than 7 members slow every write down.
+MASTER_COUNTS = (1, 3, 5, 7)
+MASTER_COUNTS_TEXT = "1, 3, 5 or 7 hosts"
+
+
+def check_master_count(masters):
+    """The masters' count is one etcd can keep a majority of: 1, 3, 5 or 7."""
+    if len(masters) in MASTER_COUNTS:
+        return
+    names = ", ".join(h.name for h in masters)
+    why = "an even count" if len(masters) % 2 == 0 else "more than 7"
+    fail(
+        topology.MASTERS_GROUP,
+        None,
+        f"the group must hold {MASTER_COUNTS_TEXT} (one etcd member each, and etcd needs a "
+        f"majority of them: {why} adds no failure it survives), it holds {len(masters)}: "
+        f"{names}",
+    )
+
+
+def check_masters_for_profile(master_profile: str):
+    """el7 (the packaged etcd 3.3 and Kubernetes 1.5) has one master."""
+    masters = topology.masters()
+    if master_profile == "el7" and len(masters) > 1:
+        fail(
+            topology.MASTERS_GROUP,
+            masters[1],
+            f"the el7 profile has one master, the group holds {len(masters)}: keep "
+            f"{masters[0].name} alone in it (several masters need the modern profile)",
+        )
+
+
+def check_masters_reachable():
+    """Every master is reached in this run: a deploy changes each etcd member, and growing
+    etcd or starting a new one waits on a majority of them."""
+    for target in topology.masters():
+        if topology.unreachable(target):
+            fail(
+                topology.MASTERS_GROUP,
+                target,
+                "the master is unreachable (pyinfra could not connect): a deploy needs every "
+                "master; nothing was changed on any host",
+            )
+
+
 def check_groups():
     inventory = host.inventory
     groups = [name for name, hosts in inventory.groups.items() if hosts]
@@ -35,15 +81,9 @@ def check_groups():
         others = [g for g in groups if g not in (topology.MASTERS_GROUP, topology.MINIONS_GROUP)]
         close = difflib.get_close_matches(group, others, n=1, cutoff=0.6)
         hint = f" (the inventory has a group {close[0]!r}: rename it {group!r})" if close else ""
-        needs = "exactly one host" if group == topology.MASTERS_GROUP else "at least one host"
+        needs = MASTER_COUNTS_TEXT if group == topology.MASTERS_GROUP else "at least one host"
         fail(group, None, f"the group must hold {needs}, it holds none{hint}")
-    if len(masters) != 1:
-        names = ", ".join(h.name for h in masters)
-        fail(
-            topology.MASTERS_GROUP,
-            None,
-            f"the group must hold exactly one host, it holds {len(masters)}: {names}",
-        )
+    check_master_count(masters)
     for target in topology.minions():
         if target in masters:
             fail("masters", target, "the host is in both groups masters and minions")

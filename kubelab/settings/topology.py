@@ -34,7 +34,8 @@ def outside_hosts() -> list[Host]:
 
 def unreachable(target: Host) -> bool:
     """Whether pyinfra failed to connect to ``target`` in this run (its CLI goes on without it)."""
-    return not target.connected and target in (target.state.failed_hosts or ())
+    state = getattr(target, "state", None)  # None: an inventory no run has taken up yet
+    return state is not None and not target.connected and target in (state.failed_hosts or ())
 
 
 def is_cluster_host(target: Host | None = None) -> bool:
@@ -74,6 +75,29 @@ def secure() -> bool:
     return secure_for(setting("secure", master()), profile(master()))
 
 
+def etcd_scheme() -> str:
+    return "https" if secure() else "http"
+
+
+def etcd_member_url(target: Host | None = None) -> str:
+    """The client URL of the etcd member on the master ``target`` (default: this host)."""
+    port = setting("etcd_client_port", master())
+    return f"{etcd_scheme()}://{address(target)}:{port}"
+
+
+def etcd_peer_url(target: Host | None = None) -> str:
+    """The peer URL of the etcd member on the master ``target``: its address, TLS with
+    ``secure`` (peers of one cluster talk across hosts, even while it has one member)."""
+    port = setting("etcd_peer_port", master())
+    return f"{etcd_scheme()}://{address(target)}:{port}"
+
+
+def etcd_urls() -> list[str]:
+    """Every etcd member's client URL, the first master's first."""
+    return [etcd_member_url(target) for target in masters()]
+
+
 def etcd_url() -> str:
-    scheme = "https" if secure() else "http"
-    return f"{scheme}://{master_address()}:{setting('etcd_client_port', master())}"
+    """What etcd's clients are given: every member's client URL, comma-separated (for one
+    master, its URL alone)."""
+    return ",".join(etcd_urls())

@@ -16,7 +16,14 @@ from ..components.catalog import MASTER, fixed_ports
 from . import topology
 from .addon_checks import check_addons
 from .defaults import DEFAULTS, fail, setting
-from .inventory_checks import check_addresses, check_groups, check_ssh, uses_ssh
+from .inventory_checks import (
+    check_addresses,
+    check_groups,
+    check_masters_for_profile,
+    check_masters_reachable,
+    check_ssh,
+    uses_ssh,
+)
 from .network_checks import check_networks
 from .profiles import PROFILES, SUPPORTED, distribution, profile
 from .setting_checks import check_cluster_wide, check_setting_names, check_types
@@ -87,6 +94,8 @@ def validate_inventory(unreachable_ok: bool = False):
 
 def _validate_inventory(unreachable_ok: bool = False):
     check_groups()
+    if not unreachable_ok:
+        check_masters_reachable()
     hosts = topology.cluster_hosts()
     master = topology.master()
     for check in (check_setting_names, check_types, check_ssh):
@@ -99,6 +108,7 @@ def _validate_inventory(unreachable_ok: bool = False):
         check_values(target)
         check_networks(target)
     master_profile = check_profile(master)
+    check_masters_for_profile(master_profile)
     for target in hosts:
         if unreachable_ok and topology.unreachable(target):
             continue

@@ -7,7 +7,7 @@ from pyinfra.facts.server import LinuxDistribution
 from pyinfra.operations import server
 
 from .. import engine
-from ..components import coredns
+from ..components import coredns, etcd_members
 from ..components.addons import deploy_addons
 from ..components.control_plane import deploy_master_services
 from ..components.etcd import deploy_etcd
@@ -21,6 +21,9 @@ from ..settings import topology
 from ..settings.defaults import DEFAULTS, setting
 from ..settings.profiles import profile
 from ..settings.validation import validate_inventory
+from .refusals import hosts_in_step, require_hosts_in_step
+
+GROWTH_IN_STEP = ("deploys/cluster.py", "etcd's new members join one at a time")
 
 
 def first_facts(target) -> list:
@@ -35,7 +38,7 @@ def first_facts(target) -> list:
         cluster_mark.FACT,
     ]
     if topology.is_master(target):
-        facts += certificates.master_facts()
+        facts += certificates.master_facts() + etcd_members.data_facts(target)
         # what a run may create only while the master holds none (a key of the add-ons)
         facts += [(File, {"path": path}) for path in (front_proxy.CA_CERT, encryption.CONFIG)]
     if topology.is_minion(target):  # where CoreDNS may forward (coredns.forward_targets)
@@ -56,7 +59,8 @@ def mark_cluster_hosts():
 @deploy("Master", data_defaults=DEFAULTS)
 def deploy_master():
     deploy_etcd()
-    deploy_flannel_network_config()
+    if host == topology.master():  # cluster-level: the first master's
+        deploy_flannel_network_config()
     deploy_flannel()
     deploy_master_services()
 
@@ -75,9 +79,15 @@ def deploy_cluster():
     # Validation reads every host's OS: this host's facts first, then (already read or being
     # read by their own preparation, under the CLI) the others'.
     for target in [host, *(other for other in topology.cluster_hosts() if other != host)]:
-        engine.prefetch(target, first_facts(target))
+        if not topology.unreachable(target):  # validation names an unreachable master
+            engine.prefetch(target, first_facts(target))
     with once.one_host_at_a_time():
         validate_inventory()
+        if etcd_members.joining():  # and under a script's run_ops, when the operations run
+            require_hosts_in_step(*GROWTH_IN_STEP)
+            deploy, why = GROWTH_IN_STEP
+            label = "Every host in step (no --serial, no --no-wait)"
+            hosts_in_step(name=label, deploy=deploy, why=why)
         mark_cluster_hosts()
         deploy_prerequisites()
         if topology.is_master():

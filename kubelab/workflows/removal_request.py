@@ -59,6 +59,13 @@ def check_request():
                 f"{name!r} is the master: only minions can be removed (deploys/reset.py "
                 "removes the whole cluster)",
             )
+        if any(name in (t.name, topology.short_name(t)) for t in topology.masters()):
+            fail(
+                "remove_nodes",
+                master,
+                f"{name!r} is a master: removing a master (an etcd member) is not supported, "
+                "only minions can be removed",
+            )
         if not any(name in (t.name, topology.short_name(t)) for t in minions):
             fail(
                 "remove_nodes",

@@ -46,10 +46,22 @@ from ..components import addons
 from ..settings import topology
 from ..settings.defaults import DEFAULTS
 from ..settings.validation import validate_inventory
-from .refusals import hosts_in_step, require_hosts_in_step
+from .refusals import Refused, hosts_in_step, require_hosts_in_step
 from .upgrade_plan import plan_host
 from .upgrade_policy import IN_STEP, check_request
 from .upgrade_steps import master_steps, minion_turn, snapshot_steps
+
+
+def refuse_several_masters():
+    """The upgrade's steps run on one master (its etcd snapshot, its components restarted
+    one after the other): several masters would restart their etcd members at once."""
+    masters = topology.masters()
+    if len(masters) > 1:
+        names = ", ".join(target.name for target in masters)
+        raise Refused(
+            f"kubelab: deploy_upgrade upgrades a cluster of one master; this one has "
+            f"{len(masters)} ({names}): nothing was changed"
+        )
 
 
 @deploy("Upgrade the cluster", data_defaults=DEFAULTS)
@@ -60,6 +72,7 @@ def deploy_upgrade():
     validate_inventory()
     if not topology.is_cluster_host():  # validation names it
         return
+    refuse_several_masters()
     check_request()
     hosts_in_step(
         name="Every host in step (no --serial, no --no-wait)", deploy=IN_STEP[0], why=IN_STEP[1]

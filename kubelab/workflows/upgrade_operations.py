@@ -11,7 +11,7 @@ from pyinfra.api import operation
 
 from ..components import catalog
 from ..engine import bounds
-from ..engine.clients import etcdctl, kubectl
+from ..engine.clients import etcdctl_to_member, kubectl
 from ..engine.facts import KubeVersions
 from ..engine.shell import fail, last_line, or_fail
 from ..settings import topology
@@ -30,14 +30,14 @@ def etcd_snapshot(path: str):
     """etcd's snapshot saved on the master (mode 0600), bounded by ``operation_timeout``."""
     seconds = bounds.operation_timeout()
     problem = (
-        f"kubelab: {host.name}: saving etcd's snapshot from {topology.etcd_url()} (at most "
+        f"kubelab: {host.name}: saving etcd's snapshot from {topology.etcd_member_url()} (at most "
         f"{seconds} s: operation_timeout): "
     )
     directory = shlex.quote(path.rsplit("/", 1)[0])
     cleanup = f"rm -f {shlex.quote(path)}*; "
     yield (
-        f"umask 077 && mkdir -p {directory} && err=$(timeout {seconds} env {etcdctl()} snapshot "
-        f"save {shlex.quote(path)} 2>&1 >/dev/null) || "
+        f"umask 077 && mkdir -p {directory} && err=$(timeout {seconds} env "
+        f"{etcdctl_to_member()} snapshot save {shlex.quote(path)} 2>&1 >/dev/null) || "
         + or_fail(problem, last_line("err"), first=cleanup)
     )
 

@@ -43,6 +43,36 @@ class ClusterCommands:
         assert "root" in auth["users"] and "e auth enable" in steps
         auth["enabled"] = True
 
+    def etcd_peer_update(self, name, url):
+        """etcd_members.peer_url_update_command: when etcd runs, this member's peer URL."""
+        machine = self.machine
+        if not machine.units.get("etcd.service", {}).get("active"):
+            return  # etcd does not answer: nothing to update
+        known = machine.etcd_members.get(name)
+        if known is not None and known != url:
+            for other in Hosts.machines.values():
+                if name in other.etcd_members:
+                    other.etcd_members[name] = url
+            machine.etcd_peer_updates.append((name, url))
+
+    def etcd_member_add(self, endpoints, name, url):
+        """etcd_members.member_add_command: on the joining master, against the members."""
+        running = [
+            m for m in Hosts.machines.values() if m.units.get("etcd.service", {}).get("active")
+        ]
+        if not running:
+            return False  # no member answers
+        if url in running[0].etcd_members.values():
+            return  # a member already (a resumed run)
+        for other in [*running, self.machine]:
+            other.etcd_members[name] = url
+        self.machine.etcd_member_adds.append((name, url, endpoints))
+
+    def etcd_caught_up(self, endpoint):
+        if not self.machine.units.get("etcd.service", {}).get("active"):
+            return False
+        self.machine.waited_for.append(f"etcd member at {endpoint} caught up")
+
     def wait_loop(self, check):
         self.machine.waited_for.append(check)
 

@@ -11,6 +11,8 @@ from kubelab.engine.facts import PackageSources
 from .facts import answer_fact
 from .machines import UNIT_BINARIES, WEB, FileState, Hosts, archive_images
 
+ETCD_MEMBER_DIR = "/var/lib/etcd/default/member"
+
 
 class HostCommands:
     """The interpreter's handlers of host set-up commands (see ``shell.Interpreter``)."""
@@ -33,6 +35,8 @@ class HostCommands:
             return False  # it exited as it started (flanneld losing a subnet to another host)
         if verb in ("start", "restart"):
             state["active"] = True
+            if unit == "etcd.service" and "/usr/local/bin/etcd" in self.machine.files:
+                self.machine.dirs.add(ETCD_MEMBER_DIR)  # modern etcd: its data, once started
             binary = self.machine.files.get(UNIT_BINARIES.get(unit, ""))
             self.machine.started[unit] = binary.content if binary else b""
         if verb == "restart":

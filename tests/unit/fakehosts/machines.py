@@ -121,6 +121,11 @@ class Machine:
     snapshots: list[str] = field(default_factory=list)  # master: etcd snapshots saved
     not_ready: set[str] = field(default_factory=set)  # minion units whose start never gets Ready
     unreachable: bool = False  # powered off: pyinfra cannot connect (ConnectError)
+    # master: etcd's members as this member knows them (name -> peer URL), member updates
+    # and adds run here ((name, url) each), the members a joining one was added at
+    etcd_members: dict[str, str] = field(default_factory=dict)
+    etcd_peer_updates: list[tuple[str, str]] = field(default_factory=list)
+    etcd_member_adds: list[tuple[str, str, str]] = field(default_factory=list)
 
     def install(self, package: str):
         self.packages.add(package)

@@ -161,6 +161,21 @@ class Interpreter(ClusterCommands, HostCommands):
             r"for attempt in \$\(seq \d+\); do err=\$\(\{ (.*?); \} 2>&1 >/dev/null\) .*",
             ClusterCommands.etcd_auth_setup,
         ),
+        (
+            r"e\(\) \{ ETCDCTL_API=3 etcdctl --endpoints=\S+ .*? \"\$@\"; \}; if list=\$\(e member "
+            r"list 2>/dev/null\); then .*? awk -F', ' -v n=(\S+) -v u=(\S+) .*",
+            ClusterCommands.etcd_peer_update,
+        ),
+        (
+            r"e\(\) \{ ETCDCTL_API=3 etcdctl --endpoints=(\S+) .*? \"\$@\"; \}; list=\$\(e member "
+            r"list 2>&1\) .*? out=\$\(e member add (\S+) --peer-urls=(\S+) 2>&1\) .*",
+            ClusterCommands.etcd_member_add,
+        ),
+        (
+            r"end=\$\(\( \$\(date \+%s\) \+ \d+ \)\); until out=\$\(ETCDCTL_API=3 etcdctl "
+            r"--endpoints=(\S+) .*? endpoint health && .*",
+            ClusterCommands.etcd_caught_up,
+        ),
         (r"apt-get update", HostCommands.apt_update),
         (
             r"for try in \$\(seq \d+\); do if (.+?); then exit 0; fi; sleep \d+; done; .*",
