@@ -23,6 +23,10 @@ SERVICE = catalog.named("kube-api-balancer").service
 CONFIG = catalog.named("kube-api-balancer").config[0]
 UNIT = f"/etc/systemd/system/{SERVICE}.service"
 PACKAGE = "haproxy"
+# Its runtime API (root only), where the specs read each apiserver's state:
+# ``echo "show servers state apiservers" | socat stdio /run/kube-api-balancer.sock``.
+STATS_SOCKET = f"/run/{SERVICE}.sock"
+BACKEND = "apiservers"
 
 
 def apiservers() -> list[tuple[str, str]]:
@@ -45,6 +49,8 @@ def deploy_api_balancer():
         balancer_port=setting("api_balancer_port", topology.master()),
         ca_file=f"{PKI}/ca.crt",
         apiservers=apiservers(),
+        stats_socket=STATS_SOCKET,
+        backend=BACKEND,
     )
     unit = place(UNIT, cluster_name=setting("cluster_name"), config=CONFIG)
     service(SERVICE, changed=[config, ca], units=[unit])

@@ -151,6 +151,7 @@ def test_every_host_runs_the_balancer_over_every_apiserver(three):
         assert "mode tcp" in config and "option httpchk GET /readyz" in config
         assert f"ca-file {PKI}/ca.crt" in config and "verify required" in config
         assert "on-marked-down shutdown-sessions" in config
+        assert "stats socket /run/kube-api-balancer.sock mode 600 level user" in config
         servers = re.findall(r"^\s*server (\S+) (\S+)$", config, re.M)
         assert servers == [(m.split(".")[0], f"{a}:6443") for m, a in MASTERS.items()]
         unit = machine.text(BALANCER_UNIT)
