@@ -3,6 +3,7 @@ master's own apiserver certificate and flags, its controller-manager and schedul
 apiserver, every host's kubelet and kube-proxy through its local balancer (kube-api-balancer) or
 ``api_endpoint``, the controller's admin kubeconfig with a context per master."""
 
+import copy
 import json
 import os
 import re
@@ -32,6 +33,7 @@ MINIONS = {
 FIRST, SECOND, THIRD = MASTERS
 ADDRESSES = {**MASTERS, **MINIONS}
 BALANCER = "https://127.0.0.1:6444"
+MASTER_API = "https://192.168.122.130:6443"
 PKI = "/etc/kubernetes/pki"
 BALANCER_CONFIG = "/etc/haproxy/kube-api-balancer.cfg"
 BALANCER_UNIT = "/etc/systemd/system/kube-api-balancer.service"
@@ -276,3 +278,43 @@ def test_bad_api_settings_stop_the_run_with_one_line(case, tmp_path, monkeypatch
 @pytest.mark.parametrize("value", ["api.example.com:6443", "10.0.0.10:443", "lb:8443"])
 def test_good_api_endpoints_pass(value):
     assert endpoint_problem(value) is None
+
+
+def test_a_rerun_of_three_masters_changes_nothing_and_costs_as_one_master(three, tmp_path):
+    machines, _, settings = three
+    again = copy.deepcopy(machines)
+    inventory = write_inventory(tmp_path)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(validation, "check_groups", lambda: None)
+        run = run_deploy(again, kubelab.deploy_cluster, inventory=inventory, data=settings)
+    assert run.changed_hosts() == []
+    one = one_master_files.one_master_cluster(tmp_path / "one")
+    one_run = run_deploy(
+        one,
+        kubelab.deploy_cluster,
+        data={"artifact_sha256": pins(), "pki_dir": str(tmp_path / "one" / "kubelab" / "pki")},
+    )
+    for name in [*MASTERS, *MINIONS]:
+        like = MASTER if name in MASTERS else "kubeminion1.traininglab.com"
+        assert run.remote_commands(name) == one_run.remote_commands(like), (name, run.facts[name])
+
+
+def test_growing_to_three_masters_keeps_the_first_certificate_and_moves_kubelets(tmp_path, order):
+    machines, _, settings = deploy(tmp_path, masters=[FIRST])
+    first_cert = machines[FIRST].files[f"{PKI}/apiserver.crt"].content
+    minion = "kubeminion1.traininglab.com"
+    assert server(machines[minion], "/etc/kubernetes/kubelet.kubeconfig") == MASTER_API
+    grown = {**machines, SECOND: debian12(), THIRD: debian12()}
+    (tmp_path / "grown").mkdir()
+    inventory = write_inventory(tmp_path / "grown")  # a new file: pyinfra caches the old one
+    order.clear()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(validation, "check_groups", lambda: None)
+        run_deploy(grown, kubelab.deploy_cluster, inventory=inventory, data=settings)
+    assert grown[FIRST].files[f"{PKI}/apiserver.crt"].content == first_cert
+    assert server(grown[minion], "/etc/kubernetes/kubelet.kubeconfig") == BALANCER
+    commands = [command for host, command in order if host == minion]
+    balancer = next(i for i, c in enumerate(commands) if "start kube-api-balancer" in c)
+    kubelet = next(i for i, c in enumerate(commands) if "/etc/kubernetes/kubelet.kubeconfig" in c)
+    assert balancer < kubelet
+    assert any("systemctl restart kubelet.service" in c for c in commands[kubelet:])
