@@ -14,6 +14,7 @@ from pyinfra.api.host import Host
 
 from ..settings import topology
 from ..settings.defaults import setting
+from ..settings.profiles import profile
 
 
 def apiserver_url(target: Host | None = None) -> str:
@@ -27,7 +28,10 @@ def service_account_issuer() -> str:
 
 
 def api_endpoint() -> str | None:
-    """``api_endpoint`` as the master holds it (a cluster-wide setting)."""
+    """``api_endpoint`` as the master holds it (a cluster-wide setting of the modern profile:
+    el7's single master ignores it, as it does every modern setting)."""
+    if profile(topology.master()) != "modern":
+        return None
     return setting("api_endpoint", topology.master())
 
 

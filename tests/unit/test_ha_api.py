@@ -13,7 +13,7 @@ import one_master_files
 import pytest
 from conftest import HOSTS, MASTER
 from cryptography import x509
-from fakehosts import REPO, debian12, run_deploy
+from fakehosts import REPO, centos7, debian12, run_deploy
 from refusal_cases import Case, refuse_case
 from test_modern import pins
 
@@ -318,3 +318,12 @@ def test_growing_to_three_masters_keeps_the_first_certificate_and_moves_kubelets
     kubelet = next(i for i, c in enumerate(commands) if "/etc/kubernetes/kubelet.kubeconfig" in c)
     assert balancer < kubelet
     assert any("systemctl restart kubelet.service" in c for c in commands[kubelet:])
+
+
+def test_el7_ignores_api_endpoint_as_every_modern_setting(tmp_path):
+    machines = {name: centos7() for name in HOSTS}
+    data = {"pki_dir": str(tmp_path / "pki"), "artifact_sha256": pins(), "secure": True}
+    run_deploy(machines, kubelab.deploy_cluster, data={**data, "api_endpoint": "api.lab:443"})
+    kubelet = machines["kubeminion1.traininglab.com"].text("/etc/kubernetes/kubelet.kubeconfig")
+    assert servers(kubelet) == [MASTER_API]
+    assert "haproxy" not in machines["kubeminion1.traininglab.com"].packages
