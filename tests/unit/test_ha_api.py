@@ -327,3 +327,13 @@ def test_el7_ignores_api_endpoint_as_every_modern_setting(tmp_path):
     kubelet = machines["kubeminion1.traininglab.com"].text("/etc/kubernetes/kubelet.kubeconfig")
     assert servers(kubelet) == [MASTER_API]
     assert "haproxy" not in machines["kubeminion1.traininglab.com"].packages
+
+
+def test_only_the_first_master_rewrites_the_secrets(three):
+    machines, run, _ = three
+    rewritten = "/etc/kubernetes/encryption-config.rewritten"
+    assert rewritten in machines[FIRST].files
+    for name in (SECOND, THIRD):
+        assert rewritten not in machines[name].files
+        assert not any("replace -f -" in command for command in run.commands[name])
+    assert any("replace -f -" in command for command in run.commands[FIRST])
