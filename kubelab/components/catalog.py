@@ -6,7 +6,8 @@ a kube service, kubectl) or kubelab's own setup of a host, with:
 
 - ``part``: the deploy that installs it (etcd, flannel, container runtime, kubelet, kube-proxy,
   control plane, prerequisites);
-- ``roles``: the hosts it is on (``master``, ``minion``);
+- ``roles``: the hosts it is on (``master``, ``minion``; the API balancer only with several
+  masters and no ``api_endpoint``);
 - ``service``: its systemd unit (``<service>.service``); None for a program no service of its
   own runs (kubectl; runc and the CNI plugins: the next container start uses a new one);
 - ``releases``: the upstream artifacts it is installed from, each at the version a setting
@@ -141,6 +142,13 @@ COMPONENTS = (
         "kubectl", "control plane", (MASTER,), releases=(kube("kubectl"),), config=(KUBE_CONFIG,)
     ),
     Component(
+        "kube-api-balancer",
+        "api balancer",
+        (MASTER, MINION),
+        service="kube-api-balancer",
+        config=("/etc/haproxy/kube-api-balancer.cfg",),
+    ),
+    Component(
         "kubelet",
         "kubelet",
         (MINION,),
@@ -211,6 +219,7 @@ COMPONENTS = (
 STOP_ORDER = (
     "kubelet",
     "kube-proxy",
+    "kube-api-balancer",
     "kube-scheduler",
     "kube-controller-manager",
     "kube-apiserver",
@@ -220,7 +229,7 @@ STOP_ORDER = (
 )
 # The order a minion's services restart in when several do at once (an upgrade): the network,
 # the runtime, then the node's agents. The master's restart one at a time, as declared.
-RESTART_ORDER = ("flanneld", "containerd", "kubelet", "kube-proxy")
+RESTART_ORDER = ("flanneld", "containerd", "kube-api-balancer", "kubelet", "kube-proxy")
 
 
 def named(name: str) -> Component:

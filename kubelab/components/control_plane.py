@@ -1,17 +1,19 @@
 """The master's kube services: kube-apiserver, kube-controller-manager, kube-scheduler (and on
 the modern profile kube-proxy)."""
 
+from pyinfra import host
 from pyinfra.api import deploy
 
 from ..engine import packages
 from ..engine.common import place, service
-from ..pki import api_tls, encryption, front_proxy
+from ..pki import api_endpoints, api_tls, encryption, front_proxy
 from ..pki.api_tls import api_url
 from ..pki.certificates import MINION_KUBECONFIGS, deploy_master_certificates
 from ..pki.service_account import deploy_service_account_key
 from ..settings import topology
 from ..settings.defaults import DEFAULTS, setting
 from ..settings.profiles import profile
+from .api_balancer import deploy_api_balancer
 from .catalog import KUBE_MASTER_BINARIES
 from .kube_proxy import deploy_kube_proxy
 from .kube_services import install_kube_binaries, unit
@@ -82,12 +84,17 @@ def deploy_modern_master_services():
     names = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
     apiserver = {
         "encryption_config": encryption.CONFIG if encryption_config else None,
+        "advertise_address": topology.address(),
+        "service_account_issuer": api_endpoints.service_account_issuer(),
         **front_proxy.apiserver_arguments(),
     }
     units = {name: unit(name, **(apiserver if name == "kube-apiserver" else {})) for name in names}
     for name in names:
         service(name, changed=[binaries[name], *certificates[name]], units=[units[name]])
-    encryption.secrets_rewritten(encryption_config)
+    if host == topology.master():  # cluster-level work: once, after every apiserver restarted
+        encryption.secrets_rewritten(encryption_config)
+    # Before kube-proxy's kubeconfig points at it (several masters, no api_endpoint).
+    deploy_api_balancer()
     # The master reaches service cluster IPs too: the apiserver calls webhooks and aggregated
     # APIs through them.
     deploy_kube_proxy()

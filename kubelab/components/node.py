@@ -9,6 +9,7 @@ from ..pki import api_tls
 from ..settings import topology
 from ..settings.defaults import DEFAULTS
 from ..settings.profiles import profile
+from .api_balancer import deploy_api_balancer
 from .container_runtime import deploy_container_runtime
 from .control_plane import el7_config
 from .flannel import deploy_flannel
@@ -37,5 +38,7 @@ def deploy_modern_node():
     deploy_flannel()
     deploy_container_runtime()
     deploy_image_archives()  # before the kubelet: it would pull what they hold
+    if not topology.is_master():  # a master's runs with its control plane
+        deploy_api_balancer()  # before the kubeconfigs pointing at it
     deploy_kubelet()
     deploy_kube_proxy()

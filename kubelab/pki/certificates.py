@@ -11,15 +11,18 @@ import ipaddress
 from functools import cache
 from pathlib import Path
 
+from pyinfra import host
 from pyinfra.api import deploy
+from pyinfra.api.host import Host
 from pyinfra.facts.files import Sha256File
 
 from .. import engine
 from ..engine.common import directory
 from ..settings import topology
 from ..settings.defaults import DEFAULTS, fail, setting, setting_error
-from . import secret_files
-from .admin_kubeconfig import write_user_kubeconfig
+from ..settings.kinds import is_ip
+from . import api_endpoints, secret_files
+from .admin_kubeconfig import user_kubeconfig, write_user_kubeconfig
 from .pki import ClusterPKI, PKIError, PKIMissing
 from .pki_files import CA_CERT, ETCD_CA, SA_KEY
 
@@ -132,16 +135,18 @@ def etcd_pki() -> ClusterPKI:
 
 
 def apiserver_url() -> str:
-    return f"https://{topology.master_address()}:{setting('apiserver_port')}"
+    """The first master's apiserver."""
+    return api_endpoints.apiserver_url()
 
 
 # Names every apiserver certificate holds, whatever its master.
 GENERIC_NAMES = ("kubernetes", "localhost")
 
 
-def apiserver_names() -> tuple[list[str], list[str]]:
-    """DNS names and IPs clients use for the apiserver."""
-    master = topology.master()
+def apiserver_names(master: Host | None = None) -> tuple[list[str], list[str]]:
+    """DNS names and IPs clients use for the apiserver of ``master`` (default: the first), with
+    ``api_endpoint``'s host when set."""
+    master = topology.master() if master is None else master
     domain = setting("cluster_domain")
     service_ip = ipaddress.IPv4Network(setting("service_cluster_ip_range"))[1]
     dns = [
@@ -153,7 +158,25 @@ def apiserver_names() -> tuple[list[str], list[str]]:
         topology.short_name(master),
         "localhost",
     ]
-    return dns, [topology.master_address(), str(service_ip), "127.0.0.1"]
+    ips = [topology.address(master), str(service_ip), "127.0.0.1"]
+    endpoint = api_endpoints.endpoint_host()
+    if endpoint:
+        (ips if is_ip(endpoint) else dns).append(endpoint)
+    return dns, ips
+
+
+def apiserver_cert_name(master: Host | None = None) -> str:
+    """The apiserver certificate's name in the local PKI: the first master keeps
+    ``apiserver``, the others ``apiserver-<short name>``."""
+    master = host if master is None else master
+    return (
+        "apiserver" if master == topology.master() else f"apiserver-{topology.short_name(master)}"
+    )
+
+
+def admin_client(pki: ClusterPKI) -> tuple[bytes, bytes]:
+    """The admin's client certificate and key (the same on every master)."""
+    return client_cert(pki, "admin", "admin", ["system:masters"])
 
 
 def client_cert(pki: ClusterPKI, name: str, common_name: str, organizations=()):
@@ -162,10 +185,13 @@ def client_cert(pki: ClusterPKI, name: str, common_name: str, organizations=()):
     return engine.per_run(key, lambda: pki.client_cert(name, common_name, organizations))
 
 
-def kubeconfig(pki: ClusterPKI, name: str, common_name: str, organizations=()) -> bytes:
+def kubeconfig(
+    pki: ClusterPKI, name: str, common_name: str, organizations=(), server: str | None = None
+) -> bytes:
+    """A kubeconfig on ``server`` (default: the first master's apiserver)."""
     cert, key = client_cert(pki, name, common_name, organizations)
-    text = pki.kubeconfig(setting("cluster_name"), apiserver_url(), common_name, cert, key)
-    return text.encode()
+    server = server or apiserver_url()
+    return pki.kubeconfig(setting("cluster_name"), server, common_name, cert, key).encode()
 
 
 def install(files: dict[str, bytes], owner: str = "root") -> dict:
@@ -198,14 +224,16 @@ def deploy_master_certificates():
     """The master's certificates, keys and kubeconfigs; returns service -> their operations."""
     private_directory()
     pki = cluster_pki()
-    dns, ips = apiserver_names()
-    apiserver_cert, apiserver_key = pki.server_cert("apiserver", "kubernetes", dns, ips)
+    dns, ips = apiserver_names(host)
+    apiserver_cert, apiserver_key = pki.server_cert(apiserver_cert_name(), "kubernetes", dns, ips)
     kubelet_client = pki.client_cert(
         "apiserver-kubelet-client", "kube-apiserver-kubelet-client", ["system:masters"]
     )
     sa_private, sa_public = pki.service_account_keypair()
-    admin = kubeconfig(pki, "admin", "admin", ["system:masters"])
-    write_user_kubeconfig(pki_directory(), admin)  # the same, for kubectl on this machine
+    own = api_endpoints.own_apiserver_url()
+    admin = kubeconfig(pki, "admin", "admin", ["system:masters"], own)
+    # For kubectl on this machine: every master's, or api_endpoint's.
+    write_user_kubeconfig(pki_directory(), user_kubeconfig(pki, admin_client(pki)))
     etcd_client = {}
     if topology.secure():
         etcd = etcd_pki()
@@ -226,10 +254,10 @@ def deploy_master_certificates():
             f"{PKI}/service-account.key": sa_private,
             f"{PKI}/service-account.pub": sa_public,
             "/etc/kubernetes/controller-manager.kubeconfig": kubeconfig(
-                pki, "controller-manager", "system:kube-controller-manager"
+                pki, "controller-manager", "system:kube-controller-manager", server=own
             ),
             "/etc/kubernetes/scheduler.kubeconfig": kubeconfig(
-                pki, "scheduler", "system:kube-scheduler"
+                pki, "scheduler", "system:kube-scheduler", server=own
             ),
             "/etc/kubernetes/admin.kubeconfig": admin,
             **etcd_client,
@@ -270,14 +298,20 @@ def kube_proxy_kubeconfig(pki: ClusterPKI) -> bytes:
     system:kube-proxy, as kube-proxy's RBAC binding expects), so one host's key is not every
     host's."""
     name = f"kube-proxy-{topology.short_name()}"
-    return kubeconfig(pki, name, "system:kube-proxy", ["system:node-proxier"])
+    return kubeconfig(
+        pki, name, "system:kube-proxy", ["system:node-proxier"], api_endpoints.node_api_url()
+    )
 
 
 def kubelet_kubeconfig(pki: ClusterPKI) -> bytes:
     """This minion's kubelet's kubeconfig (its own node identity)."""
     node = topology.node_name()
     return kubeconfig(
-        pki, f"kubelet-{topology.short_name()}", f"system:node:{node}", ["system:nodes"]
+        pki,
+        f"kubelet-{topology.short_name()}",
+        f"system:node:{node}",
+        ["system:nodes"],
+        api_endpoints.node_api_url(),
     )
 
 

@@ -42,3 +42,38 @@ def _b64(data: bytes) -> str:
 def _quote(value: str) -> str:
     """A YAML double-quoted scalar (JSON string syntax is valid YAML)."""
     return json.dumps(value)
+
+
+def contexts_text(
+    servers: dict[str, str], user: str, ca_pem: bytes, cert_pem: bytes, key_pem: bytes
+) -> str:
+    """A kubeconfig for ``user`` with one cluster and one context per entry of ``servers``
+    (name -> https URL), each named after its entry; the current context is the first."""
+    for server in servers.values():
+        if not server.startswith("https://"):
+            raise ValueError(f"kubeconfig server {server!r} must be an https:// URL")
+    lines = ["apiVersion: v1", "kind: Config", "clusters:"]
+    for name, server in servers.items():
+        lines += [
+            f"- name: {_quote(name)}",
+            "  cluster:",
+            f"    certificate-authority-data: {_b64(ca_pem)}",
+            f"    server: {_quote(server)}",
+        ]
+    lines.append("contexts:")
+    for name in servers:
+        lines += [
+            f"- name: {_quote(name)}",
+            "  context:",
+            f"    cluster: {_quote(name)}",
+            f"    user: {_quote(user)}",
+        ]
+    lines += [
+        f"current-context: {_quote(next(iter(servers)))}",
+        "users:",
+        f"- name: {_quote(user)}",
+        "  user:",
+        f"    client-certificate-data: {_b64(cert_pem)}",
+        f"    client-key-data: {_b64(key_pem)}",
+    ]
+    return "\n".join(lines) + "\n"

@@ -200,6 +200,25 @@ CLUSTER_SETTINGS = [
         scope=CLUSTER,
     ),
     Setting(
+        "api_endpoint",
+        None,
+        "`host:port` (a DNS name or an IPv4 address) of an external load balancer or VIP in "
+        "front of every master's apiserver: every kubeconfig points there. Unset: with several "
+        "masters each host reaches them through its local balancer (`api_balancer_port`).",
+        "modern",
+        kind=str,
+        scope=CLUSTER,
+    ),
+    Setting(
+        "api_balancer_port",
+        6444,
+        "With several masters and no `api_endpoint`: the port on 127.0.0.1 of each host's "
+        "local load balancer (haproxy) over every apiserver, for its kubelet and kube-proxy.",
+        "modern",
+        limits=PORT,
+        scope=CLUSTER,
+    ),
+    Setting(
         "cluster_domain",
         "cluster.local",
         "DNS domain of the cluster's services.",

@@ -89,3 +89,23 @@ def remote_path_problem(value: str) -> str | None:
     if posixpath.normpath(value) != value:
         return f"is not in normal form ({posixpath.normpath(value)!r} is)"
     return None
+
+
+def endpoint_problem(value: str) -> str | None:
+    """``host:port``: a DNS name or an IPv4 address, and a port 1-65535."""
+    if re.search(r"\s", value):
+        return "holds white space"
+    host, colon, port = value.rpartition(":")
+    if not colon or not host:
+        return "has no ':port'"
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        return f"has the port {port!r}, not a number 1-65535"
+    if re.fullmatch(r"[0-9.]+", host):
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            return f"names the host {host!r}, which is no IPv4 address"
+        return None
+    if dns_problem(host):
+        return f"names the host {host!r}, which {dns_problem(host)}"
+    return None

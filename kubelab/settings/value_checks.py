@@ -12,6 +12,7 @@ import re
 
 from ..engine import images
 from . import topology
+from .api_checks import check_api_settings
 from .defaults import DEFAULTS, SETTINGS, fail, setting
 from .kinds import (
     ADMISSION_LIST,
@@ -48,6 +49,7 @@ def check_values(target):
     check_files(target)
     check_timeouts(target)
     check_cluster_details(target)
+    check_api_settings(target)
 
 
 def check_names(target):

@@ -35,7 +35,16 @@ BASE_PACKAGES = [
     "netbase",  # /etc/protocols: without it firewalld exits at start ("INVALID_PROTOCOL: esp")
 ]
 # What kubelab installs with apt on a Debian 12 host (tests/unit/test_lab_packages.py checks it).
-DEPLOY_PACKAGES = ["chrony", "curl", "ca-certificates", "tar", "iptables", "conntrack", "socat"]
+DEPLOY_PACKAGES = [
+    "chrony",
+    "curl",
+    "ca-certificates",
+    "tar",
+    "iptables",
+    "conntrack",
+    "socat",
+    "haproxy",
+]
 BASE_FILES = {
     # `down` powers machines off: a service slow to stop (the kubelet's pods, etcd) may not
     # hold that up for systemd's default 90 s

@@ -44,6 +44,7 @@ PACKAGE_UNITS = {
     "firewalld": ["firewalld.service"],
     "containerd": ["containerd.service"],
     "etcd-server": ["etcd.service"],
+    "haproxy": ["haproxy.service"],
 }
 PACKAGE_DIRS = {
     "etcd": ["/etc/etcd", "/var/lib/etcd"],
@@ -51,12 +52,14 @@ PACKAGE_DIRS = {
     "kubernetes-node": ["/etc/kubernetes", "/var/lib/kubelet"],
     "flannel": ["/etc/sysconfig"],
     "containerd": ["/etc/containerd"],
+    "haproxy": ["/etc/haproxy"],
 }
 PACKAGE_USERS = {
     "kubernetes-master": "kube",
     "kubernetes-node": "kube",
     "etcd": "etcd",
     "etcd-server": "etcd",
+    "haproxy": "haproxy",
 }
 
 
