@@ -116,7 +116,7 @@ def deploy_addons():
 def named_ahead():
     """The master's manifests named before a deploy first reads the master's state, so that
     one read answers for them too."""
-    if topology.is_master():
+    if topology.is_first_master():
         for path in (coredns.MANIFEST, metrics_server.MANIFEST):
             engine.manage(path)
 
@@ -130,5 +130,5 @@ def deploy_upgraded_addons():
     if topology.is_minion():
         deploy_image_archives()
     server.shell(name="The minions hold the add-ons' images", commands=[])
-    if topology.is_master():
+    if topology.is_first_master():
         deploy_addons()

@@ -1,7 +1,6 @@
 """The master's kube services: kube-apiserver, kube-controller-manager, kube-scheduler (and on
 the modern profile kube-proxy)."""
 
-from pyinfra import host
 from pyinfra.api import deploy
 
 from ..engine import packages
@@ -91,7 +90,7 @@ def deploy_modern_master_services():
     units = {name: unit(name, **(apiserver if name == "kube-apiserver" else {})) for name in names}
     for name in names:
         service(name, changed=[binaries[name], *certificates[name]], units=[units[name]])
-    if host == topology.master():  # cluster-level work: once, after every apiserver restarted
+    if topology.is_first_master():  # cluster-level work: once, after every apiserver restarted
         encryption.secrets_rewritten(encryption_config)
     # Before kube-proxy's kubeconfig points at it (several masters, no api_endpoint).
     deploy_api_balancer()

@@ -46,6 +46,13 @@ def is_master(target: Host | None = None) -> bool:
     return MASTERS_GROUP in (host if target is None else target).groups
 
 
+def is_first_master(target: Host | None = None) -> bool:
+    """Whether ``target`` (default: this host) is the first master: the one that does the
+    cluster-level work (flannel's config, etcd's auth, the add-ons, the smoke test's objects)."""
+    first = masters()[:1]
+    return (host if target is None else target) in first
+
+
 def is_minion(target: Host | None = None) -> bool:
     return MINIONS_GROUP in (host if target is None else target).groups
 

@@ -59,7 +59,7 @@ def mark_cluster_hosts():
 @deploy("Master", data_defaults=DEFAULTS)
 def deploy_master():
     deploy_etcd()
-    if host == topology.master():  # cluster-level: the first master's
+    if topology.is_first_master():  # cluster-level: the first master's
         deploy_flannel_network_config()
     deploy_flannel()
     deploy_master_services()
@@ -101,6 +101,6 @@ def deploy_cluster():
         if profile() == "modern":
             # Again one operation of every host: the add-ons need the minions.
             server.shell(name="The minions are ready", commands=[])
-            if topology.is_master():
+            if topology.is_first_master():  # cluster-level
                 deploy_addons()
     hoststate.read_ahead()

@@ -252,7 +252,7 @@ def deploy_remove_node():
     )
     nodes = [topology.node_name(target) for target in removed]
     names = ", ".join(nodes)
-    master = host == topology.master()  # the first master drains and deletes (several: one)
+    master = topology.is_first_master()  # the first master drains and deletes (several: one)
     existing, keys, files = [], [], []
     if master:  # what is left to do, read before anything changes
         existing = [node for node in existing_nodes() if node in nodes]

@@ -120,7 +120,7 @@ def deploy_reset():
         topology.cluster_hosts(), this_cluster(), "reset", teardown.holds_kubelab
     )
     teardown.clean_host(True)
-    master = host == topology.master()  # the local PKI is deleted once
+    master = topology.is_first_master()  # the local PKI is deleted once
     paths = local_pki_paths() if master and setting("reset_pki") else []
     step(
         bool(paths),

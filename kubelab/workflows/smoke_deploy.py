@@ -119,7 +119,7 @@ def deploy_smoke():
     validate_inventory()
     if not topology.is_cluster_host():  # validation names it
         return
-    master, minion = topology.is_master(), topology.is_minion()
+    master, minion = topology.is_first_master(), topology.is_minion()
     image = setting("smoke_image")
 
     def on_master(name: str, command: str):
