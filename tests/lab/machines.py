@@ -41,6 +41,9 @@ BOOT_TIMEOUT = float(os.environ.get("LAB_BOOT_TIMEOUT", "180"))
 STOP_TIMEOUT = 60
 
 
+OWN_AFTER_FIRST_BOOT = ("etc/hosts",)
+
+
 def node_files(node: Node, net: ipaddress.IPv4Network) -> dict[str, str]:
     gw = gateway(net)
     return {
@@ -67,6 +70,10 @@ def prepare_root(node: Node, net: ipaddress.IPv4Network) -> Path:
         layers = f"lowerdir={BASE},upperdir={node.dir / 'upper'},workdir={node.dir / 'work'}"
         run("mount", "-t", "overlay", "overlay", "-o", layers, str(root))
     for rel, content in node_files(node, net).items():
+        # /etc/hosts is the machine's own once it booted (kubelab adds the cluster's names,
+        # and a machine powered off and on keeps them, as a real one does)
+        if rel in OWN_AFTER_FIRST_BOOT and (node.dir / "upper" / rel).exists():
+            continue
         write(root / rel, content)
     write(root / "root/.ssh/authorized_keys", KEY.with_suffix(".pub").read_text(), 0o600)
     (root / "root/.ssh").chmod(0o700)
