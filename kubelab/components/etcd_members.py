@@ -40,6 +40,7 @@ MEMBER_DIR = f"{DATA}/member"  # what a member that ever started holds
 NEW, EXISTING = "new", "existing"
 CATCH_UP_SECONDS = 300  # a joining member's bound to answer and catch up with the leader
 CATCH_UP_PAUSE = 2
+MEMBER_ADD_SECONDS = 60  # a joining member's bound for etcd to accept its ``member add``
 MAX_LAG = 100  # raft entries a joined member may be behind the leader's index
 # awk over ``etcdctl endpoint status -w fields`` (one block per endpoint: its header's
 # MemberID, the Leader's ID, its RaftIndex, then its Endpoint): whether the member at ``me``
@@ -202,11 +203,17 @@ def member_add_command(members) -> str:
     where = f"kubelab: {host.name}: etcd member {name}: "
     listing = f"{where}listing the members at {endpoints}: "
     unlisted = shell.or_fail(listing, shell.last_line("list"))
-    unadded = shell.or_fail(f"{where}adding it at {endpoints}: ", shell.last_line("out"))
+    # etcd refuses to add a member ("unhealthy cluster") until the one added before has been
+    # connected for a few seconds (its strict reconfiguration check): tried again, bounded; a
+    # try whose answer was lost but which added it counts (its peer URL is listed then).
+    listed = f'e member list 2>/dev/null | grep -qF ", {url},"'
+    add = f"{{ {listed} || e member add {name} --peer-urls={url}; }}"
+    adding = shell.until_deadline(
+        add, MEMBER_ADD_SECONDS, CATCH_UP_PAUSE, f"{where}adding it at {endpoints}: "
+    )
     return (
         f'e() {{ {e} "$@"; }}; list=$(e member list 2>&1) || {unlisted}; '
-        f'case "$list" in *", {url},"*) ;; *) out=$(e member add {name} --peer-urls={url} 2>&1) '
-        f"|| {unadded};; esac"
+        f'case "$list" in *", {url},"*) ;; *) {adding};; esac'
     )
 
 

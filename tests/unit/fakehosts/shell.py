@@ -168,7 +168,8 @@ class Interpreter(ClusterCommands, HostCommands):
         ),
         (
             r"e\(\) \{ ETCDCTL_API=3 etcdctl --endpoints=(\S+) .*? \"\$@\"; \}; list=\$\(e member "
-            r"list 2>&1\) .*? out=\$\(e member add (\S+) --peer-urls=(\S+) 2>&1\) .*",
+            r"list 2>&1\) .*? until out=\$\(\{ e member list .*? \|\| "
+            r"e member add (\S+) --peer-urls=(\S+); \} 2>&1\).*",
             ClusterCommands.etcd_member_add,
         ),
         (
