@@ -6,6 +6,8 @@ from itertools import combinations
 
 import pytest
 
+from kubelab.components import api_balancer
+
 SYSCTL_FILE = "/etc/sysctl.d/90-kubelab.conf"
 SYSCTLS = {"net.ipv4.ip_forward": "1", "net.bridge.bridge-nf-call-iptables": "1"}
 # /livez: the proxy's own health. /healthz also asks whether this host's Node may take
@@ -117,3 +119,24 @@ def test_kube_proxy_runs_and_is_healthy(node):
     )
     node.assert_running("kube-proxy")
     node.assert_healthy("kube-proxy's", KUBE_PROXY_LIVEZ, body=None, within=KUBE_PROXY_STARTUP)
+
+
+def test_api_balancer_has_every_apiserver_up(node, cluster):
+    """Several masters and no ``api_endpoint``: this host's local balancer answers on
+    127.0.0.1 and holds every master's apiserver, each UP by its /readyz check."""
+    node.only("modern", "a local API balancer")
+    if not cluster.highly_available or node.setting("api_endpoint"):
+        pytest.skip("one master, or api_endpoint set: no local balancer")
+    node.assert_running(api_balancer.SERVICE)
+    node.assert_listening("the API balancer", node.setting("api_balancer_port"), "127.0.0.1")
+    show = f'echo "show stat" | socat stdio {api_balancer.STATS_SOCKET}'
+    result = node.host.run(show)
+    assert result.rc == 0, f"{node.name}: {show}: {result.stderr.strip()!r}"
+    rows = [line.split(",") for line in result.stdout.splitlines() if not line.startswith("#")]
+    found = {row[1]: row[17] for row in rows if len(row) > 17 and row[0] == api_balancer.BACKEND}
+    wanted = {master.short_name: "UP" for master in cluster.masters}
+    servers = {name: status for name, status in found.items() if name != "BACKEND"}
+    assert servers == wanted, (
+        f"{node.name}: expected the balancer's backend {api_balancer.BACKEND} to hold {wanted}, "
+        f"found {servers}"
+    )
