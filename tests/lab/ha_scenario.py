@@ -36,6 +36,7 @@ from pathlib import Path
 
 import addons
 import builds
+import cgroups
 import daytwo
 import faults
 import kube
@@ -236,6 +237,16 @@ def apiserver_restart_gap() -> float:
     return api.longest_gap
 
 
+def masters_memory(inventory: str) -> str:
+    """Each master's memory as its machine's cgroup counts it, resident / charged."""
+    parts = []
+    for master in masters_of(inventory):
+        use = cgroups.memory_use(master)
+        if use:
+            parts.append(f"{master} {use['rss'] / 2**20:.0f} / {use['charged'] / 2**20:.0f} MB")
+    return "memory of the masters (resident / charged): " + ", ".join(parts)
+
+
 def grow_to_three_masters(inventory: str) -> tuple[str, str]:
     """cluster.py on the inventory with two more masters, under both loops; the grown
     inventory and what was seen. The API may be unreachable from here for about as long as
@@ -269,7 +280,7 @@ def grow_to_three_masters(inventory: str) -> tuple[str, str]:
     return grown, (
         f"{summary} (one apiserver restart before it: {restart_gap:.1f} s); etcd members "
         f"{', '.join(sorted(names))}; no pod restarted; specs pass; "
-        "a re-run changes nothing"
+        f"a re-run changes nothing; {masters_memory(grown)}"
     )
 
 
