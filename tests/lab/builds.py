@@ -29,6 +29,7 @@ GO_ENV = {
     "GOFLAGS": "-mod=mod -buildvcs=false",
 }
 BUILD_TIMEOUT = 3600  # one component, cold (Kubernetes takes the longest)
+FETCH_TIMEOUT = 900  # one go command of a download ahead (prefetch): the longest took 71 s
 
 # k8s.io/kubernetes requires each of these at v0.0.0 and replaces it with its staging
 # directory; the wrapper points each at its published twin, v0.<minor>.<patch>.
@@ -533,9 +534,9 @@ def prefetch(build: Build) -> float:
     try:
         write(work / "go.mod", build.go_mod())
         if build.tidy:
-            go(["mod", "tidy"], work, env=build.env, capture=True)
+            go(["mod", "tidy"], work, env=build.env, capture=True, timeout=FETCH_TIMEOUT)
         env = {"CGO_ENABLED": "1" if build.cgo else "0", **build.env}
-        go(fetch_command(build), work, env=env, capture=True)
+        go(fetch_command(build), work, env=env, capture=True, timeout=FETCH_TIMEOUT)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return time.monotonic() - started

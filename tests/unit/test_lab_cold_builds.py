@@ -182,3 +182,26 @@ def test_a_failed_background_build_fails_the_step_with_its_log(monkeypatch, tmp_
     with pytest.raises(pipeline.StepFailed, match="out of memory"):
         older.served()
     older.stop()  # nothing left to end
+
+
+def test_prebuild_fetches_the_first_build_alone_then_the_others_during_the_compiles(monkeypatch):
+    no_module_proxy(monkeypatch)
+    plan = [builds.runc("v1.3.6"), builds.etcd("v3.6.14"), builds.flannel("v0.28.9")]
+    events = []
+    monkeypatch.setattr(prebuild, "install_host_packages", lambda: None)
+    monkeypatch.setattr(prebuild, "every_build", lambda release: plan)
+    monkeypatch.setattr(prebuild, "debian_images", lambda: ["busybox"])
+    monkeypatch.setattr(prebuild.lab_images, "ensure_image", lambda i: events.append(("img", i)))
+    monkeypatch.setattr(builds, "prefetch", lambda b: events.append(("fetch", b.key)) or 1.0)
+    monkeypatch.setattr(builds, "ensure_built", lambda b: events.append(("build", b.key)))
+    monkeypatch.setattr(prebuild.mirror, "ensure_builds", lambda: events.append(("mirror",)))
+    monkeypatch.setattr(prebuild.lab_images, "ensure_images", lambda: events.append(("lab",)))
+    monkeypatch.setattr(prebuild.conformance, "prepare", lambda images: events.append(images))
+    prebuild.prebuild()
+    fetched = [key for kind, *key in events if kind == "fetch"]
+    assert fetched[0] == ["runc-v1.3.6"] and len(fetched) == 3
+    # the first build's downloads come first, alone, and before its compile
+    assert events.index(("fetch", "runc-v1.3.6")) < events.index(("build", "runc-v1.3.6"))
+    assert [e[1] for e in events if e[0] == "build"] == [b.key for b in plan]
+    assert ("img", "busybox") in events
+    assert events[-3:] == [("mirror",), ("lab",), conformance_subset.IMAGES]
