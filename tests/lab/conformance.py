@@ -272,15 +272,16 @@ def stop(process: subprocess.Popen, part: str, deadline: float) -> None:
     print(f"conformance: the {part} part passed its deadline of {deadline:g} s")
 
 
-def prepare() -> tuple[dict[str, Path], dict[str, Path], str]:
-    """Builds and images (cached), then the tools' paths, the archives, the release."""
+def prepare(images=tuple(conformance_images.SUITE_IMAGES)) -> tuple[dict, dict, str]:
+    """Builds and the suite's ``images`` (every one by default; cached), then the tools'
+    paths, the archives, the release."""
     release = mirror.versions().kube_version
     tools = {
         "e2e.test": builds.ensure_built(builds.kubernetes_e2e(release)) / "e2e.test",
         "ginkgo": builds.ensure_built(builds.ginkgo(release)) / "ginkgo",
         "kubectl": builds.ensure_built(builds.kubernetes(release)) / "kubectl",
     }
-    return tools, conformance_images.ensure_images(), release
+    return tools, conformance_images.ensure_images(images), release
 
 
 def suite_settings() -> dict:

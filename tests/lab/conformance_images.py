@@ -224,10 +224,15 @@ def make_tmp(root: Path) -> None:
     (root / "tmp").chmod(0o1777)
 
 
+def sample_apiserver_build() -> builds.Build:
+    """k8s.io/sample-apiserver at the release its tag names (1.29.2: v0.29.2)."""
+    return builds.sample_apiserver("v0." + SUITE_IMAGES["sample-apiserver"][2].split(".", 1)[1])
+
+
 def sample_apiserver_image() -> Image:
     """k8s.io/sample-apiserver at the release the tag names (1.29.2: v0.29.2) at /."""
     name, tag = suite_name("sample-apiserver").rsplit(":", 1)
-    build = builds.sample_apiserver("v0." + tag.split(".", 1)[1])
+    build = sample_apiserver_build()
 
     def make_root(root: Path) -> dict:
         copy_program(builds.ensure_built(build) / "sample-apiserver", root / "sample-apiserver")
@@ -243,11 +248,16 @@ def sample_apiserver_image() -> Image:
     )
 
 
+def etcd_build() -> builds.Build:
+    """etcd at the release its tag names (3.6.6-0: v3.6.6)."""
+    return builds.etcd("v" + SUITE_IMAGES["etcd"][2].split("-")[0])
+
+
 def etcd_image() -> Image:
     """etcd and etcdctl of the release the tag names (3.6.6-0: v3.6.6) in /usr/local/bin, as
     upstream's etcd image has them (the aggregator test runs /usr/local/bin/etcd)."""
     name, tag = suite_name("etcd").rsplit(":", 1)
-    build = builds.etcd("v" + tag.split("-")[0])
+    build = etcd_build()
 
     def make_root(root: Path) -> dict:
         for program in ("etcd", "etcdctl"):
@@ -411,8 +421,11 @@ def nginx_image() -> Image:
     )
 
 
-def conformance_images() -> list[Image]:
-    """Every image of SUITE_IMAGES, in that order."""
+def conformance_images(names=tuple(SUITE_IMAGES)) -> list[Image]:
+    """The images of SUITE_IMAGES that ``names`` names (every one by default), in that order."""
+    unknown = set(names) - set(SUITE_IMAGES)
+    if unknown:
+        raise LabError(f"no conformance image is called {', '.join(sorted(unknown))}")
     makers = {
         "agnhost": lambda: agnhost_image(SUITE_IMAGES["agnhost"][2]),
         "agnhost-prev": lambda: agnhost_image(SUITE_IMAGES["agnhost-prev"][2]),
@@ -425,12 +438,30 @@ def conformance_images() -> list[Image]:
         "etcd": etcd_image,
         "pause": pause_image,
     }
-    return [makers[name]() for name in SUITE_IMAGES]
+    return [makers[name]() for name in SUITE_IMAGES if name in names]
 
 
-def ensure_images() -> dict[str, Path]:
-    """Suite reference -> archive, for every image built so far, built where not cached."""
-    return {image.reference: lab_images.ensure_image(image) for image in conformance_images()}
+# The images made from Debian's packages alone (no Go build): prebuild.py makes their roots in
+# a thread of their own, beside the Go builds (mmdebstrap and apt mostly wait on the network).
+DEBIAN_ONLY = ("busybox", "nginx")
+
+
+def go_builds(names=tuple(SUITE_IMAGES), kube_version: str = KUBE_VERSION) -> list[builds.Build]:
+    """The Go builds the images ``names`` names copy programs from (for prebuild.py's module
+    downloads ahead), each once."""
+    on_agnhost = {"agnhost", "agnhost-prev", "nautilus"} & set(names)
+    found = [builds.agnhost(kube_version), builds.coredns()] if on_agnhost else []
+    found += [builds.coredns()] if "jessie-dnsutils" in names else []
+    found += [builds.nonewprivs(kube_version)] if "nonewprivs" in names else []
+    found += [sample_apiserver_build()] if "sample-apiserver" in names else []
+    found += [etcd_build()] if "etcd" in names else []
+    return list({build.key: build for build in found}.values())
+
+
+def ensure_images(names=tuple(SUITE_IMAGES)) -> dict[str, Path]:
+    """Suite reference -> archive of each image ``names`` names (every one by default), built
+    where not cached."""
+    return {image.reference: lab_images.ensure_image(image) for image in conformance_images(names)}
 
 
 def main() -> int:

@@ -28,6 +28,24 @@ ONE_PER_SIG = (
     "[Conformance]",
 )
 
+# The suite's images (conformance_images.SUITE_IMAGES) the subset's tests run, read from their
+# sources at v1.35.8 (k8s.io/kubernetes test/e2e, the tests and the helpers they call):
+# - agnhost (2.59, imageutils.Agnhost): every [sig-network] test that runs a pod: dns.go's
+#   probers and webserver (dns_common.go createDNSPod), service.go's backends and exec pods
+#   (e2eservice.TestJig, e2epod.NewAgnhostPod, CreateExecPodOrFail, createPausePodDeployment),
+#   networking.go's NetworkingTestConfig, hostport.go, proxy.go; the AdmissionWebhook test's
+#   webhook (webhook.go deployWebhookAndService), the Deployment test's pods (apps/types.go
+#   AgnhostImage), kubectl describe's controller (agnhost-primary-controller.json.in), the
+#   Secrets volume test's mounttest (secrets_volume.go doSecretE2EWithoutMapping).
+# - jessie-dnsutils (imageutils.JessieDnsutils): dns.go's second prober in every DNS test.
+# - nginx (imageutils.Nginx): endpointslice.go and endpoints.go's pods.
+# - busybox (imageutils.BusyBox): the ServiceAccounts token test, the ConfigMap env test.
+# - pause (imageutils.GetPauseImageName): service_latency.go's deployment, the LimitRange
+#   test's pods (limit_range.go newTestPod).
+# None of them uses agnhost 2.55 (AgnhostPrev), nonewprivs, nautilus, sample-apiserver or etcd:
+# `make test` builds and loads these five only, `make conformance` all of SUITE_IMAGES.
+IMAGES = ("agnhost", "busybox", "nginx", "jessie-dnsutils", "pause")
+
 
 def words(name: str) -> str:
     """A test's name with single spaces (some names hold two in a row)."""

@@ -10,7 +10,6 @@ master powered off, etcd's leader killed, a re-run with a master down (ha_scenar
 down. Prints each check and a closing 'N passed, N failed'. Every step has a deadline
 (pipeline.DEADLINES)."""
 
-import os
 import subprocess
 import sys
 import time
@@ -20,7 +19,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import addons  # noqa: E402
-import builds  # noqa: E402
 import cgroups  # noqa: E402
 import conformance  # noqa: E402
 import conformance_subset  # noqa: E402
@@ -37,10 +35,13 @@ import untouched  # noqa: E402
 import upgrade_scenario  # noqa: E402
 
 # The lab's inventory with the open setup pinned (whatever the profile's default), so that
-# the switch to `secure` at the end switches something, and the conformance suite's images in
-# every host's image_archives (written by prepare_inventory, once they are built).
+# the switch to `secure` at the end switches something, and the images of the conformance
+# subset in every host's image_archives (written by prepare_inventory, once they are built).
 INVENTORY = str(pipeline.LOGS / "inventory-open.py")
 results: list[tuple[str, bool, str]] = []
+# The upgrade scenario's older release, built in the background from the start when it is not
+# cached (prebuild leaves it out), waited for just before the upgrade.
+OLDER = upgrade_scenario.OlderRelease()
 
 
 def check(name: str, ok: bool, detail: str = ""):
@@ -61,8 +62,9 @@ def lab_is_clean() -> bool:
 
 
 def prepare_inventory() -> dict:
-    """The conformance suite's tools and images built (cached), then INVENTORY written."""
-    tools, archives, _ = conformance.prepare()
+    """The conformance suite's tools and the subset's images built (cached), then INVENTORY
+    written."""
+    tools, archives, _ = conformance.prepare(conformance_subset.IMAGES)
     data = {"secure": False, "image_archives": conformance.with_suite_images(archives)}
     pipeline.derived_inventory("inventory.py", Path(INVENTORY), data=data)
     return tools
@@ -182,13 +184,21 @@ def day_two(inventory: str):
     check("the cluster reset and rebuilt", True, daytwo.reset_and_rebuild(smaller))
     check("a host outside masters/minions left alone", True, untouched.left_alone())
     check(
+        f"the upgrade's older release {OLDER.release} built (in the background since the start) "
+        "and served by the lab's mirror",
+        True,
+        OLDER.served(),
+    )
+    check(
         "the cluster upgraded while nginx serves", True, upgrade_scenario.upgrade_cluster(smaller)
     )
     return smaller
 
 
 def scenario():
-    first_cluster(prepare_inventory())
+    tools = prepare_inventory()
+    print(f"e2e: the upgrade's older release: {OLDER.start()}", flush=True)
+    first_cluster(tools)
     check("damaged binaries installed again", True, installs.corrupted_binaries_restored(INVENTORY))
     rolled = addons.coredns_rolls_without_a_failed_lookup(INVENTORY)
     check("a changed DNS setting rolls CoreDNS with no failed lookup", True, rolled)
@@ -202,8 +212,6 @@ def scenario():
 def main() -> int:
     if not pipeline.require_root("lab end-to-end"):
         return 0
-    # the lab's mirror also serves the release the upgrade starts from
-    os.environ.setdefault(builds.EXTRA_KUBE_ENV, upgrade_scenario.OLDER_RELEASE)
     try:
         scenario()
     except Exception as error:  # a step that failed, or a bug in the scenario: lab down
@@ -219,6 +227,8 @@ def main() -> int:
         if lab_bridge_is_up():
             print(kube.cluster_state())
         subprocess.run([*pipeline.LAB, "down"])
+    finally:
+        OLDER.stop()
     failed = sum(1 for _, ok, _ in results if not ok)
     print(f"e2e: {len(results) - failed} passed, {failed} failed")
     return 1 if failed else 0
