@@ -4,7 +4,6 @@ from ..engine import downloads
 from ..engine.artifacts import kube_binary
 from ..engine.common import place
 from ..pki import etcd_tls
-from ..pki.certificates import apiserver_url
 from ..settings import topology
 from ..settings.defaults import setting
 
@@ -23,9 +22,7 @@ def unit(name: str, **extra):
     return place(
         f"/etc/systemd/system/{name}.service",
         cluster_name=setting("cluster_name"),
-        master_address=topology.master_address(),
         etcd_url=topology.etcd_url(),
-        apiserver_url=apiserver_url(),
         apiserver_port=setting("apiserver_port"),
         service_cluster_ip_range=setting("service_cluster_ip_range"),
         secure=etcd_tls.enabled(topology.master()),
