@@ -29,7 +29,7 @@ def etcd_template_data() -> dict:
         "etcd_name": topology.short_name(),
         "client_url": topology.etcd_member_url(),
         "peer_url": topology.etcd_peer_url(),
-        "scheme": etcd_tls.scheme(),
+        "scheme": topology.etcd_scheme(),
         "tls": etcd_tls.etcd_server_files() if etcd_tls.enabled() else None,
     }
 

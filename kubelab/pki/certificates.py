@@ -165,18 +165,21 @@ def apiserver_names(master: Host | None = None) -> tuple[list[str], list[str]]:
     return dns, ips
 
 
-def apiserver_cert_name(master: Host | None = None) -> str:
-    """The apiserver certificate's name in the local PKI: the first master keeps
-    ``apiserver``, the others ``apiserver-<short name>``."""
+def master_cert_name(base: str, master: Host | None = None) -> str:
+    """The name in the local PKI of a certificate each master has its own of (``apiserver``,
+    ``etcd-server``): ``base`` for the first master, as a cluster deployed before several
+    masters were named it; ``<base>-<short name>`` for the others."""
     master = host if master is None else master
-    return (
-        "apiserver" if master == topology.master() else f"apiserver-{topology.short_name(master)}"
-    )
+    return base if master == topology.master() else f"{base}-{topology.short_name(master)}"
+
+
+# The admin's client certificate: its name in the local PKI, its user and its group.
+ADMIN_CLIENT = ("admin", "admin", ["system:masters"])
 
 
 def admin_client(pki: ClusterPKI) -> tuple[bytes, bytes]:
     """The admin's client certificate and key (the same on every master)."""
-    return client_cert(pki, "admin", "admin", ["system:masters"])
+    return client_cert(pki, *ADMIN_CLIENT)
 
 
 def client_cert(pki: ClusterPKI, name: str, common_name: str, organizations=()):
@@ -225,13 +228,15 @@ def deploy_master_certificates():
     private_directory()
     pki = cluster_pki()
     dns, ips = apiserver_names(host)
-    apiserver_cert, apiserver_key = pki.server_cert(apiserver_cert_name(), "kubernetes", dns, ips)
+    apiserver_cert, apiserver_key = pki.server_cert(
+        master_cert_name("apiserver"), "kubernetes", dns, ips
+    )
     kubelet_client = pki.client_cert(
         "apiserver-kubelet-client", "kube-apiserver-kubelet-client", ["system:masters"]
     )
     sa_private, sa_public = pki.service_account_keypair()
     own = api_endpoints.own_apiserver_url()
-    admin = kubeconfig(pki, "admin", "admin", ["system:masters"], own)
+    admin = kubeconfig(pki, *ADMIN_CLIENT, server=own)
     # For kubectl on this machine: every master's, or api_endpoint's.
     write_user_kubeconfig(pki_directory(), user_kubeconfig(pki, admin_client(pki)))
     etcd_client = {}

@@ -13,7 +13,7 @@ from pyinfra import host
 from ..settings import topology
 from ..settings.defaults import secure_for, setting
 from ..settings.profiles import profile
-from .certificates import PKI, client_cert, etcd_pki, install
+from .certificates import PKI, client_cert, etcd_pki, install, master_cert_name
 
 ETCD_PKI = "/etc/etcd/pki"
 FLANNEL_PKI = "/etc/flannel/pki"  # flanneld's client certificate, also used by kubelab's etcdctl
@@ -23,10 +23,6 @@ EL7_KUBE_TLS = "/etc/kubernetes/tls"  # el7: read by kube-apiserver, which runs 
 def enabled(target=None) -> bool:
     """``secure`` as it applies to the cluster of ``target``: unset, per profile."""
     return secure_for(setting("secure", target), profile(target))
-
-
-def scheme() -> str:
-    return "https" if enabled(topology.master()) else "http"
 
 
 def etcd_server_files() -> dict[str, str]:
@@ -63,16 +59,6 @@ def etcdctl_args(api: int) -> str:
     return f"--cacert={files['ca']} --cert={files['cert']} --key={files['key']}"
 
 
-def server_certificate_name(target=None) -> str:
-    """The name of a master's etcd serving certificate in the local PKI: ``etcd-server`` for
-    the first master (the one of a cluster deployed before several masters were), then
-    ``etcd-server-<short name>``."""
-    target = host if target is None else target
-    if target == topology.master():
-        return "etcd-server"
-    return f"etcd-server-{topology.short_name(target)}"
-
-
 def deploy_etcd_server_certificate(owner: str) -> list:
     """This master's etcd serving certificate, its key readable by ``owner`` (etcd's user):
     it serves etcd's clients and its peers (the other masters' members)."""
@@ -80,7 +66,7 @@ def deploy_etcd_server_certificate(owner: str) -> list:
     # clientAuth too: etcd's own gateway (/v3/ over HTTP) dials etcd with this certificate,
     # each member dials its peers with it, and kubelab's etcdctl presents it.
     cert, key = pki.server_cert(
-        server_certificate_name(),
+        master_cert_name("etcd-server"),
         "etcd",
         [host.name, topology.short_name(), "localhost"],
         [topology.address(), "127.0.0.1"],
