@@ -42,6 +42,7 @@ import faults
 import kube
 import mirror
 import pipeline
+import util
 
 HERE = Path(__file__).resolve().parent
 HA_INVENTORY = HERE / "inventory_ha.py"
@@ -199,17 +200,19 @@ def healthy_members(master: str) -> int:
 
 
 def wait_for(what: str, test, deadline: float, every: float = 2.0) -> float:
-    """Seconds until ``test()`` is true; fails naming ``what`` after ``deadline`` seconds."""
-    started = time.monotonic()
-    while True:
+    """Seconds until ``test()`` is true (a try that fails counts as false); fails naming
+    ``what`` after ``deadline`` seconds."""
+
+    def holds() -> bool:
         try:
-            if test():
-                return time.monotonic() - started
+            return bool(test())
         except (pipeline.StepFailed, subprocess.SubprocessError, ValueError, KeyError):
-            pass
-        if time.monotonic() - started > deadline:
-            raise pipeline.StepFailed(f"{what}: not within {deadline:g} s")
-        time.sleep(every)
+            return False
+
+    started = time.monotonic()
+    if not util.wait_until(holds, deadline, every):
+        raise pipeline.StepFailed(f"{what}: not within {deadline:g} s")
+    return time.monotonic() - started
 
 
 def apiserver_ready(master: str) -> bool:
